@@ -1,0 +1,102 @@
+"""The fleet file (`tensormux.yaml`): backends, models, tenants and routing, shared by gateway and health."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class BackendSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    url: str
+    models: tuple[str, ...] = ()
+    engine: str = "vllm"
+    hardware: str = ""
+    weight: float = 1.0
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_subject_safe(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("backend id must be 1-64 letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("backend url must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    context_length: int = 0
+
+
+class TenantSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    api_keys: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_subject_safe(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("tenant name must be 1-64 letters, digits, '-' or '_'")
+        return value
+
+
+class RoutingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strategy: str = "least_inflight"
+
+
+class FleetFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backends: tuple[BackendSpec, ...] = ()
+    models: tuple[ModelSpec, ...] = ()
+    tenants: tuple[TenantSpec, ...] = ()
+    routing: RoutingSpec = Field(default_factory=RoutingSpec)
+
+    @field_validator("backends")
+    @classmethod
+    def _unique_ids(cls, value: tuple[BackendSpec, ...]) -> tuple[BackendSpec, ...]:
+        ids = [b.id for b in value]
+        if len(ids) != len(set(ids)):
+            raise ValueError("backend ids must be unique")
+        return value
+
+
+class FleetFileError(ValueError):
+    pass
+
+
+def load_fleet(path: str | Path) -> FleetFile:
+    """Parse and validate a fleet file; errors name the file and the offending field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise FleetFileError(f"{path}: {exc}") from exc
+    try:
+        return FleetFile.model_validate(raw)
+    except ValidationError as exc:
+        raise FleetFileError(f"{path}: {exc}") from exc
+
+
+def dump_fleet(fleet: FleetFile, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(fleet.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,23 @@
+"""The NATS JetStream event bus: every subject, stream and consumer Tensormux uses is declared here."""
+
+from tmx_eventbus import subjects
+from tmx_eventbus.bus import EventBus
+from tmx_eventbus.codec import DecodeError, decode, encode, new_event_id
+from tmx_eventbus.provision import StreamMismatch, provision
+from tmx_eventbus.streams import BACKENDS_BUCKET, CONSUMERS, STREAMS, ConsumerDecl, StreamDecl
+
+__all__ = [
+    "BACKENDS_BUCKET",
+    "CONSUMERS",
+    "STREAMS",
+    "ConsumerDecl",
+    "DecodeError",
+    "EventBus",
+    "StreamDecl",
+    "StreamMismatch",
+    "decode",
+    "encode",
+    "new_event_id",
+    "provision",
+    "subjects",
+]

@@ -1,0 +1,142 @@
+"""EventBus: one NATS connection per service, typed publish, and durable pull consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import nats
+from google.protobuf.message import Message
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.kv import KeyValue
+
+from tmx_eventbus.codec import DecodeError, decode, encode
+from tmx_eventbus.provision import provision
+from tmx_eventbus.streams import BACKENDS_BUCKET, ConsumerDecl
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Message], Awaitable[None]]
+
+
+class EventBus:
+    """Wraps a connected nats client. Build it with `EventBus.connect` in a service's composition root."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self._subscriptions: list = []
+
+    @classmethod
+    async def connect(cls, url: str, name: str, *, connect_timeout: float = 2.0, **options) -> EventBus:
+        nc = await nats.connect(
+            url,
+            name=name,
+            connect_timeout=connect_timeout,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            **options,
+        )
+        return cls(nc)
+
+    @property
+    def connected(self) -> bool:
+        return self.nc.is_connected
+
+    async def provision(self) -> list[str]:
+        return await provision(self.js)
+
+    async def publish(self, subject: str, message: Message, *, timeout: float = 2.0) -> None:
+        data, headers = encode(message)
+        await self.js.publish(subject, data, headers=headers, timeout=timeout)
+
+    async def backends_kv(self) -> KeyValue:
+        return await self.js.key_value(BACKENDS_BUCKET)
+
+    async def consume(self, decl: ConsumerDecl, handler: Handler, *, batch: int = 16) -> None:
+        """Run a durable pull consumer until cancelled. A handler that raises gets the message redelivered
+        (with the declared backoff); a message that cannot be decoded is terminated, not retried."""
+        config = ConsumerConfig(
+            durable_name=decl.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=decl.ack_wait_s,
+            max_deliver=decl.max_deliver,
+            backoff=list(decl.backoff_s) if decl.backoff_s else None,
+            filter_subject=decl.filter_subject,
+        )
+        psub = await self.js.pull_subscribe(decl.filter_subject, durable=decl.durable, stream=decl.stream, config=config)
+        self._subscriptions.append(psub)
+        try:
+            while True:
+                try:
+                    msgs = await psub.fetch(batch, timeout=1.0)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    continue
+                for msg in msgs:
+                    await self._handle(msg, handler)
+        finally:
+            await _quietly_unsubscribe(psub)
+
+    async def follow_last_per_subject(self, stream: str, subject: str, handler: Handler) -> None:
+        """An ephemeral ordered consumer that first replays the latest message per subject, then follows.
+        Each gateway uses it to learn the fleet's current state and every change after."""
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def enqueue(msg: Msg) -> None:
+            queue.put_nowait(msg)
+
+        sub = await self.js.subscribe(
+            subject,
+            stream=stream,
+            cb=enqueue,
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT),
+        )
+        self._subscriptions.append(sub)
+        try:
+            while True:
+                msg = await queue.get()
+                try:
+                    await handler(decode(msg.data, msg.headers))
+                except DecodeError as exc:
+                    log.warning("dropping undecodable event", extra={"subject": msg.subject, "error": str(exc)})
+        finally:
+            await _quietly_unsubscribe(sub)
+
+    async def _handle(self, msg: Msg, handler: Handler) -> None:
+        try:
+            event = decode(msg.data, msg.headers)
+        except DecodeError as exc:
+            log.error("terminating undecodable message", extra={"subject": msg.subject, "error": str(exc)})
+            await msg.term()
+            return
+        try:
+            await handler(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handler failed; message will be redelivered", extra={"subject": msg.subject})
+            await msg.nak()
+            return
+        await msg.ack()
+
+    async def close(self) -> None:
+        for sub in self._subscriptions:
+            await _quietly_unsubscribe(sub)
+        self._subscriptions.clear()
+        if not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.drain(), timeout=5.0)
+            except Exception:  # drain can fail on a dead connection; close regardless
+                await self.nc.close()
+
+
+async def _quietly_unsubscribe(sub) -> None:
+    try:
+        await sub.unsubscribe()
+    except Exception:
+        pass

@@ -1,0 +1,48 @@
+"""Subject builders: the only place a NATS subject is spelled out. Services never format subjects."""
+
+from __future__ import annotations
+
+import re
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+ROOT = "tmx"
+
+
+def token(value: str) -> str:
+    """One subject token: NATS separators and wildcards (`.`, `*`, `>`, spaces) become `_`."""
+    if not value:
+        raise ValueError("subject token must not be empty")
+    return _UNSAFE.sub("_", value)
+
+
+def health_backend(backend_id: str) -> str:
+    return f"{ROOT}.health.backend.{token(backend_id)}"
+
+
+def signal_backend(backend_id: str) -> str:
+    return f"{ROOT}.signal.backend.{token(backend_id)}"
+
+
+def audit(tenant: str) -> str:
+    return f"{ROOT}.audit.{token(tenant)}"
+
+
+def forge_job(target: str) -> str:
+    return f"{ROOT}.forge.job.{token(target)}"
+
+
+def forge_progress(job_id: str) -> str:
+    return f"{ROOT}.forge.progress.{token(job_id)}"
+
+
+def registry_kernel(op: str) -> str:
+    return f"{ROOT}.registry.kernel.{token(op)}"
+
+
+ALL_HEALTH = f"{ROOT}.health.backend.>"
+ALL_SIGNAL = f"{ROOT}.signal.backend.>"
+ALL_AUDIT = f"{ROOT}.audit.>"
+ALL_FORGE_JOBS = f"{ROOT}.forge.job.>"
+ALL_FORGE_PROGRESS = f"{ROOT}.forge.progress.>"
+ALL_REGISTRY = f"{ROOT}.registry.kernel.>"

@@ -1,0 +1,6 @@
+"""gRPC server scaffold shared by health, planner and registry."""
+
+from tmx_grpcserver.errors import grpc_errors, status_for
+from tmx_grpcserver.server import GrpcServer
+
+__all__ = ["GrpcServer", "grpc_errors", "status_for"]

@@ -1,0 +1,204 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class BackendState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BACKEND_STATE_UNSPECIFIED: _ClassVar[BackendState]
+    BACKEND_STATE_UNKNOWN: _ClassVar[BackendState]
+    BACKEND_STATE_HEALTHY: _ClassVar[BackendState]
+    BACKEND_STATE_UNHEALTHY: _ClassVar[BackendState]
+    BACKEND_STATE_DRAINING: _ClassVar[BackendState]
+
+class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
+    JOB_STATE_QUEUED: _ClassVar[JobState]
+    JOB_STATE_RUNNING: _ClassVar[JobState]
+    JOB_STATE_PROMOTED: _ClassVar[JobState]
+    JOB_STATE_NOT_PROMOTED: _ClassVar[JobState]
+    JOB_STATE_FAILED: _ClassVar[JobState]
+    JOB_STATE_CANCELLED: _ClassVar[JobState]
+BACKEND_STATE_UNSPECIFIED: BackendState
+BACKEND_STATE_UNKNOWN: BackendState
+BACKEND_STATE_HEALTHY: BackendState
+BACKEND_STATE_UNHEALTHY: BackendState
+BACKEND_STATE_DRAINING: BackendState
+JOB_STATE_UNSPECIFIED: JobState
+JOB_STATE_QUEUED: JobState
+JOB_STATE_RUNNING: JobState
+JOB_STATE_PROMOTED: JobState
+JOB_STATE_NOT_PROMOTED: JobState
+JOB_STATE_FAILED: JobState
+JOB_STATE_CANCELLED: JobState
+
+class BackendStateChanged(_message.Message):
+    __slots__ = ("event_id", "occurred_at_unix_ms", "backend_id", "url", "models", "previous", "current", "reason", "consecutive_failures", "consecutive_successes")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_SUCCESSES_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at_unix_ms: int
+    backend_id: str
+    url: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    previous: BackendState
+    current: BackendState
+    reason: str
+    consecutive_failures: int
+    consecutive_successes: int
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., backend_id: _Optional[str] = ..., url: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., previous: _Optional[_Union[BackendState, str]] = ..., current: _Optional[_Union[BackendState, str]] = ..., reason: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., consecutive_successes: _Optional[int] = ...) -> None: ...
+
+class RequestOutcome(_message.Message):
+    __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "gateway_id", "backend_id", "model", "endpoint", "http_status", "streamed", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cached_tokens", "error")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_ID_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    STREAMED_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at_unix_ms: int
+    request_id: str
+    gateway_id: str
+    backend_id: str
+    model: str
+    endpoint: str
+    http_status: int
+    streamed: bool
+    latency_ms: float
+    ttft_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    error: str
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., gateway_id: _Optional[str] = ..., backend_id: _Optional[str] = ..., model: _Optional[str] = ..., endpoint: _Optional[str] = ..., http_status: _Optional[int] = ..., streamed: _Optional[bool] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RequestAudited(_message.Message):
+    __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "tenant", "api_key_id", "model", "endpoint", "backend_id", "http_status", "streamed", "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_ID_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    STREAMED_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_REASON_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at_unix_ms: int
+    request_id: str
+    tenant: str
+    api_key_id: str
+    model: str
+    endpoint: str
+    backend_id: str
+    http_status: int
+    streamed: bool
+    latency_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+    routing_strategy: str
+    routing_reason: str
+    client_ip: str
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., api_key_id: _Optional[str] = ..., model: _Optional[str] = ..., endpoint: _Optional[str] = ..., backend_id: _Optional[str] = ..., http_status: _Optional[int] = ..., streamed: _Optional[bool] = ..., latency_ms: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., routing_reason: _Optional[str] = ..., client_ip: _Optional[str] = ...) -> None: ...
+
+class KernelJob(_message.Message):
+    __slots__ = ("event_id", "occurred_at_unix_ms", "job_id", "op", "dtype", "shapes", "target", "generator", "max_candidates", "time_budget_s")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPES_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    GENERATOR_FIELD_NUMBER: _ClassVar[int]
+    MAX_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    TIME_BUDGET_S_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at_unix_ms: int
+    job_id: str
+    op: str
+    dtype: str
+    shapes: _containers.RepeatedCompositeFieldContainer[Shape]
+    target: str
+    generator: str
+    max_candidates: int
+    time_budget_s: float
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., job_id: _Optional[str] = ..., op: _Optional[str] = ..., dtype: _Optional[str] = ..., shapes: _Optional[_Iterable[_Union[Shape, _Mapping]]] = ..., target: _Optional[str] = ..., generator: _Optional[str] = ..., max_candidates: _Optional[int] = ..., time_budget_s: _Optional[float] = ...) -> None: ...
+
+class Shape(_message.Message):
+    __slots__ = ("dims",)
+    DIMS_FIELD_NUMBER: _ClassVar[int]
+    dims: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, dims: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class JobProgress(_message.Message):
+    __slots__ = ("event_id", "occurred_at_unix_ms", "job_id", "state", "step", "message", "worker_id", "kernel_id", "best_speedup")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    BEST_SPEEDUP_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at_unix_ms: int
+    job_id: str
+    state: JobState
+    step: str
+    message: str
+    worker_id: str
+    kernel_id: str
+    best_speedup: float
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., step: _Optional[str] = ..., message: _Optional[str] = ..., worker_id: _Optional[str] = ..., kernel_id: _Optional[str] = ..., best_speedup: _Optional[float] = ...) -> None: ...
+
+class KernelPromoted(_message.Message):
+    __slots__ = ("event_id", "occurred_at_unix_ms", "kernel_id", "op", "dtype", "hardware", "content_hash", "speedup")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    SPEEDUP_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at_unix_ms: int
+    kernel_id: str
+    op: str
+    dtype: str
+    hardware: str
+    content_hash: str
+    speedup: float
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., kernel_id: _Optional[str] = ..., op: _Optional[str] = ..., dtype: _Optional[str] = ..., hardware: _Optional[str] = ..., content_hash: _Optional[str] = ..., speedup: _Optional[float] = ...) -> None: ...

@@ -1,0 +1,35 @@
+"""A deterministic word-level tokenizer: enough to count tokens, hash prompt blocks and generate text."""
+
+from __future__ import annotations
+
+import re
+import zlib
+
+VOCAB_SIZE = 50_000
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_WORDS = (
+    "the of and to in is that it for on with as was at by an be this are from or have not they which you "
+    "one had were but all we when there can more if will each about how up out them then she many some so "
+    "these would other into has her two like him see time could no make than first been its who now people"
+).split()
+
+
+def tokenize(text: str) -> list[int]:
+    return [zlib.crc32(piece.encode()) % VOCAB_SIZE for piece in _TOKEN.findall(text)]
+
+
+def generated_word(seed: int, index: int) -> str:
+    """The index-th word the simulator emits for a prompt whose hash is `seed`."""
+    return _WORDS[(seed * 31 + index * 17) % len(_WORDS)]
+
+
+def render_chat(messages: list[dict]) -> str:
+    """Flatten OpenAI chat messages into one prompt text, as a chat template would."""
+    parts = []
+    for message in messages:
+        content = message.get("content") or ""
+        if isinstance(content, list):
+            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        parts.append(f"<|{message.get('role', 'user')}|>\n{content}\n")
+    parts.append("<|assistant|>\n")
+    return "".join(parts)
