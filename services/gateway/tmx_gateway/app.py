@@ -1,0 +1,116 @@
+"""Composition root: the only place the gateway's adapters are built and wired."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+
+import aiohttp
+import uvicorn
+from starlette.applications import Starlette
+
+from tmx_config import FleetFile, load_fleet
+from tmx_eventbus import EventBus
+from tmx_gateway.domain.fleet import FleetView
+from tmx_gateway.domain.routing import build_policy
+from tmx_gateway.domain.tenancy import Tenancy
+from tmx_gateway.events import EventPublisher, HealthFollower
+from tmx_gateway.http_api import GatewayApi, build_starlette
+from tmx_gateway.metrics import GatewayMetrics
+from tmx_gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    def __init__(self, settings: Settings, fleet_file: FleetFile) -> None:
+        self.settings = settings
+        self.fleet = FleetView()
+        self.fleet.apply_fleet(fleet_file)
+        self.tenancy = Tenancy(fleet_file)
+        self.metrics = GatewayMetrics()
+        self.policy = build_policy(fleet_file.routing.strategy)
+        self.bus: EventBus | None = None
+        self.publisher: EventPublisher | None = None
+        self.api = GatewayApi(settings, self.fleet, self.policy, lambda: self.tenancy, self.metrics, None, self.ready)
+        self._tasks: list[asyncio.Task] = []
+        self._fleet_mtime = _mtime(settings.fleet_file)
+
+    def ready(self) -> bool:
+        if self.api.session is None:
+            return False
+        return not self.settings.nats_url or (self.bus is not None and self.bus.connected)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette):
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30, enable_cleanup_closed=True)
+        timeout = aiohttp.ClientTimeout(total=self.settings.upstream_timeout_s,
+                                        sock_connect=self.settings.upstream_connect_timeout_s)
+        self.api.session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+        if self.settings.nats_url:
+            self._tasks.append(asyncio.create_task(self._connect_events(), name="connect-events"))
+        if self.settings.fleet_reload_s > 0:
+            self._tasks.append(asyncio.create_task(self._watch_fleet_file(), name="fleet-watch"))
+        try:
+            yield
+        finally:
+            if self.publisher:
+                await self.publisher.stop()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.bus:
+                await self.bus.close()
+            await self.api.session.close()
+
+    async def _connect_events(self) -> None:
+        while self.bus is None:
+            try:
+                self.bus = await EventBus.connect(self.settings.nats_url, name=f"gateway-{self.settings.gateway_id}")
+                await self.bus.provision()
+            except Exception as exc:  # keep serving on the fleet file; try NATS again shortly
+                log.warning("NATS not reachable; retrying", extra={"error": repr(exc)})
+                if self.bus is not None:
+                    await self.bus.close()
+                    self.bus = None
+                await asyncio.sleep(1.0)
+        self.publisher = EventPublisher(self.bus, self.settings.gateway_id, self.metrics, self.settings.event_queue_size)
+        self.publisher.start()
+        self.api.publisher = self.publisher
+        await HealthFollower(self.bus, self.fleet, self.metrics).run()
+
+    async def _watch_fleet_file(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.fleet_reload_s)
+            mtime = _mtime(self.settings.fleet_file)
+            if mtime == self._fleet_mtime:
+                continue
+            self._fleet_mtime = mtime
+            try:
+                fleet_file = load_fleet(self.settings.fleet_file)
+            except ValueError as exc:
+                log.error("fleet file rejected; keeping the previous one", extra={"error": str(exc)})
+                continue
+            self.fleet.apply_fleet(fleet_file)
+            self.tenancy = Tenancy(fleet_file)
+            log.info("fleet file reloaded", extra={"backends": len(fleet_file.backends)})
+
+    def starlette(self) -> Starlette:
+        return build_starlette(self.api, self.lifespan)
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+async def serve(settings: Settings) -> None:
+    fleet_file = load_fleet(settings.fleet_file)  # fail fast, before binding a port
+    gateway = Gateway(settings, fleet_file)
+    config = uvicorn.Config(gateway.starlette(), host=settings.host, port=settings.port, log_level="warning",
+                            access_log=False, loop="uvloop", http="httptools", timeout_graceful_shutdown=5)
+    await uvicorn.Server(config).serve()

@@ -1,0 +1,105 @@
+"""The gateway's view of the fleet: backends with their health and load, and the model catalogue.
+
+Fed by the fleet file (what exists), the health service's events (what is healthy) and the gateway's own
+requests (what is in flight, what just failed). Pure: callers pass `now`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from tmx_config import FleetFile
+
+
+class State(str, Enum):
+    UNKNOWN = "unknown"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    DRAINING = "draining"
+
+
+@dataclass
+class Backend:
+    id: str
+    url: str
+    models: tuple[str, ...]
+    weight: float = 1.0
+    state: State = State.UNKNOWN
+    inflight: int = 0
+    ejected_until: float = 0.0
+    served: int = 0
+    failed: int = 0
+
+    def routable(self, now: float) -> bool:
+        return self.state in (State.UNKNOWN, State.HEALTHY) and now >= self.ejected_until
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    name: str
+    aliases: tuple[str, ...]
+    context_length: int
+    backend_ids: tuple[str, ...]
+
+
+@dataclass
+class FleetView:
+    backends: dict[str, Backend] = field(default_factory=dict)
+    _aliases: dict[str, str] = field(default_factory=dict)
+    _context: dict[str, int] = field(default_factory=dict)
+
+    def apply_fleet(self, fleet: FleetFile) -> None:
+        """Adopt a (re)loaded fleet file, keeping live state of backends that remain."""
+        fresh: dict[str, Backend] = {}
+        for spec in fleet.backends:
+            old = self.backends.get(spec.id)
+            backend = Backend(spec.id, spec.url, tuple(spec.models), spec.weight)
+            if old is not None and old.url == spec.url:
+                backend.state, backend.inflight, backend.ejected_until = old.state, old.inflight, old.ejected_until
+                backend.served, backend.failed = old.served, old.failed
+            fresh[spec.id] = backend
+        self.backends = fresh
+        self._aliases = {alias: model.name for model in fleet.models for alias in model.aliases}
+        self._context = {model.name: model.context_length for model in fleet.models}
+
+    def set_state(self, backend_id: str, state: State, url: str = "", models: tuple[str, ...] = ()) -> bool:
+        """Apply a health verdict. Backends the health service registered dynamically are added."""
+        backend = self.backends.get(backend_id)
+        if backend is None:
+            if not url:
+                return False
+            backend = self.backends[backend_id] = Backend(backend_id, url, models)
+        elif models:
+            backend.models = models
+        backend.state = state
+        if state == State.HEALTHY:
+            backend.ejected_until = 0.0
+        return True
+
+    def eject(self, backend_id: str, until: float) -> None:
+        """Take a backend out locally at once, before the health service has noticed."""
+        if backend_id in self.backends:
+            self.backends[backend_id].ejected_until = until
+
+    def resolve_model(self, name: str) -> str | None:
+        canonical = self._aliases.get(name, name)
+        return canonical if any(canonical in b.models for b in self.backends.values()) else None
+
+    def candidates(self, model: str, now: float, exclude: set[str] = frozenset()) -> list[Backend]:
+        return [b for b in self.backends.values() if model in b.models and b.id not in exclude and b.routable(now)]
+
+    def catalogue(self) -> list[CatalogueEntry]:
+        names = sorted({m for b in self.backends.values() for m in b.models})
+        by_model = {n: [] for n in names}
+        for alias, target in self._aliases.items():
+            by_model.setdefault(target, [])
+        return [
+            CatalogueEntry(
+                name=name,
+                aliases=tuple(sorted(a for a, t in self._aliases.items() if t == name)),
+                context_length=self._context.get(name, 0),
+                backend_ids=tuple(b.id for b in self.backends.values() if name in b.models),
+            )
+            for name in names
+        ]

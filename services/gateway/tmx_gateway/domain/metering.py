@@ -1,0 +1,70 @@
+"""Reading token usage out of upstream responses without touching the bytes the client receives."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+
+
+def _from_obj(usage: dict | None) -> Usage | None:
+    if not isinstance(usage, dict):
+        return None
+    details = usage.get("prompt_tokens_details") or {}
+    return Usage(
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+    )
+
+
+def usage_from_body(body: bytes) -> Usage:
+    try:
+        return _from_obj(json.loads(body).get("usage")) or Usage()
+    except (ValueError, AttributeError):
+        return Usage()
+
+
+class StreamMeter:
+    """Watches SSE bytes as they pass: counts content events and keeps the last `usage` object seen.
+
+    Only events that mention "usage" are parsed, so the cost per chunk is a substring search.
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self.events = 0
+        self.usage: Usage | None = None
+        self.done = False
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._pending + chunk
+        *complete, self._pending = data.split(b"\n\n")
+        for event in complete:
+            if not event.startswith(b"data:"):
+                continue
+            payload = event[5:].strip()
+            if payload == b"[DONE]":
+                self.done = True
+                continue
+            self.events += 1
+            if b'"usage"' in payload:
+                try:
+                    parsed = _from_obj(json.loads(payload).get("usage"))
+                except ValueError:
+                    parsed = None
+                if parsed is not None:
+                    self.usage = parsed
+
+    def result(self) -> Usage:
+        if self.usage is not None:
+            return self.usage
+        # No usage chunk (the client did not ask for one): one content event ~ one token.
+        return Usage(completion_tokens=max(self.events - 1, 0), estimated=True)

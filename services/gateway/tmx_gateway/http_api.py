@@ -1,0 +1,289 @@
+"""The HTTP edge: OpenAI-compatible routes proxied to the fleet, plus health, metrics and admin views."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import aiohttp
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tmx_gateway.domain.fleet import Backend, FleetView
+from tmx_gateway.domain.metering import StreamMeter, Usage, usage_from_body
+from tmx_gateway.domain.routing import Decision, Policy, RouteRequest
+from tmx_gateway.domain.tenancy import Caller, Tenancy, Unauthorized
+from tmx_gateway.errors import GatewayError
+from tmx_gateway.events import EventPublisher, RequestRecord
+from tmx_gateway.metrics import GatewayMetrics
+from tmx_gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_FORWARDED_HEADERS = ("content-type", "accept")
+_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class GatewayApi:
+    def __init__(
+        self,
+        settings: Settings,
+        fleet: FleetView,
+        policy: Policy,
+        tenancy: Callable[[], Tenancy],
+        metrics: GatewayMetrics,
+        publisher: EventPublisher | None,
+        ready: Callable[[], bool],
+    ) -> None:
+        self.settings = settings
+        self.fleet = fleet
+        self.policy = policy
+        self._tenancy = tenancy
+        self.metrics = metrics
+        self.publisher = publisher
+        self._ready = ready
+        self.session: aiohttp.ClientSession | None = None  # opened by the app's lifespan
+
+    # --- request intake ------------------------------------------------------------------------------
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise GatewayError(413, f"request body exceeds {limit} bytes", code="request_too_large")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise GatewayError(413, f"request body exceeds {limit} bytes", code="request_too_large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _parse(self, body: bytes) -> tuple[dict, str, bool]:
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise GatewayError(400, f"invalid JSON body: {exc}", code="invalid_json") from None
+        if not isinstance(payload, dict):
+            raise GatewayError(400, "request body must be a JSON object", code="invalid_json")
+        name = payload.get("model")
+        if not isinstance(name, str) or not name:
+            raise GatewayError(400, "you must provide a model parameter", param="model", code="missing_model")
+        model = self.fleet.resolve_model(name)
+        if model is None:
+            raise GatewayError(404, f"The model `{name}` does not exist", param="model", code="model_not_found")
+        stream = payload.get("stream", False)
+        if not isinstance(stream, bool):
+            raise GatewayError(400, "stream must be a boolean", param="stream")
+        return payload, model, stream
+
+    # --- proxying ------------------------------------------------------------------------------------
+    async def proxy(self, request: Request) -> Response:
+        started = time.perf_counter()
+        endpoint = request.url.path
+        request_id = uuid.uuid4().hex
+        try:
+            caller = self._tenancy().identify(request.headers.get("authorization"))
+            body = await self._read_body(request)
+            payload, model, stream = self._parse(body)
+        except Unauthorized as exc:
+            return GatewayError(401, str(exc), code="invalid_api_key").response()
+        except GatewayError as exc:
+            return exc.response()
+        except ClientDisconnect:
+            return Response(status_code=499)
+        if payload["model"] != model:  # an alias: the backend must see the canonical name
+            payload["model"] = model
+            body = json.dumps(payload).encode()
+        headers = {k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k))}
+        route = RouteRequest(model=model, endpoint=endpoint, prompt_chars=len(body),
+                             session_key=request.headers.get("x-session-id", ""))
+        ctx = _Context(request_id, caller, model, endpoint, stream, started,
+                       request.client.host if request.client else "")
+        tried: set[str] = set()
+        last_error = ""
+        for attempt in range(self.settings.max_attempts):
+            candidates = self.fleet.candidates(model, time.monotonic(), tried)
+            if not candidates:
+                break
+            decision = self.policy.choose(route, candidates)
+            backend = self.fleet.backends[decision.backend_id]
+            tried.add(backend.id)
+            self._acquire(backend)
+            try:
+                upstream = await self.session.post(backend.url + endpoint, data=body, headers=headers)
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+                self._release(backend, failed=True)
+                self.fleet.eject(backend.id, time.monotonic() + self.settings.local_ejection_s)
+                self.metrics.retries.labels("connect").inc()
+                last_error = f"{backend.id}: {type(exc).__name__}"
+                continue
+            has_next = attempt + 1 < self.settings.max_attempts and self.fleet.candidates(
+                model, time.monotonic(), tried)
+            if upstream.status in _RETRYABLE_STATUS and has_next:
+                await upstream.read()
+                upstream.release()
+                self._release(backend, failed=True)
+                self.metrics.retries.labels(str(upstream.status)).inc()
+                last_error = f"{backend.id}: HTTP {upstream.status}"
+                continue
+            out_headers = {"x-tmx-backend": backend.id, "x-tmx-request-id": request_id}
+            if request.headers.get("x-tmx-explain"):
+                out_headers["x-tmx-route"] = f"{decision.strategy}: {decision.reason}"
+            if stream and upstream.status == 200:
+                return StreamingResponse(self._relay(upstream, backend, decision, ctx), status_code=200,
+                                         media_type="text/event-stream", headers=out_headers)
+            return await self._respond(upstream, backend, decision, ctx, out_headers)
+        if not tried:
+            err = GatewayError(503, f"no healthy backend serves model `{model}`", code="no_healthy_backend")
+        else:
+            err = GatewayError(502, f"all attempted backends failed ({last_error})", code="upstream_failed")
+        self._finish(ctx, None, err.status, Usage(), 0.0, err.message)
+        return err.response({"x-tmx-request-id": request_id})
+
+    async def _respond(self, upstream, backend: Backend, decision: Decision, ctx: _Context, headers) -> Response:
+        try:
+            data = await upstream.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            self._release(backend, failed=True)
+            err = GatewayError(502, f"upstream {backend.id} failed mid-response: {type(exc).__name__}")
+            self._finish(ctx, backend, err.status, Usage(), 0.0, err.message, decision)
+            return err.response(headers)
+        finally:
+            upstream.release()
+        self._release(backend, failed=upstream.status >= 500)
+        usage = usage_from_body(data) if upstream.status == 200 else Usage()
+        self._finish(ctx, backend, upstream.status, usage, 0.0, "", decision)
+        return Response(data, status_code=upstream.status, headers=headers,
+                        media_type=upstream.headers.get("content-type", "application/json"))
+
+    async def _relay(self, upstream, backend: Backend, decision: Decision, ctx: _Context):
+        meter = StreamMeter()
+        ttft_ms, status, error, complete = 0.0, 200, "", False
+        try:
+            async for chunk in upstream.content.iter_any():
+                if not ttft_ms:
+                    ttft_ms = (time.perf_counter() - ctx.started) * 1000
+                meter.feed(chunk)
+                yield chunk
+            complete = True
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            status, error = 502, f"upstream {backend.id} broke mid-stream: {type(exc).__name__}"
+            yield GatewayError(502, error, code="upstream_stream_broken").sse_event()
+        finally:
+            if complete:
+                upstream.release()
+            else:
+                upstream.close()  # cancels the upstream request (client gone or stream broken)
+            self._release(backend, failed=bool(error))
+            if not complete and not error:
+                status, error = 499, "client disconnected"
+            self._finish(ctx, backend, status, meter.result(), ttft_ms, error, decision)
+
+    # --- bookkeeping ---------------------------------------------------------------------------------
+    def _acquire(self, backend: Backend) -> None:
+        backend.inflight += 1
+        self.metrics.inflight.labels(backend.id).inc()
+
+    def _release(self, backend: Backend, failed: bool) -> None:
+        backend.inflight -= 1
+        self.metrics.inflight.labels(backend.id).dec()
+        if failed:
+            backend.failed += 1
+        else:
+            backend.served += 1
+
+    def _finish(self, ctx: _Context, backend: Backend | None, status: int, usage: Usage, ttft_ms: float,
+                error: str, decision: Decision | None = None) -> None:
+        latency = time.perf_counter() - ctx.started
+        backend_id = backend.id if backend else ""
+        m = self.metrics
+        m.requests.labels(ctx.model, backend_id, str(status)).inc()
+        m.latency.labels(ctx.model).observe(latency)
+        if ttft_ms:
+            m.ttft.labels(ctx.model).observe(ttft_ms / 1000)
+        if usage.prompt_tokens:
+            m.tokens.labels(ctx.caller.tenant, ctx.model, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            m.tokens.labels(ctx.caller.tenant, ctx.model, "completion").inc(usage.completion_tokens)
+        if self.publisher is None:
+            return
+        self.publisher.record(RequestRecord(
+            request_id=ctx.request_id, tenant=ctx.caller.tenant, api_key_id=ctx.caller.api_key_id, model=ctx.model,
+            endpoint=ctx.endpoint, backend_id=backend_id, http_status=status, streamed=ctx.stream,
+            latency_ms=latency * 1000, ttft_ms=ttft_ms, prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens, cached_tokens=usage.cached_tokens,
+            routing_strategy=decision.strategy if decision else "", routing_reason=decision.reason if decision else "",
+            client_ip=ctx.client_ip, error=error,
+        ))
+
+    # --- the rest of the surface ---------------------------------------------------------------------
+    async def models(self, request: Request) -> Response:
+        now = time.monotonic()
+        data = []
+        for entry in self.fleet.catalogue():
+            backends = [self.fleet.backends[b] for b in entry.backend_ids]
+            data.append({
+                "id": entry.name, "object": "model", "created": 0, "owned_by": "tensormux",
+                "aliases": list(entry.aliases), "context_length": entry.context_length or None,
+                "backends": [{"id": b.id, "state": b.state.value, "routable": b.routable(now)} for b in backends],
+            })
+        return JSONResponse({"object": "list", "data": data})
+
+    async def backends(self, request: Request) -> Response:
+        now = time.monotonic()
+        return JSONResponse({"backends": [
+            {"id": b.id, "url": b.url, "models": list(b.models), "state": b.state.value, "routable": b.routable(now),
+             "inflight": b.inflight, "served": b.served, "failed": b.failed}
+            for b in self.fleet.backends.values()
+        ]})
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        ready = self._ready()
+        return JSONResponse({"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503)
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/chat/completions", self.proxy, methods=["POST"]),
+            Route("/v1/completions", self.proxy, methods=["POST"]),
+            Route("/v1/embeddings", self.proxy, methods=["POST"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/admin/backends", self.backends, methods=["GET"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+        ]
+
+
+class _Context:
+    __slots__ = ("request_id", "caller", "model", "endpoint", "stream", "started", "client_ip")
+
+    def __init__(self, request_id: str, caller: Caller, model: str, endpoint: str, stream: bool, started: float,
+                 client_ip: str) -> None:
+        self.request_id, self.caller, self.model, self.endpoint = request_id, caller, model, endpoint
+        self.stream, self.started, self.client_ip = stream, started, client_ip
+
+
+def not_found(request: Request, exc: Exception) -> Response:
+    return GatewayError(404, f"no route {request.method} {request.url.path}", code="unknown_route").response()
+
+
+def method_not_allowed(request: Request, exc: Exception) -> Response:
+    return GatewayError(405, f"method {request.method} not allowed on {request.url.path}").response()
+
+
+def build_starlette(api: GatewayApi, lifespan) -> Starlette:
+    return Starlette(routes=api.routes(), lifespan=lifespan,
+                     exception_handlers={404: not_found, 405: method_not_allowed})

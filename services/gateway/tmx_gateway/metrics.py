@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter("tmx_gateway_requests", "Requests answered", ["model", "backend", "status"], registry=r)
+        self.latency = Histogram("tmx_gateway_request_duration_seconds", "End-to-end request latency", ["model"],
+                                 buckets=_BUCKETS, registry=r)
+        self.ttft = Histogram("tmx_gateway_ttft_seconds", "Time to first streamed byte", ["model"],
+                              buckets=_BUCKETS, registry=r)
+        self.inflight = Gauge("tmx_gateway_inflight", "Requests in flight", ["backend"], registry=r)
+        self.retries = Counter("tmx_gateway_upstream_retries", "Attempts moved to another backend", ["reason"],
+                               registry=r)
+        self.tokens = Counter("tmx_gateway_tokens", "Tokens metered", ["tenant", "model", "kind"], registry=r)
+        self.backend_up = Gauge("tmx_gateway_backend_routable", "1 when the backend may receive traffic", ["backend"],
+                                registry=r)
+        self.events_dropped = Counter("tmx_gateway_events_dropped", "Events dropped (queue full or NATS down)",
+                                      registry=r)

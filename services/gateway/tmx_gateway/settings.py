@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings
+
+from tmx_config import service_settings_config
+
+
+class Settings(BaseSettings):
+    model_config = service_settings_config("gateway")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    gateway_id: str = "gw-0"
+    fleet_file: str = "tensormux.yaml"
+    fleet_reload_s: float = 2.0  # how often the fleet file's mtime is checked; 0 disables reloading
+    nats_url: str = ""  # empty: run without events (no audit stream, no health feed)
+    max_body_bytes: int = 4 * 1024 * 1024
+    upstream_connect_timeout_s: float = 2.0
+    upstream_timeout_s: float = 600.0
+    max_attempts: int = 3  # backends tried per request before giving up
+    local_ejection_s: float = 5.0  # a backend that refuses a connection sits out this long
+    event_queue_size: int = 10_000
+    log_level: str = "INFO"

@@ -1,0 +1,57 @@
+"""The set of backends the health service watches: from the fleet file and from dynamic registration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tmx_errors import InvalidArgument, NotFound
+from tmx_health.domain.state_machine import BackendHealth, State
+
+_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+@dataclass(frozen=True)
+class ModelAvailability:
+    name: str
+    backend_ids: tuple[str, ...]
+    healthy: int
+
+
+class Directory:
+    def __init__(self) -> None:
+        self.backends: dict[str, BackendHealth] = {}
+
+    def register(self, backend_id: str, url: str, models: tuple[str, ...]) -> BackendHealth:
+        if not backend_id or len(backend_id) > 64 or set(backend_id) - _ID_CHARS:
+            raise InvalidArgument("id", "must be 1-64 letters, digits, '-' or '_'")
+        if not url.startswith(("http://", "https://")):
+            raise InvalidArgument("url", "must start with http:// or https://")
+        existing = self.backends.get(backend_id)
+        if existing is not None and existing.url == url.rstrip("/"):
+            existing.models = models or existing.models
+            return existing
+        backend = BackendHealth(backend_id, url.rstrip("/"), models)
+        self.backends[backend_id] = backend
+        return backend
+
+    def get(self, backend_id: str) -> BackendHealth:
+        try:
+            return self.backends[backend_id]
+        except KeyError:
+            raise NotFound(f"backend {backend_id!r} is not registered") from None
+
+    def remove(self, backend_id: str) -> BackendHealth:
+        backend = self.get(backend_id)
+        del self.backends[backend_id]
+        return backend
+
+    def models(self) -> list[ModelAvailability]:
+        names = sorted({m for b in self.backends.values() for m in b.models})
+        return [
+            ModelAvailability(
+                name,
+                tuple(b.id for b in self.backends.values() if name in b.models),
+                sum(1 for b in self.backends.values() if name in b.models and b.state == State.HEALTHY),
+            )
+            for name in names
+        ]
