@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["HealthService"].full_name
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
     if not settings.nats_url:
         raise SystemExit("TMX_HEALTH_NATS_URL is required")
     thresholds = Thresholds(fall=settings.fall_threshold, rise=settings.rise_threshold)
@@ -49,7 +49,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     await server.mark_serving()
     log.info("health serving", extra={"port": server.port, "backends": len(directory.backends), "resumed": resumed})
     try:
-        await (stop.wait() if stop else server.server.wait_for_termination())
+        await stop.wait()
     finally:
         probing.cancel()
         await asyncio.gather(probing, return_exceptions=True)

@@ -1,0 +1,90 @@
+"""PlannerService: proto <-> domain, nothing else."""
+
+from __future__ import annotations
+
+from tensormux.planner.v1 import planner_pb2, planner_pb2_grpc
+from tmx_errors import TmxError
+from tmx_grpcserver import grpc_errors
+from tmx_planner.domain.catalogue import GPUS, MODELS, find_gpu, find_model
+from tmx_planner.domain.performance import Deployment, Prediction, predict
+from tmx_planner.domain.plans import PlanQuery, PlanResult, Sla, plan
+
+
+def _opt(message, field: str):
+    return getattr(message, field) if message.HasField(field) else None
+
+
+def _prediction(p: Prediction) -> planner_pb2.Prediction:
+    m = p.memory
+    return planner_pb2.Prediction(
+        weights_gib_per_gpu=m.weights_gb, kv_gib_per_gpu=max(m.kv_budget_gb, 0.0), total_gib_per_gpu=m.total_gb,
+        max_concurrent_sequences=m.max_sequences, output_tok_s_total=p.output_tok_s_total,
+        ttft_p50_ms=p.ttft_p50_ms, ttft_p95_ms=p.ttft_p95_ms, tpot_ms=p.tpot_ms, fits=m.fits,
+    )
+
+
+def _query(r: planner_pb2.PlanRequest) -> PlanQuery:
+    w, s = r.workload, r.sla
+    return PlanQuery(
+        model=r.model, isl=w.isl, osl=w.osl, concurrency=_opt(w, "concurrency"), request_rate=_opt(w, "request_rate"),
+        sla=Sla(_opt(s, "ttft_p95_ms"), _opt(s, "tpot_ms"), _opt(s, "min_output_tok_s")),
+        budget_per_hour=_opt(r, "budget_per_hour"), gpus=tuple(r.gpus), engines=tuple(r.engines),
+        precisions=tuple(r.precisions), max_gpus=r.max_gpus or 8, limit=r.limit or 10,
+    )
+
+
+def _plan_response(result: PlanResult) -> planner_pb2.PlanResponse:
+    return planner_pb2.PlanResponse(
+        resolved_model=result.model, candidates_considered=result.considered, candidates_dropped=result.dropped,
+        plans=[planner_pb2.DeploymentPlan(
+            gpu=k.deployment.gpu.name, gpu_count=k.deployment.gpu_count, tp=k.deployment.tp,
+            replicas=k.deployment.replicas, engine=k.deployment.engine, precision=k.deployment.precision,
+            prediction=_prediction(k.prediction), cost_per_hour=k.cost_per_hour,
+            cost_per_million_output_tokens=k.cost_per_million_output_tokens, score=k.score,
+            explanation=k.explanation,
+        ) for k in result.plans],
+    )
+
+
+def estimate_one(i: planner_pb2.EstimateInput) -> planner_pb2.EstimateOutput:
+    """One estimate; anything it cannot handle comes back as `error`, never as a failed call."""
+    try:
+        d = Deployment(find_model(i.model), find_gpu(i.gpu), i.gpu_count or 1, i.tp or 1, i.engine or "vllm",
+                       (i.precision or "bf16").lower())
+        p = predict(d, i.isl, i.osl, _opt(i, "concurrency"), _opt(i, "request_rate"))
+    except TmxError as exc:
+        return planner_pb2.EstimateOutput(error=exc.message)
+    return planner_pb2.EstimateOutput(
+        output_tok_s_total=p.output_tok_s_total, ttft_p50_ms=p.ttft_p50_ms, ttft_p95_ms=p.ttft_p95_ms,
+        tpot_ms=p.tpot_ms, fits=p.memory.fits, prediction=_prediction(p),
+    )
+
+
+class PlannerServicer(planner_pb2_grpc.PlannerServiceServicer):
+    @grpc_errors
+    async def Plan(self, request, context):
+        return _plan_response(plan(_query(request)))
+
+    @grpc_errors
+    async def Compare(self, request, context):
+        return planner_pb2.CompareResponse(responses=[_plan_response(plan(_query(r))) for r in request.requests])
+
+    @grpc_errors
+    async def Estimate(self, request, context):
+        return planner_pb2.EstimateResponse(outputs=[estimate_one(i) for i in request.inputs])
+
+    @grpc_errors
+    async def ListHardware(self, request, context):
+        return planner_pb2.ListHardwareResponse(gpus=[
+            planner_pb2.Gpu(name=g.name, memory_gib=g.memory_gb, hbm_bandwidth_gbs=g.hbm_gbs,
+                            bf16_tflops=g.bf16_tflops, fp8_tflops=g.fp8_tflops, price_per_hour=g.price_per_hour)
+            for g in GPUS.values()
+        ])
+
+    @grpc_errors
+    async def ListModels(self, request, context):
+        return planner_pb2.ListModelsResponse(models=[
+            planner_pb2.Model(name=m.name, params_b=m.params_b, layers=m.layers, hidden=m.hidden, heads=m.heads,
+                              kv_heads=m.kv_heads, head_dim=m.head_dim, context_length=m.context_length)
+            for m in MODELS.values()
+        ])

@@ -1,0 +1,74 @@
+"""Kernel jobs: what a valid submission is, and how progress reports move a job between states."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from tmx_errors import InvalidArgument
+
+_OP = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_TARGET = re.compile(r"^(cpu|cuda-sm[0-9]{2,3}|rocm-gfx[0-9a-f]{3,4})$")
+DTYPES = ("float32", "float16", "bfloat16")
+GENERATORS = ("template",)
+MAX_DIM = 1 << 20
+MAX_ELEMENTS = 1 << 28
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PROMOTED = "promoted"
+    NOT_PROMOTED = "not_promoted"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.PROMOTED, JobState.NOT_PROMOTED, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    op: str
+    dtype: str
+    shapes: tuple[tuple[int, ...], ...]
+    target: str
+    generator: str = "template"
+    max_candidates: int = 4
+    time_budget_s: float = 300.0
+
+
+def validate_job(spec: JobSpec) -> JobSpec:
+    if not _OP.match(spec.op):
+        raise InvalidArgument("op", "must be a lower-case identifier such as 'rmsnorm'")
+    if spec.dtype not in DTYPES:
+        raise InvalidArgument("dtype", f"must be one of {', '.join(DTYPES)}")
+    if not _TARGET.match(spec.target):
+        raise InvalidArgument("target", "must be 'cpu', 'cuda-smNN' or 'rocm-gfxNNN'")
+    if spec.generator not in GENERATORS:
+        raise InvalidArgument("generator", f"must be one of {', '.join(GENERATORS)}")
+    if not spec.shapes:
+        raise InvalidArgument("shapes", "at least one shape is required")
+    for shape in spec.shapes:
+        if not shape or any(d < 1 or d > MAX_DIM for d in shape):
+            raise InvalidArgument("shapes", f"every dimension must be within 1..{MAX_DIM}; got {list(shape)}")
+        elements = 1
+        for d in shape:
+            elements *= d
+        if elements > MAX_ELEMENTS:
+            raise InvalidArgument("shapes", f"shape {list(shape)} exceeds {MAX_ELEMENTS} elements")
+    if not 1 <= spec.max_candidates <= 64:
+        raise InvalidArgument("max_candidates", "must be within 1..64")
+    if not 0 < spec.time_budget_s <= 24 * 3600:
+        raise InvalidArgument("time_budget_s", "must be within (0, 86400]")
+    return spec
+
+
+def next_state(current: JobState, reported: JobState) -> JobState | None:
+    """The state a progress report moves a job to, or None when it must be ignored (a terminal job never
+    changes again, so redelivered or late reports are harmless)."""
+    if current.terminal or reported == JobState.QUEUED:
+        return None
+    return reported

@@ -1,0 +1,109 @@
+"""RegistryService and ForgeService: proto <-> domain, nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tensormux.events.v1 import events_pb2
+from tensormux.forge.v1 import forge_pb2, forge_pb2_grpc
+from tensormux.registry.v1 import registry_pb2, registry_pb2_grpc
+from tmx_grpcserver import grpc_errors
+from tmx_registry.domain.jobs import JobSpec
+from tmx_registry.events import STATE_TO_PROTO, JobWatchHub, RegistryEvents
+from tmx_registry.repository import Job, Kernel, Repository
+
+WATCH_POLL_S = 1.0  # WatchJob also re-reads the row, so updates applied by another replica are seen
+
+
+def _job(job: Job) -> forge_pb2.Job:
+    s = job.spec
+    return forge_pb2.Job(
+        id=job.id, op=s.op, dtype=s.dtype, shapes=[events_pb2.Shape(dims=list(d)) for d in s.shapes], target=s.target,
+        generator=s.generator, state=STATE_TO_PROTO[job.state], reason=job.reason, kernel_id=job.kernel_id,
+        best_speedup=job.best_speedup, created_at_unix_ms=job.created_at_ms, updated_at_unix_ms=job.updated_at_ms,
+        max_candidates=s.max_candidates, time_budget_s=s.time_budget_s,
+    )
+
+
+def _kernel(k: Kernel) -> registry_pb2.Kernel:
+    return registry_pb2.Kernel(
+        id=k.id, op=k.op, dtype=k.dtype, hardware=k.hardware, content_hash=k.content_hash, source=k.source,
+        config_json=k.config_json, speedup=k.speedup, evidence_json=k.evidence_json, job_id=k.job_id,
+        created_at_unix_ms=k.created_at_ms,
+    )
+
+
+class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
+    def __init__(self, repo: Repository, events: RegistryEvents) -> None:
+        self.repo, self.events = repo, events
+
+    @grpc_errors
+    async def PublishKernel(self, r, context):
+        kernel, created = await asyncio.to_thread(
+            self.repo.publish_kernel, r.op, r.dtype, r.hardware, r.source, r.config_json, r.speedup, r.evidence_json,
+            r.job_id)
+        if created:
+            await self.events.announce_kernel(kernel)
+        return _kernel(kernel)
+
+    @grpc_errors
+    async def GetKernel(self, r, context):
+        return _kernel(await asyncio.to_thread(self.repo.get_kernel, r.id))
+
+    @grpc_errors
+    async def ListKernels(self, r, context):
+        kernels = await asyncio.to_thread(self.repo.list_kernels, r.op, r.hardware)
+        return registry_pb2.ListKernelsResponse(kernels=[_kernel(k) for k in kernels])
+
+    @grpc_errors
+    async def ResolveKernel(self, r, context):
+        return _kernel(await asyncio.to_thread(self.repo.resolve, r.op, r.dtype, r.hardware))
+
+
+class ForgeServicer(forge_pb2_grpc.ForgeServiceServicer):
+    def __init__(self, repo: Repository, events: RegistryEvents, hub: JobWatchHub) -> None:
+        self.repo, self.events, self.hub = repo, events, hub
+
+    @grpc_errors
+    async def SubmitJob(self, r, context):
+        spec = JobSpec(op=r.op, dtype=r.dtype or "float32", shapes=tuple(tuple(s.dims) for s in r.shapes),
+                       target=r.target, generator=r.generator or "template", max_candidates=r.max_candidates or 4,
+                       time_budget_s=r.time_budget_s or 300.0)
+        job = await asyncio.to_thread(self.repo.create_job, spec)
+        if await self.events.dispatch(job):
+            job = await asyncio.to_thread(self.repo.get_job, job.id)
+        return _job(job)
+
+    @grpc_errors
+    async def GetJob(self, r, context):
+        return _job(await asyncio.to_thread(self.repo.get_job, r.id))
+
+    @grpc_errors
+    async def ListJobs(self, r, context):
+        jobs = await asyncio.to_thread(self.repo.list_jobs, r.limit or 50)
+        return forge_pb2.ListJobsResponse(jobs=[_job(j) for j in jobs])
+
+    @grpc_errors
+    async def WatchJob(self, r, context):
+        queue = self.hub.subscribe(r.id)
+        try:
+            job = await asyncio.to_thread(self.repo.get_job, r.id)
+            last = None
+            while True:
+                if job != last:
+                    yield _job(job)
+                    last = job
+                if job.state.terminal:
+                    return
+                try:
+                    job = await asyncio.wait_for(queue.get(), timeout=WATCH_POLL_S)
+                except asyncio.TimeoutError:
+                    job = await asyncio.to_thread(self.repo.get_job, r.id)
+        finally:
+            self.hub.unsubscribe(r.id, queue)
+
+    @grpc_errors
+    async def CancelJob(self, r, context):
+        job = await asyncio.to_thread(self.repo.cancel_job, r.id)
+        self.hub.notify(job)
+        return _job(job)
