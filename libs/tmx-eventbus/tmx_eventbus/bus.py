@@ -77,7 +77,7 @@ class EventBus:
                 except (TimeoutError, nats.errors.TimeoutError):
                     continue
                 for msg in msgs:
-                    await self._handle(msg, handler)
+                    await self._handle(msg, handler, decl.ack_wait_s)
         finally:
             await _quietly_unsubscribe(psub)
 
@@ -107,13 +107,14 @@ class EventBus:
         finally:
             await _quietly_unsubscribe(sub)
 
-    async def _handle(self, msg: Msg, handler: Handler) -> None:
+    async def _handle(self, msg: Msg, handler: Handler, ack_wait_s: float) -> None:
         try:
             event = decode(msg.data, msg.headers)
         except DecodeError as exc:
             log.error("terminating undecodable message", extra={"subject": msg.subject, "error": str(exc)})
             await msg.term()
             return
+        heartbeat = asyncio.create_task(_keep_alive(msg, ack_wait_s))
         try:
             await handler(event)
         except asyncio.CancelledError:
@@ -122,6 +123,8 @@ class EventBus:
             log.exception("handler failed; message will be redelivered", extra={"subject": msg.subject})
             await msg.nak()
             return
+        finally:
+            heartbeat.cancel()
         await msg.ack()
 
     async def close(self) -> None:
@@ -133,6 +136,17 @@ class EventBus:
                 await asyncio.wait_for(self.nc.drain(), timeout=5.0)
             except Exception:  # drain can fail on a dead connection; close regardless
                 await self.nc.close()
+
+
+async def _keep_alive(msg: Msg, ack_wait_s: float) -> None:
+    """Tell JetStream a long handler is still working, so the message is not redelivered meanwhile;
+    if the process dies the heartbeats stop and the message goes to another consumer after ack_wait."""
+    while True:
+        await asyncio.sleep(ack_wait_s / 3)
+        try:
+            await msg.in_progress()
+        except Exception:
+            return
 
 
 async def _quietly_unsubscribe(sub) -> None:

@@ -1,0 +1,315 @@
+"""The `tmx` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import grpc
+import typer
+from google.protobuf.json_format import MessageToDict
+from rich.console import Console
+from rich.table import Table
+
+from tensormux.events.v1 import events_pb2
+from tensormux.forge.v1 import forge_pb2, forge_pb2_grpc
+from tensormux.health.v1 import health_pb2, health_pb2_grpc
+from tensormux.planner.v1 import planner_pb2, planner_pb2_grpc
+from tmx_cli.stack import Stack, StackConfig, StackError
+
+app = typer.Typer(help="Tensormux: the control plane for self-hosted LLM inference fleets.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit event stream.", no_args_is_help=True)
+plan_app = typer.Typer(help="Deployment plans and estimates.", no_args_is_help=True)
+forge_app = typer.Typer(help="Kernel jobs.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(plan_app, name="plan")
+app.add_typer(forge_app, name="forge")
+console = Console()
+
+HEALTH = typer.Option("127.0.0.1:50051", "--health-addr", envvar="TMX_HEALTH_ADDR", help="health service address")
+PLANNER = typer.Option("127.0.0.1:50052", "--planner-addr", envvar="TMX_PLANNER_ADDR", help="planner address")
+REGISTRY = typer.Option("127.0.0.1:50053", "--registry-addr", envvar="TMX_REGISTRY_ADDR", help="registry address")
+NATS = typer.Option("nats://127.0.0.1:4222", "--nats-url", envvar="TMX_NATS_URL", help="NATS server URL")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def _rpc(call, request, timeout: float = 10.0):
+    try:
+        return call(request, timeout=timeout)
+    except grpc.RpcError as exc:
+        _fail(f"{exc.code().name}: {exc.details()}")
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path, typer.Option(help="where logs, NATS data and the SQLite registry live")] = Path(".tmx"),
+    nats_url: Annotated[str, typer.Option(help="use this NATS instead of starting one")] = "",
+    database_url: Annotated[str, typer.Option(help="use this database instead of SQLite")] = "",
+    fleet: Annotated[Optional[Path], typer.Option(help="fleet file; default: generated engine-sim replicas")] = None,
+    engine_sims: Annotated[int, typer.Option(help="engine-sim replicas to start")] = 4,
+    gateway_port: int = 8080,
+) -> None:
+    """Start the whole stack on this machine; Ctrl-C stops it."""
+    started = time.perf_counter()
+    stack = Stack(StackConfig(data_dir=data_dir.resolve(), nats_url=nats_url, database_url=database_url,
+                              fleet_file=fleet.resolve() if fleet else None, engine_sims=engine_sims,
+                              gateway_port=gateway_port))
+    console.print("starting Tensormux ...")
+    try:
+        stack.start()
+    except StackError as exc:
+        _fail(str(exc))
+    elapsed = time.perf_counter() - started
+    table = Table(title=f"Tensormux is up ({elapsed:.1f}s)", show_header=True)
+    table.add_column("service")
+    table.add_column("address")
+    gw = stack.urls["gateway"]
+    rows = [("gateway (OpenAI API)", f"{gw}/v1"), ("metrics", f"{gw}/metrics"), ("models", f"{gw}/v1/models"),
+            ("health gRPC", stack.urls["health"]), ("planner gRPC", stack.urls["planner"]),
+            ("registry gRPC", stack.urls["registry"]), ("NATS", stack.urls["nats"])]
+    rows += [(f"engine-sim {i}", f"http://127.0.0.1:{p}") for i, p in enumerate(stack.sim_ports, 1)]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"logs in {stack.logs}; press Ctrl-C to stop")
+    stop = {"now": False}
+
+    def _stop(*_):
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop["now"]:
+            for child in stack.children:
+                if child.proc.poll() is not None:
+                    console.print(f"[red]{child.name} exited ({child.proc.returncode}); see {child.log_path}[/red]")
+                    stop["now"] = True
+            time.sleep(0.5)
+    finally:
+        console.print("stopping ...")
+        stack.stop()
+        console.print("stopped")
+
+
+@app.command()
+def status(health_addr: str = HEALTH) -> None:
+    """Backends and the models they serve, as the health service sees them."""
+    with grpc.insecure_channel(health_addr) as channel:
+        stub = health_pb2_grpc.HealthServiceStub(channel)
+        backends = _rpc(stub.ListBackends, health_pb2.ListBackendsRequest()).backends
+        models = _rpc(stub.ListModels, health_pb2.ListModelsRequest()).models
+    table = Table(title="backends")
+    for col in ("id", "url", "state", "models", "last probe ms", "last error"):
+        table.add_column(col)
+    for b in backends:
+        state = events_pb2.BackendState.Name(b.state).removeprefix("BACKEND_STATE_").lower()
+        table.add_row(b.id, b.url, state, ", ".join(b.models), f"{b.last_probe_latency_ms:.1f}", b.last_error)
+    console.print(table)
+    mtable = Table(title="models")
+    for col in ("model", "backends", "healthy"):
+        mtable.add_column(col)
+    for m in models:
+        mtable.add_row(m.id, ", ".join(m.backend_ids), str(m.healthy_backends))
+    console.print(mtable)
+
+
+@audit_app.command("tail")
+def audit_tail(
+    nats_url: str = NATS,
+    tenant: Annotated[str, typer.Option(help="only this tenant")] = "",
+    count: Annotated[int, typer.Option(help="stop after this many events (0 = follow)")] = 0,
+    from_start: Annotated[bool, typer.Option(help="replay the stream from its start")] = False,
+) -> None:
+    """Print audit events as JSON lines."""
+    asyncio.run(_audit_tail(nats_url, tenant, count, from_start))
+
+
+async def _audit_tail(nats_url: str, tenant: str, count: int, from_start: bool) -> None:
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    from tmx_eventbus import EventBus, decode, subjects
+    from tmx_eventbus.streams import TMX_AUDIT
+
+    try:
+        bus = await EventBus.connect(nats_url, name="tmx-audit-tail")
+    except Exception as exc:
+        _fail(f"cannot reach NATS at {nats_url}: {exc}")
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def on_msg(msg) -> None:
+        queue.put_nowait(msg)
+
+    subject = subjects.audit(tenant) if tenant else subjects.ALL_AUDIT
+    policy = DeliverPolicy.ALL if from_start else DeliverPolicy.NEW
+    sub = await bus.js.subscribe(subject, stream=TMX_AUDIT.name, cb=on_msg, ordered_consumer=True,
+                                 config=ConsumerConfig(deliver_policy=policy))
+    seen = 0
+    try:
+        while not count or seen < count:
+            msg = await queue.get()
+            event = decode(msg.data, msg.headers)
+            print(json.dumps(MessageToDict(event, preserving_proto_field_name=True)), flush=True)
+            seen += 1
+    finally:
+        await sub.unsubscribe()
+        await bus.close()
+
+
+def _workload(isl: int, osl: int, concurrency: Optional[int], request_rate: Optional[float]) -> planner_pb2.Workload:
+    w = planner_pb2.Workload(isl=isl, osl=osl)
+    if concurrency is not None:
+        w.concurrency = concurrency
+    if request_rate is not None:
+        w.request_rate = request_rate
+    return w
+
+
+@plan_app.command("recommend")
+def plan_recommend(
+    model: Annotated[str, typer.Option(help="model name, e.g. Llama-3.1-8B-Instruct")],
+    isl: Annotated[int, typer.Option(help="input tokens per request")] = 1024,
+    osl: Annotated[int, typer.Option(help="output tokens per request")] = 256,
+    concurrency: Annotated[Optional[int], typer.Option(help="concurrent requests")] = None,
+    request_rate: Annotated[Optional[float], typer.Option(help="requests per second")] = None,
+    ttft_p95_ms: Annotated[Optional[float], typer.Option(help="SLA: TTFT p95")] = None,
+    tpot_ms: Annotated[Optional[float], typer.Option(help="SLA: time per output token")] = None,
+    budget_per_hour: Annotated[Optional[float], typer.Option(help="budget in $ per hour")] = None,
+    limit: int = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    planner_addr: str = PLANNER,
+) -> None:
+    """Ranked deployment plans for a model and workload."""
+    request = planner_pb2.PlanRequest(model=model, workload=_workload(isl, osl, concurrency, request_rate),
+                                      limit=limit)
+    if ttft_p95_ms is not None:
+        request.sla.ttft_p95_ms = ttft_p95_ms
+    if tpot_ms is not None:
+        request.sla.tpot_ms = tpot_ms
+    if budget_per_hour is not None:
+        request.budget_per_hour = budget_per_hour
+    with grpc.insecure_channel(planner_addr) as channel:
+        reply = _rpc(planner_pb2_grpc.PlannerServiceStub(channel).Plan, request)
+    if as_json:
+        print(json.dumps(MessageToDict(reply, preserving_proto_field_name=True), indent=2))
+        return
+    table = Table(title=f"{reply.resolved_model}: {len(reply.plans)} plans "
+                        f"({reply.candidates_considered} considered, {reply.candidates_dropped} dropped)")
+    for col in ("#", "gpu", "n", "tp", "engine", "precision", "tok/s", "TTFT p95 ms", "TPOT ms", "$/h", "$/M tok",
+                "score"):
+        table.add_column(col)
+    for i, p in enumerate(reply.plans, 1):
+        pr = p.prediction
+        table.add_row(str(i), p.gpu, str(p.gpu_count), str(p.tp), p.engine, p.precision,
+                      f"{pr.output_tok_s_total:.0f}", f"{pr.ttft_p95_ms:.0f}", f"{pr.tpot_ms:.1f}",
+                      f"{p.cost_per_hour:.2f}", f"{p.cost_per_million_output_tokens:.2f}", f"{p.score:.3f}")
+    console.print(table)
+
+
+@plan_app.command("estimate")
+def plan_estimate(
+    input: Annotated[Path, typer.Option("--input", help="JSON lines, one deployment + workload per line")],
+    planner_addr: str = PLANNER,
+) -> None:
+    """Predict throughput, TTFT and TPOT for each input line; writes one JSON line per input."""
+    inputs, errors = [], {}
+    for n, line in enumerate(input.read_text().splitlines()):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            item = planner_pb2.EstimateInput(
+                model=str(raw["model"]), gpu=str(raw["gpu"]), gpu_count=int(raw.get("gpu_count") or 1),
+                tp=int(raw.get("tp") or 1), engine=str(raw.get("engine") or "vllm").lower(),
+                precision=str(raw.get("precision") or "bf16").lower(), isl=int(raw["isl"]), osl=int(raw["osl"]))
+            if raw.get("concurrency") is not None:
+                item.concurrency = int(raw["concurrency"])
+            if raw.get("request_rate") is not None:
+                item.request_rate = float(raw["request_rate"])
+        except (ValueError, KeyError, TypeError) as exc:
+            errors[len(inputs)] = f"line {n + 1}: {type(exc).__name__}: {exc}"
+            item = None
+        inputs.append(item)
+    valid = [i for i in inputs if i is not None]
+    with grpc.insecure_channel(planner_addr) as channel:
+        outputs = iter(_rpc(planner_pb2_grpc.PlannerServiceStub(channel).Estimate,
+                            planner_pb2.EstimateRequest(inputs=valid)).outputs) if valid else iter(())
+    for index, item in enumerate(inputs):
+        if item is None:
+            print(json.dumps({"output_tok_s_total": None, "ttft_p50_ms": None, "ttft_p95_ms": None, "tpot_ms": None,
+                              "fits": None, "error": errors[index]}))
+            continue
+        o = next(outputs)
+        if o.error:
+            print(json.dumps({"output_tok_s_total": None, "ttft_p50_ms": None, "ttft_p95_ms": None, "tpot_ms": None,
+                              "fits": None, "error": o.error}))
+        else:
+            print(json.dumps({"output_tok_s_total": o.output_tok_s_total, "ttft_p50_ms": o.ttft_p50_ms,
+                              "ttft_p95_ms": o.ttft_p95_ms, "tpot_ms": o.tpot_ms, "fits": o.fits, "error": None}))
+
+
+def _job_row(job: forge_pb2.Job) -> dict:
+    return {"id": job.id, "op": job.op, "dtype": job.dtype, "target": job.target,
+            "shapes": ["x".join(map(str, s.dims)) for s in job.shapes],
+            "state": events_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_").lower(), "reason": job.reason,
+            "kernel_id": job.kernel_id, "best_speedup": round(job.best_speedup, 4)}
+
+
+def _shape(text: str) -> events_pb2.Shape:
+    try:
+        return events_pb2.Shape(dims=[int(d) for d in text.lower().split("x")])
+    except ValueError:
+        raise typer.BadParameter(f"shape {text!r} must look like 4096x8192") from None
+
+
+@forge_app.command("submit")
+def forge_submit(
+    op: Annotated[str, typer.Option(help="op name, e.g. rmsnorm")],
+    shape: Annotated[list[str], typer.Option(help="shape like 4096x8192; repeat for several")],
+    dtype: str = "float32",
+    target: Annotated[str, typer.Option(help="cpu, cuda-sm90, ...")] = "cpu",
+    max_candidates: int = 4,
+    wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
+    registry_addr: str = REGISTRY,
+) -> None:
+    """Submit a kernel job."""
+    request = forge_pb2.SubmitJobRequest(op=op, dtype=dtype, target=target, max_candidates=max_candidates,
+                                         shapes=[_shape(s) for s in shape])
+    with grpc.insecure_channel(registry_addr) as channel:
+        stub = forge_pb2_grpc.ForgeServiceStub(channel)
+        job = _rpc(stub.SubmitJob, request)
+        print(json.dumps(_job_row(job)))
+        if wait:
+            try:
+                for update in stub.WatchJob(forge_pb2.WatchJobRequest(id=job.id), timeout=3600):
+                    print(json.dumps(_job_row(update)), flush=True)
+            except grpc.RpcError as exc:
+                _fail(f"{exc.code().name}: {exc.details()}")
+
+
+@forge_app.command("jobs")
+def forge_jobs(limit: int = 20, registry_addr: str = REGISTRY) -> None:
+    """Recent kernel jobs."""
+    with grpc.insecure_channel(registry_addr) as channel:
+        jobs = _rpc(forge_pb2_grpc.ForgeServiceStub(channel).ListJobs, forge_pb2.ListJobsRequest(limit=limit)).jobs
+    table = Table(title="kernel jobs")
+    for col in ("id", "op", "dtype", "target", "shapes", "state", "speedup", "reason"):
+        table.add_column(col, overflow="fold")
+    for job in jobs:
+        row = _job_row(job)
+        table.add_row(row["id"][:12], row["op"], row["dtype"], row["target"], " ".join(row["shapes"]), row["state"],
+                      f"{row['best_speedup']:.3g}x", row["reason"][:120])
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()
