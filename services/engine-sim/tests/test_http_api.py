@@ -1,0 +1,119 @@
+import json
+
+import aiohttp
+import pytest
+
+from tmx_engine_sim.app import build_runner
+from tmx_engine_sim.faults import Faults
+from tmx_engine_sim.http_api import SimApi
+from tmx_engine_sim.settings import Settings
+
+MODEL = "sim-model"
+
+
+@pytest.fixture
+async def sim(asgi_server):
+    settings = Settings(models=MODEL, time_scale=0.05, default_max_tokens=5, max_model_len=512)
+    runner = build_runner(settings)
+    faults = Faults()
+    refused = []
+    api = SimApi(settings, runner, faults, lambda: refused.append(True))
+    runner.start()
+    async with asgi_server(api.app(), lifespan="off") as (url, _server):
+        async with aiohttp.ClientSession(url) as http:
+            yield http, faults, refused
+    await runner.stop()
+
+
+def chat(content="Hello there, how are you?", **extra):
+    return {"model": MODEL, "messages": [{"role": "user", "content": content}], **extra}
+
+
+async def test_chat_non_stream_shape_and_cached_tokens_on_repeat(sim):
+    http, _, _ = sim
+    long_prompt = "word " * 100
+    async with http.post("/v1/chat/completions", json=chat(long_prompt)) as resp:
+        first = await resp.json()
+    assert resp.status == 200
+    assert first["object"] == "chat.completion"
+    assert first["choices"][0]["message"]["role"] == "assistant"
+    assert first["choices"][0]["finish_reason"] == "length"
+    assert first["usage"]["completion_tokens"] == 5
+    assert first["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+    async with http.post("/v1/chat/completions", json=chat(long_prompt)) as resp:
+        second = await resp.json()
+    assert second["usage"]["prompt_tokens_details"]["cached_tokens"] == (first["usage"]["prompt_tokens"] // 16) * 16
+    assert second["choices"][0]["message"]["content"] == first["choices"][0]["message"]["content"]
+
+
+async def test_chat_stream_with_usage_and_done(sim):
+    http, _, _ = sim
+    async with http.post("/v1/chat/completions", json=chat(stream=True, stream_options={"include_usage": True},
+                                                           max_tokens=3)) as resp:
+        body = (await resp.read()).decode()
+    assert resp.headers["content-type"].startswith("text/event-stream")
+    events = [e[len("data: "):] for e in body.strip().split("\n\n")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    content = [c["choices"][0]["delta"].get("content") for c in chunks[1:-2]]
+    assert len(content) == 3 and all(content)
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
+
+
+async def test_completions_and_embeddings(sim):
+    http, _, _ = sim
+    async with http.post("/v1/completions", json={"model": MODEL, "prompt": "Once upon", "max_tokens": 2}) as resp:
+        body = await resp.json()
+    assert body["object"] == "text_completion" and len(body["choices"][0]["text"].split()) == 2
+    async with http.post("/v1/embeddings", json={"model": MODEL, "input": ["a", "b", "a"]}) as resp:
+        body = await resp.json()
+    vectors = [d["embedding"] for d in body["data"]]
+    assert vectors[0] == vectors[2] != vectors[1]
+    assert sum(v * v for v in vectors[0]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("payload, status, param", [
+    (b"{not json", 400, None),
+    (json.dumps({"model": "other", "messages": []}).encode(), 404, "model"),
+    (json.dumps(chat(max_tokens=0)).encode(), 400, "max_tokens"),
+    (json.dumps(chat(max_tokens=1000)).encode(), 400, "max_tokens"),
+    (json.dumps({"model": MODEL, "messages": "hi"}).encode(), 400, "messages"),
+])
+async def test_bad_requests_get_openai_errors(sim, payload, status, param):
+    http, _, _ = sim
+    async with http.post("/v1/chat/completions", data=payload) as resp:
+        body = await resp.json()
+    assert resp.status == status
+    assert body["error"]["param"] == param and body["error"]["message"]
+
+
+async def test_injected_errors_and_dropped_streams(sim):
+    http, faults, refused = sim
+    async with http.post("/admin/faults", json={"error_rate": 1.0}) as resp:
+        assert (await resp.json())["error_rate"] == 1.0
+    async with http.post("/v1/chat/completions", json=chat()) as resp:
+        assert resp.status == 500
+    faults.update({"error_rate": 0.0, "drop_after_tokens": 2})
+    with pytest.raises(aiohttp.ClientPayloadError):
+        async with http.post("/v1/chat/completions", json=chat(stream=True, max_tokens=5)) as resp:
+            await resp.read()
+    async with http.post("/admin/faults", json={"nonsense": 1}) as resp:
+        assert resp.status == 400
+    async with http.post("/admin/faults", json={"refuse": True}) as resp:
+        assert resp.status == 200
+    assert refused == [True]
+
+
+async def test_metrics_use_vllm_names(sim):
+    http, _, _ = sim
+    async with http.post("/v1/chat/completions", json=chat()) as resp:
+        await resp.read()
+    async with http.get("/metrics") as resp:
+        text = await resp.text()
+    for name in ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
+                 "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total",
+                 "vllm:time_to_first_token_seconds_bucket", "vllm:time_per_output_token_seconds_bucket"):
+        assert name in text
+    assert f'vllm:generation_tokens_total{{model_name="{MODEL}"}} 5.0' in text

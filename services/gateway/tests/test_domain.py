@@ -1,0 +1,95 @@
+import pytest
+
+from tmx_config import FleetFile
+from tmx_config.fleet import BackendSpec, ModelSpec, TenantSpec
+from tmx_gateway.domain.fleet import Backend, FleetView, State
+from tmx_gateway.domain.metering import StreamMeter, usage_from_body
+from tmx_gateway.domain.routing import RouteRequest, build_policy
+from tmx_gateway.domain.tenancy import Tenancy, Unauthorized
+
+REQ = RouteRequest(model="m", endpoint="/v1/chat/completions")
+
+
+def fleet_file(**kw):
+    return FleetFile(
+        backends=(BackendSpec(id="a", url="http://a", models=("m",)), BackendSpec(id="b", url="http://b", models=("m",)),
+                  BackendSpec(id="c", url="http://c", models=("other",))),
+        models=(ModelSpec(name="m", aliases=("alias",), context_length=4096),), **kw)
+
+
+def test_least_inflight_picks_the_least_loaded_and_spreads_ties():
+    policy = build_policy("least_inflight")
+    a, b, c = Backend("a", "u", ("m",), inflight=3), Backend("b", "u", ("m",), inflight=1), Backend("c", "u", ("m",), inflight=2)
+    decision = policy.choose(REQ, [a, b, c])
+    assert decision.backend_id == "b" and decision.scores == {"a": 3, "b": 1, "c": 2}
+    idle = [Backend("a", "u", ("m",)), Backend("b", "u", ("m",))]
+    assert {policy.choose(REQ, idle).backend_id for _ in range(4)} == {"a", "b"}
+
+
+def test_least_inflight_honours_weights():
+    policy = build_policy("least_inflight")
+    big, small = Backend("big", "u", ("m",), weight=4, inflight=4), Backend("small", "u", ("m",), weight=1, inflight=2)
+    assert policy.choose(REQ, [big, small]).backend_id == "big"
+
+
+def test_unknown_strategy_is_named():
+    with pytest.raises(ValueError, match="least_inflight"):
+        build_policy("magic")
+
+
+def test_fleet_candidates_follow_model_health_and_local_ejection():
+    fleet = FleetView()
+    fleet.apply_fleet(fleet_file())
+    assert [b.id for b in fleet.candidates("m", now=0)] == ["a", "b"]
+    fleet.set_state("a", State.UNHEALTHY)
+    assert [b.id for b in fleet.candidates("m", now=0)] == ["b"]
+    fleet.eject("b", until=10)
+    assert fleet.candidates("m", now=5) == [] and [b.id for b in fleet.candidates("m", now=10)] == ["b"]
+    assert [b.id for b in fleet.candidates("m", now=10, exclude={"b"})] == []
+
+
+def test_fleet_resolves_aliases_and_learns_dynamic_backends():
+    fleet = FleetView()
+    fleet.apply_fleet(fleet_file())
+    assert fleet.resolve_model("alias") == "m" and fleet.resolve_model("nope") is None
+    assert fleet.set_state("new", State.HEALTHY, url="http://n", models=("m",))
+    assert not fleet.set_state("ghost", State.HEALTHY)
+    entry = next(e for e in fleet.catalogue() if e.name == "m")
+    assert entry.aliases == ("alias",) and entry.backend_ids == ("a", "b", "new") and entry.context_length == 4096
+
+
+def test_reloading_the_fleet_keeps_live_state():
+    fleet = FleetView()
+    fleet.apply_fleet(fleet_file())
+    fleet.backends["a"].inflight = 2
+    fleet.set_state("a", State.UNHEALTHY)
+    fleet.apply_fleet(fleet_file())
+    assert fleet.backends["a"].inflight == 2 and fleet.backends["a"].state == State.UNHEALTHY
+
+
+def test_metering_reads_usage_from_bodies_and_split_sse_chunks():
+    body = b'{"usage": {"prompt_tokens": 7, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}}'
+    usage = usage_from_body(body)
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) == (7, 3, 4)
+    assert usage_from_body(b"not json").prompt_tokens == 0
+    stream = (b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
+              b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}\n\ndata: [DONE]\n\n')
+    meter = StreamMeter()
+    for i in range(0, len(stream), 7):  # arbitrary chunk boundaries
+        meter.feed(stream[i:i + 7])
+    assert meter.done and meter.result().prompt_tokens == 5 and not meter.result().estimated
+    counting = StreamMeter()
+    counting.feed(b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\ndata: {"choices":[{"delta":{"content":"x"}}]}\n\n')
+    assert counting.result().completion_tokens == 1 and counting.result().estimated
+
+
+def test_tenancy_maps_keys_and_rejects_unknown_ones():
+    open_gateway = Tenancy(fleet_file())
+    assert open_gateway.identify(None).tenant == "default"
+    closed = Tenancy(fleet_file(tenants=(TenantSpec(name="acme", api_keys=("k1",)),)))
+    caller = closed.identify("Bearer k1")
+    assert caller.tenant == "acme" and caller.api_key_id and "k1" not in caller.api_key_id
+    with pytest.raises(Unauthorized, match="invalid"):
+        closed.identify("Bearer nope")
+    with pytest.raises(Unauthorized, match="missing"):
+        closed.identify(None)

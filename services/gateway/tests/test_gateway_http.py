@@ -1,0 +1,200 @@
+"""The gateway over real engine-sims and a real NATS, each on its own uvicorn server."""
+
+import asyncio
+import contextlib
+import json
+
+import aiohttp
+import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from tensormux.events.v1 import events_pb2
+from tmx_config import FleetFile
+from tmx_config.fleet import BackendSpec, ModelSpec, TenantSpec, dump_fleet
+from tmx_engine_sim.app import build_runner
+from tmx_engine_sim.faults import Faults
+from tmx_engine_sim.http_api import SimApi
+from tmx_engine_sim.settings import Settings as SimSettings
+from tmx_eventbus import EventBus, decode, subjects
+from tmx_gateway.app import Gateway
+from tmx_gateway.settings import Settings
+
+MODEL = "sim-model"
+
+
+@contextlib.asynccontextmanager
+async def engine_sims(asgi_server, count):
+    async with contextlib.AsyncExitStack() as stack:
+        sims = []
+        for _ in range(count):
+            settings = SimSettings(models=MODEL, time_scale=0.02, default_max_tokens=4)
+            runner = build_runner(settings)
+            runner.start()
+            stack.push_async_callback(runner.stop)
+            faults = Faults()
+            url, _ = await stack.enter_async_context(asgi_server(SimApi(settings, runner, faults, lambda: None).app(),
+                                                                 lifespan="off"))
+            sims.append((url, faults, runner))
+        yield sims
+
+
+@contextlib.asynccontextmanager
+async def gateway(asgi_server, tmp_path, backends, nats_url="", tenants=(), **settings):
+    fleet = FleetFile(backends=tuple(BackendSpec(id=i, url=u, models=(MODEL,)) for i, u in backends),
+                      models=(ModelSpec(name=MODEL, aliases=("alias",)),), tenants=tenants)
+    path = tmp_path / "tensormux.yaml"
+    dump_fleet(fleet, path)
+    gw = Gateway(Settings(fleet_file=str(path), nats_url=nats_url, **settings), fleet)
+    async with asgi_server(gw.starlette()) as (url, _):
+        async with aiohttp.ClientSession(url) as http:
+            yield http, gw
+
+
+def chat(**extra):
+    return {"model": MODEL, "messages": [{"role": "user", "content": "Say something"}], **extra}
+
+
+async def test_proxies_chat_and_streams_bytes_unchanged(asgi_server, tmp_path):
+    async with engine_sims(asgi_server, 1) as sims:
+        (sim_url, _, _), = sims
+        async with gateway(asgi_server, tmp_path, [("s1", sim_url)]) as (http, _):
+            async with http.post("/v1/chat/completions", json=chat()) as resp:
+                body = await resp.json()
+                assert resp.status == 200 and resp.headers["x-tmx-backend"] == "s1"
+            assert body["usage"]["completion_tokens"] == 4
+            payload = chat(stream=True, max_tokens=3)
+            async with http.post("/v1/chat/completions", json=payload) as resp:
+                via_gateway = await resp.read()
+            async with aiohttp.ClientSession() as direct, direct.post(f"{sim_url}/v1/chat/completions",
+                                                                       json=payload) as resp:
+                direct_bytes = await resp.read()
+    strip_ids = lambda raw: [  # noqa: E731 - ids and timestamps differ per request, nothing else may
+        {k: v for k, v in json.loads(e[6:]).items() if k not in ("id", "created")} if e != "data: [DONE]" else e
+        for e in raw.decode().strip().split("\n\n")]
+    assert strip_ids(via_gateway) == strip_ids(direct_bytes)
+
+
+async def test_embeddings_completions_aliases_and_models(asgi_server, tmp_path):
+    async with engine_sims(asgi_server, 1) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])]) as (http, _):
+            async with http.post("/v1/embeddings", json={"model": "alias", "input": "x"}) as resp:
+                assert resp.status == 200 and (await resp.json())["model"] == MODEL
+            async with http.post("/v1/completions", json={"model": MODEL, "prompt": "hi", "max_tokens": 2}) as resp:
+                assert (await resp.json())["object"] == "text_completion"
+            async with http.get("/v1/models") as resp:
+                models = (await resp.json())["data"]
+    assert models[0]["id"] == MODEL and models[0]["aliases"] == ["alias"]
+    assert models[0]["backends"] == [{"id": "s1", "state": "unknown", "routable": True}]
+
+
+async def test_errors_are_openai_shaped(asgi_server, tmp_path):
+    async with engine_sims(asgi_server, 1) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])], max_body_bytes=1000) as (http, gw):
+            cases = [
+                (b"{oops", 400, "invalid_json"),
+                (json.dumps({"messages": []}).encode(), 400, "missing_model"),
+                (json.dumps(chat(model="nope")).encode(), 404, "model_not_found"),
+                (json.dumps(chat(stream="yes")).encode(), 400, None),
+                (json.dumps(chat(pad="x" * 2000)).encode(), 413, "request_too_large"),
+            ]
+            for payload, status, code in cases:
+                async with http.post("/v1/chat/completions", data=payload) as resp:
+                    body = await resp.json()
+                assert resp.status == status, payload[:40]
+                assert body["error"]["code"] == code and body["error"]["message"] and body["error"]["type"]
+            gw.fleet.eject("s1", until=float("inf"))
+            async with http.post("/v1/chat/completions", json=chat()) as resp:
+                body = await resp.json()
+            assert resp.status == 503 and body["error"]["code"] == "no_healthy_backend"
+            async with http.get("/v1/nothing") as resp:
+                assert resp.status == 404 and (await resp.json())["error"]["code"] == "unknown_route"
+
+
+async def test_api_keys_select_tenants(asgi_server, tmp_path):
+    async with engine_sims(asgi_server, 1) as sims:
+        tenants = (TenantSpec(name="acme", api_keys=("sk-acme",)),)
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])], tenants=tenants) as (http, _):
+            async with http.post("/v1/chat/completions", json=chat()) as resp:
+                assert resp.status == 401 and (await resp.json())["error"]["type"] == "authentication_error"
+            async with http.post("/v1/chat/completions", json=chat(),
+                                 headers={"Authorization": "Bearer sk-acme"}) as resp:
+                assert resp.status == 200
+
+
+async def test_fails_over_when_a_backend_refuses_or_errors(asgi_server, tmp_path):
+    from conftest import free_port  # noqa: PLC0415 - the shared helper of the root conftest
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with engine_sims(asgi_server, 2) as sims:
+        (good_url, _, _), (bad_url, bad_faults, _) = sims
+        bad_faults.update({"error_rate": 1.0})
+        backends = [("dead", dead), ("erroring", bad_url), ("good", good_url)]
+        async with gateway(asgi_server, tmp_path, backends) as (http, gw):
+            for _ in range(6):
+                async with http.post("/v1/chat/completions", json=chat()) as resp:
+                    assert resp.status == 200 and resp.headers["x-tmx-backend"] == "good"
+            assert gw.fleet.backends["dead"].ejected_until > 0
+            assert gw.fleet.backends["erroring"].failed >= 1
+
+
+async def test_a_stream_cut_mid_way_ends_with_an_sse_error(asgi_server, tmp_path):
+    async with engine_sims(asgi_server, 1) as sims:
+        sims[0][1].update({"drop_after_tokens": 2})
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])]) as (http, _):
+            async with http.post("/v1/chat/completions", json=chat(stream=True, max_tokens=6)) as resp:
+                body = (await resp.read()).decode()
+    events = body.strip().split("\n\n")
+    assert "[DONE]" not in body
+    error = json.loads(events[-1][len("data: "):])
+    assert error["error"]["code"] == "upstream_stream_broken"
+
+
+async def test_client_disconnect_cancels_the_upstream_stream(asgi_server, tmp_path, tmx_async_wait):
+    async with engine_sims(asgi_server, 1) as sims:
+        sim_url, _, runner = sims[0]
+        async with gateway(asgi_server, tmp_path, [("s1", sim_url)]) as (http, gw):
+            resp = await http.post("/v1/chat/completions", json=chat(stream=True, max_tokens=2000))
+            await resp.content.readline()
+            assert len(runner.core.running) == 1
+            resp.close()
+            await tmx_async_wait(lambda: runner.core.idle, 10, what="upstream cancelled")
+            await tmx_async_wait(lambda: gw.fleet.backends["s1"].inflight == 0, 5, what="inflight released")
+    assert runner.core.cache.usage == 0
+
+
+async def test_publishes_audit_and_outcome_and_follows_health(asgi_server, tmp_path, nats_url, tmx_async_wait):
+    bus = await EventBus.connect(nats_url, name="test")
+    await bus.provision()
+    async with engine_sims(asgi_server, 2) as sims:
+        backends = [("s1", sims[0][0]), ("s2", sims[1][0])]
+        async with gateway(asgi_server, tmp_path, backends, nats_url=nats_url) as (http, gw):
+            await tmx_async_wait(gw.ready, 10, what="gateway ready")
+            async with http.get("/readyz") as resp:
+                assert resp.status == 200
+            audits, outcomes = [], []
+
+            async def on_audit(msg):
+                audits.append(decode(msg.data, msg.headers))
+
+            async def on_outcome(msg):
+                outcomes.append(decode(msg.data, msg.headers))
+
+            all_msgs = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+            sub_a = await bus.js.subscribe(subjects.ALL_AUDIT, cb=on_audit, ordered_consumer=True, config=all_msgs)
+            sub_o = await bus.js.subscribe(subjects.ALL_SIGNAL, cb=on_outcome, ordered_consumer=True, config=all_msgs)
+            async with http.post("/v1/chat/completions", json=chat()) as resp:
+                request_id = resp.headers["x-tmx-request-id"]
+            await tmx_async_wait(lambda: audits and outcomes, 10, what="events")
+            assert audits[0].request_id == request_id and audits[0].tenant == "default"
+            assert audits[0].routing_strategy == "least_inflight" and audits[0].completion_tokens == 4
+            assert outcomes[0].backend_id == audits[0].backend_id and outcomes[0].http_status == 200
+            await bus.publish(subjects.health_backend("s1"), events_pb2.BackendStateChanged(
+                backend_id="s1", current=events_pb2.BACKEND_STATE_UNHEALTHY))
+            await tmx_async_wait(lambda: not gw.fleet.backends["s1"].routable(0), 10, what="health event applied")
+            for _ in range(4):
+                async with http.post("/v1/chat/completions", json=chat()) as resp:
+                    assert resp.headers["x-tmx-backend"] == "s2"
+            await sub_a.unsubscribe()
+            await sub_o.unsubscribe()
+    await bus.close()
+
