@@ -209,7 +209,7 @@ async def serve_asgi(app, port: int | None = None, lifespan: str = "on"):
 
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan,
-                            access_log=False)
+                            access_log=False, timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())

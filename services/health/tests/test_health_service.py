@@ -1,0 +1,121 @@
+"""The health service as it runs: real engine-sim, real NATS (stream + KV), real gRPC."""
+
+import asyncio
+import contextlib
+
+import grpc
+import pytest
+
+from tensormux.events.v1 import events_pb2
+from tensormux.health.v1 import health_pb2, health_pb2_grpc
+from tmx_config import FleetFile
+from tmx_config.fleet import BackendSpec, dump_fleet
+from tmx_engine_sim.app import build_runner
+from tmx_engine_sim.faults import Faults
+from tmx_engine_sim.http_api import SimApi
+from tmx_engine_sim.settings import Settings as SimSettings
+from tmx_eventbus import EventBus, decode, subjects
+from tmx_health.app import serve
+from tmx_health.settings import Settings
+
+
+@contextlib.asynccontextmanager
+async def running_health(tmp_path, nats_url, backends):
+    from conftest import free_port
+
+    path = tmp_path / "tensormux.yaml"
+    dump_fleet(FleetFile(backends=tuple(BackendSpec(id=i, url=u, models=("m",)) for i, u in backends)), path)
+    port = free_port()
+    settings = Settings(port=port, nats_url=nats_url, fleet_file=str(path), probe_interval_s=0.05,
+                        probe_timeout_s=0.5, fall_threshold=2, rise_threshold=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop))
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = health_pb2_grpc.HealthServiceStub(channel)
+    try:
+        for _ in range(200):
+            try:
+                await stub.ListBackends(health_pb2.ListBackendsRequest(), timeout=0.5)
+                break
+            except grpc.aio.AioRpcError:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+        yield stub
+    finally:
+        await channel.close()
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_probes_publish_transitions_and_keep_state_in_kv(asgi_server, tmp_path, nats_url, tmx_async_wait):
+    from conftest import free_port
+
+    settings = SimSettings(models="m", time_scale=0.01)
+    runner = build_runner(settings)
+    dead_url = f"http://127.0.0.1:{free_port()}"
+    bus = await EventBus.connect(nats_url, name="test")
+    await bus.provision()
+    events = []
+
+    async def on_event(msg):
+        events.append(decode(msg.data, msg.headers))
+
+    sub = await bus.nc.subscribe(subjects.ALL_HEALTH, cb=on_event)
+    async with asgi_server(SimApi(settings, runner, Faults(), lambda: None).app(), lifespan="off") as (url, server):
+        async with running_health(tmp_path, nats_url, [("live", url), ("dead", dead_url)]) as stub:
+            await tmx_async_wait(lambda: {(e.backend_id, e.current) for e in events} >= {
+                ("live", events_pb2.BACKEND_STATE_HEALTHY), ("dead", events_pb2.BACKEND_STATE_UNHEALTHY)}, 10,
+                what="both transitions")
+            reply = await stub.ListBackends(health_pb2.ListBackendsRequest())
+            states = {b.id: b.state for b in reply.backends}
+            assert states == {"live": events_pb2.BACKEND_STATE_HEALTHY, "dead": events_pb2.BACKEND_STATE_UNHEALTHY}
+            dead = await stub.GetBackend(health_pb2.GetBackendRequest(id="dead"))
+            assert dead.last_error == "ClientConnectorError" and dead.consecutive_failures >= 2
+            models = await stub.ListModels(health_pb2.ListModelsRequest())
+            assert [(m.id, m.healthy_backends) for m in models.models] == [("m", 1)]
+            kv = await bus.backends_kv()
+            saved = events_pb2.BackendStateChanged.FromString((await kv.get("dead")).value)
+            assert saved.current == events_pb2.BACKEND_STATE_UNHEALTHY
+            # the engine goes away: its stop is noticed and published
+            server.should_exit = True
+            await tmx_async_wait(lambda: any(e.backend_id == "live" and e.current == events_pb2.BACKEND_STATE_UNHEALTHY
+                                             for e in events), 10, what="live -> unhealthy")
+    await sub.unsubscribe()
+    await bus.close()
+
+
+async def test_a_restarted_service_resumes_from_kv(tmp_path, nats_url):
+    from conftest import free_port
+
+    dead_url = f"http://127.0.0.1:{free_port()}"
+    bus = await EventBus.connect(nats_url, name="test")
+    await bus.provision()
+    kv = await bus.backends_kv()
+    await kv.put("dead", events_pb2.BackendStateChanged(
+        backend_id="dead", url=dead_url, current=events_pb2.BACKEND_STATE_UNHEALTHY, consecutive_failures=9,
+    ).SerializeToString())
+    async with running_health(tmp_path, nats_url, [("dead", dead_url)]) as stub:
+        backend = await stub.GetBackend(health_pb2.GetBackendRequest(id="dead"))
+        assert backend.state == events_pb2.BACKEND_STATE_UNHEALTHY  # not UNKNOWN: it resumed
+    await bus.close()
+
+
+async def test_registration_and_errors(tmp_path, nats_url):
+    async with running_health(tmp_path, nats_url, []) as stub:
+        watch = stub.WatchBackends(health_pb2.WatchBackendsRequest())
+        backend = await stub.RegisterBackend(health_pb2.RegisterBackendRequest(id="new", url="http://127.0.0.1:9",
+                                                                               models=["m"]))
+        assert backend.state == events_pb2.BACKEND_STATE_UNKNOWN
+        first = await asyncio.wait_for(watch.read(), 5)
+        # via the snapshot or as a live event, depending on which the stream saw first
+        assert first.backend_id == "new" and first.current == events_pb2.BACKEND_STATE_UNKNOWN
+        watch.cancel()
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.RegisterBackend(health_pb2.RegisterBackendRequest(id="x", url="nope"))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "url" in info.value.details()
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.GetBackend(health_pb2.GetBackendRequest(id="ghost"))
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        await stub.DeregisterBackend(health_pb2.DeregisterBackendRequest(id="new"))
+        assert not (await stub.ListBackends(health_pb2.ListBackendsRequest())).backends
