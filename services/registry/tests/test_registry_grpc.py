@@ -1,0 +1,149 @@
+"""RegistryService and ForgeService served for real: gRPC + NATS + a database."""
+
+import asyncio
+import json
+
+import grpc
+import pytest
+
+from tensormux.events.v1 import events_pb2
+from tensormux.forge.v1 import forge_pb2, forge_pb2_grpc
+from tensormux.registry.v1 import registry_pb2, registry_pb2_grpc
+from tmx_eventbus import EventBus, decode, subjects
+from tmx_eventbus.streams import forge_jobs_consumer
+from tmx_registry.app import serve
+from tmx_registry.settings import Settings
+
+
+@pytest.fixture
+async def registry(nats_url, database_url):
+    from conftest import free_port
+
+    port = free_port()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(Settings(port=port, nats_url=nats_url, database_url=database_url,
+                                              redispatch_interval_s=0.1), stop))
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    await asyncio.wait_for(channel.channel_ready(), 20)
+    bus = await EventBus.connect(nats_url, name="test")
+    yield forge_pb2_grpc.ForgeServiceStub(channel), registry_pb2_grpc.RegistryServiceStub(channel), bus
+    await bus.close()
+    await channel.close()
+    stop.set()
+    await asyncio.wait_for(task, 15)
+
+
+def submit_request(**kw):
+    return forge_pb2.SubmitJobRequest(**{"op": "rmsnorm", "dtype": "float32", "target": "cpu",
+                                         "shapes": [events_pb2.Shape(dims=[8, 64])], **kw})
+
+
+async def test_submit_stores_and_queues_the_job_for_its_target(registry):
+    forge, _, bus = registry
+    job = await forge.SubmitJob(submit_request())
+    assert job.state == events_pb2.JOB_STATE_QUEUED and job.max_candidates == 4
+    psub = await bus.js.pull_subscribe(subjects.forge_job("cpu"), durable="forge-worker-cpu",
+                                       stream="TMX_FORGE_JOBS")
+    msgs = await psub.fetch(1, timeout=5)
+    event = decode(msgs[0].data, msgs[0].headers)
+    assert isinstance(event, events_pb2.KernelJob) and event.job_id == job.id and list(event.shapes[0].dims) == [8, 64]
+    await msgs[0].ack()
+    await psub.unsubscribe()
+
+
+async def test_progress_events_drive_the_job_and_watch_streams_them(registry, tmx_async_wait):
+    forge, _, bus = registry
+    job = await forge.SubmitJob(submit_request())
+    states = []
+
+    async def watch():
+        async for update in forge.WatchJob(forge_pb2.WatchJobRequest(id=job.id)):
+            states.append(update.state)
+
+    watcher = asyncio.create_task(watch())
+    for state in (events_pb2.JOB_STATE_RUNNING, events_pb2.JOB_STATE_NOT_PROMOTED, events_pb2.JOB_STATE_RUNNING):
+        await bus.publish(subjects.forge_progress(job.id), events_pb2.JobProgress(job_id=job.id, state=state,
+                                                                                  message="because"))
+    await asyncio.wait_for(watcher, 10)  # the stream ends by itself at the terminal state
+    assert states[0] == events_pb2.JOB_STATE_QUEUED and states[-1] == events_pb2.JOB_STATE_NOT_PROMOTED
+    final = await forge.GetJob(forge_pb2.GetJobRequest(id=job.id))
+    assert final.state == events_pb2.JOB_STATE_NOT_PROMOTED and final.reason == "because"
+
+
+async def test_cancel_and_errors(registry):
+    forge, _, _ = registry
+    job = await forge.SubmitJob(submit_request())
+    cancelled = await forge.CancelJob(forge_pb2.CancelJobRequest(id=job.id))
+    assert cancelled.state == events_pb2.JOB_STATE_CANCELLED
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await forge.CancelJob(forge_pb2.CancelJobRequest(id=job.id))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await forge.SubmitJob(submit_request(shapes=[events_pb2.Shape(dims=[0])]))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and info.value.details().startswith("shapes:")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await forge.GetJob(forge_pb2.GetJobRequest(id="nope"))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert len((await forge.ListJobs(forge_pb2.ListJobsRequest())).jobs) == 1
+
+
+async def test_publish_resolve_and_kernel_promoted_event(registry):
+    _, reg, bus = registry
+    received = []
+
+    async def on_msg(msg):
+        received.append(decode(msg.data, msg.headers))
+
+    sub = await bus.nc.subscribe(subjects.ALL_REGISTRY, cb=on_msg)
+    request = registry_pb2.PublishKernelRequest(op="rmsnorm", dtype="float32", hardware="cpu", source="def k(): ...",
+                                                config_json="{}", speedup=1.4, evidence_json=json.dumps({"x": 1}))
+    kernel = await reg.PublishKernel(request)
+    again = await reg.PublishKernel(request)
+    assert again.id == kernel.id
+    resolved = await reg.ResolveKernel(registry_pb2.ResolveKernelRequest(op="rmsnorm", dtype="float32", hardware="cpu"))
+    assert resolved.id == kernel.id and resolved.content_hash == kernel.content_hash
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await reg.ResolveKernel(registry_pb2.ResolveKernelRequest(op="rmsnorm", dtype="float16", hardware="cpu"))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await reg.PublishKernel(registry_pb2.PublishKernelRequest(op="rmsnorm", dtype="float32", hardware="cpu",
+                                                                  source="x", speedup=1.0, evidence_json="{}"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for _ in range(100):
+        if received:
+            break
+        await asyncio.sleep(0.02)
+    assert [(e.kernel_id, e.op) for e in received] == [(kernel.id, "rmsnorm")]  # announced once
+    await sub.unsubscribe()
+
+
+async def test_jobs_submitted_while_nats_is_down_are_dispatched_later(nats_server, database_url, tmx_async_wait):
+    from conftest import free_port
+
+    port = free_port()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(Settings(port=port, nats_url=nats_server.url, database_url=database_url,
+                                              redispatch_interval_s=0.1), stop))
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    await asyncio.wait_for(channel.channel_ready(), 20)
+    forge = forge_pb2_grpc.ForgeServiceStub(channel)
+    nats_server.stop()
+    job = await forge.SubmitJob(submit_request(), timeout=15)  # stored, dispatch deferred
+    nats_server.start()
+    bus = await EventBus.connect(nats_server.url, name="test")
+    decl = forge_jobs_consumer("cpu")
+    psub = await bus.js.pull_subscribe(decl.filter_subject, durable=decl.durable, stream=decl.stream)
+
+    async def fetched():
+        try:
+            return await psub.fetch(1, timeout=0.5)
+        except Exception:
+            return None
+
+    msgs = await tmx_async_wait(fetched, 20, what="re-dispatched job")
+    assert decode(msgs[0].data, msgs[0].headers).job_id == job.id
+    await psub.unsubscribe()
+    await bus.close()
+    await channel.close()
+    stop.set()
+    await asyncio.wait_for(task, 15)
