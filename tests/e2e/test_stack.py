@@ -1,0 +1,166 @@
+"""The whole stack started as `tmx up` starts it (child processes, embedded NATS, SQLite), driven with the
+official OpenAI client, a NATS subscriber, gRPC stubs and the tmx command."""
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import grpc
+import openai
+import pytest
+
+from tensormux.events.v1 import events_pb2
+from tensormux.forge.v1 import forge_pb2, forge_pb2_grpc
+from tensormux.planner.v1 import planner_pb2, planner_pb2_grpc
+from tensormux.registry.v1 import registry_pb2, registry_pb2_grpc
+from tmx_cli.stack import SIM_MODEL, Stack, StackConfig
+from tmx_eventbus import EventBus, decode, subjects
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    config = StackConfig(data_dir=tmp_path_factory.mktemp("stack"), gateway_port=0, health_port=0, planner_port=0,
+                         registry_port=0, nats_port=0, sim_base_port=0, sim_time_scale=0.05, probe_interval_s=0.2)
+    stack = Stack(config)
+    started = time.perf_counter()
+    stack.start(timeout_s=90)
+    print(f"\nstack started in {time.perf_counter() - started:.2f}s")
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def client(stack):
+    return openai.OpenAI(base_url=f"{stack.urls['gateway']}/v1", api_key="unused", max_retries=0)
+
+
+def backends(stack):
+    with urllib.request.urlopen(f"{stack.urls['gateway']}/admin/backends", timeout=5) as resp:
+        return {b["id"]: b for b in json.load(resp)["backends"]}
+
+
+def test_openai_client_chat_streamed_and_not(client):
+    reply = client.chat.completions.create(model=SIM_MODEL, messages=[{"role": "user", "content": "Hello!"}],
+                                           max_tokens=6)
+    assert reply.choices[0].message.content and reply.usage.completion_tokens == 6
+    stream = client.chat.completions.create(model="llama-sim", messages=[{"role": "user", "content": "Hello!"}],
+                                            max_tokens=5, stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == reply.choices[0].message.content.rsplit(" ", 1)[0]  # same deterministic words, one fewer
+    assert chunks[-1].usage.completion_tokens == 5
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
+    assert info.value.body["code"] == "model_not_found"
+
+
+async def test_audit_event_reaches_a_nats_subscriber(stack, client):
+    bus = await EventBus.connect(stack.urls["nats"], name="e2e")
+    received = []
+
+    async def on_msg(msg):
+        received.append(decode(msg.data, msg.headers))
+
+    sub = await bus.nc.subscribe(subjects.ALL_AUDIT, cb=on_msg)
+    raw = await asyncio.to_thread(lambda: client.chat.completions.with_raw_response.create(
+        model=SIM_MODEL, messages=[{"role": "user", "content": "audit me"}], max_tokens=3))
+    request_id = raw.headers["x-tmx-request-id"]
+    for _ in range(250):
+        if any(e.request_id == request_id for e in received):
+            break
+        await asyncio.sleep(0.02)
+    event = next(e for e in received if e.request_id == request_id)
+    assert event.tenant == "default" and event.http_status == 200 and event.completion_tokens == 3
+    assert event.backend_id == raw.headers["x-tmx-backend"]
+    await sub.unsubscribe()
+    await bus.close()
+
+
+def test_tmx_audit_tail_decodes_the_stream(stack, client):
+    client.chat.completions.create(model=SIM_MODEL, messages=[{"role": "user", "content": "tail"}], max_tokens=1)
+    out = subprocess.run([sys.executable, "-m", "tmx_cli.main", "audit", "tail", "--nats-url", stack.urls["nats"],
+                          "--from-start", "--count", "1"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    event = json.loads(out.stdout.splitlines()[0])
+    assert event["tenant"] == "default" and event["model"] == SIM_MODEL
+
+
+async def test_a_stopped_engine_is_marked_down_and_no_longer_routed(stack, client, tmx_async_wait):
+    await tmx_async_wait(lambda: all(b["state"] == "healthy" for b in backends(stack).values()), 20,
+                         what="fleet healthy")
+    bus = await EventBus.connect(stack.urls["nats"], name="e2e")
+    changes = []
+
+    async def on_msg(msg):
+        changes.append(decode(msg.data, msg.headers))
+
+    sub = await bus.nc.subscribe(subjects.health_backend("sim-2"), cb=on_msg)
+    stack.stop_child("sim-2")
+    await tmx_async_wait(lambda: any(c.current == events_pb2.BACKEND_STATE_UNHEALTHY for c in changes), 20,
+                         what="health publishes sim-2 unhealthy")
+    await tmx_async_wait(lambda: backends(stack)["sim-2"]["state"] == "unhealthy", 10, what="gateway applies it")
+    served_before = {k: b["served"] for k, b in backends(stack).items()}
+    for _ in range(12):
+        raw = await asyncio.to_thread(lambda: client.chat.completions.with_raw_response.create(
+            model=SIM_MODEL, messages=[{"role": "user", "content": "x"}], max_tokens=1))
+        assert raw.headers["x-tmx-backend"] != "sim-2"
+    after = backends(stack)
+    assert after["sim-2"]["served"] == served_before["sim-2"]
+    assert sum(b["served"] for b in after.values()) - sum(served_before.values()) == 12
+    await sub.unsubscribe()
+    await bus.close()
+
+
+def test_plan_rpc_returns_ranked_feasible_plans(stack):
+    with grpc.insecure_channel(stack.urls["planner"]) as channel:
+        reply = planner_pb2_grpc.PlannerServiceStub(channel).Plan(planner_pb2.PlanRequest(
+            model="Llama-3.1-8B-Instruct", workload=planner_pb2.Workload(isl=1024, osl=256, concurrency=64),
+            sla=planner_pb2.Sla(ttft_p95_ms=1000), limit=5), timeout=10)
+    assert len(reply.plans) == 5
+    assert all(p.prediction.fits and p.prediction.ttft_p95_ms <= 1000 for p in reply.plans)
+    assert [p.score for p in reply.plans] == sorted((p.score for p in reply.plans), reverse=True)
+
+
+def test_forge_job_ends_with_a_kernel_or_a_recorded_reason(stack):
+    with grpc.insecure_channel(stack.urls["registry"]) as channel:
+        forge = forge_pb2_grpc.ForgeServiceStub(channel)
+        job = forge.SubmitJob(forge_pb2.SubmitJobRequest(op="rmsnorm", dtype="float32", target="cpu",
+                                                         max_candidates=2, shapes=[events_pb2.Shape(dims=[8, 64])]))
+        updates = list(forge.WatchJob(forge_pb2.WatchJobRequest(id=job.id), timeout=240))
+        final = updates[-1]
+        assert events_pb2.JOB_STATE_RUNNING in {u.state for u in updates}
+        if final.state == events_pb2.JOB_STATE_PROMOTED:
+            kernel = registry_pb2_grpc.RegistryServiceStub(channel).ResolveKernel(
+                registry_pb2.ResolveKernelRequest(op="rmsnorm", dtype="float32", hardware="cpu"))
+            assert kernel.id == final.kernel_id
+        else:
+            assert final.state == events_pb2.JOB_STATE_NOT_PROMOTED
+            assert "below 1.1x" in final.reason or "slower" in final.reason
+
+
+def test_tmx_commands_against_the_stack(stack, tmp_path):
+    status = subprocess.run([sys.executable, "-m", "tmx_cli.main", "status", "--health-addr", stack.urls["health"]],
+                            capture_output=True, text=True, timeout=30)
+    assert status.returncode == 0 and "sim-1" in status.stdout and "tmx-sim-llama" in status.stdout
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("\n".join([
+        json.dumps({"model": "Llama-3.1-8B-Instruct", "gpu": "H100", "gpu_count": 4, "tp": 1, "engine": "vllm",
+                    "precision": "bf16", "isl": 1024, "osl": 256, "concurrency": 128}),
+        "not json",
+        json.dumps({"model": "Llama-3.1-8B", "gpu": "H100", "isl": 100, "osl": 10, "concurrency": None}),
+        json.dumps({"model": "unknown-model", "gpu": "H100", "isl": 100, "osl": 10, "concurrency": 1}),
+    ]))
+    out = subprocess.run([sys.executable, "-m", "tmx_cli.main", "plan", "estimate", "--input", str(inputs),
+                          "--planner-addr", stack.urls["planner"]], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(lines) == 4
+    assert lines[0]["error"] is None and lines[0]["fits"] and lines[0]["output_tok_s_total"] > 0
+    assert lines[1]["error"].startswith("line 2")
+    assert lines[2]["error"] is None
+    assert lines[3]["error"].startswith("model:")
