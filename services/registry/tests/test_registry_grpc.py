@@ -55,12 +55,15 @@ async def test_progress_events_drive_the_job_and_watch_streams_them(registry, tm
     forge, _, bus = registry
     job = await forge.SubmitJob(submit_request())
     states = []
+    watching = asyncio.Event()
 
     async def watch():
         async for update in forge.WatchJob(forge_pb2.WatchJobRequest(id=job.id)):
             states.append(update.state)
+            watching.set()
 
     watcher = asyncio.create_task(watch())
+    await asyncio.wait_for(watching.wait(), 10)  # the stream opens with the job as stored
     for state in (events_pb2.JOB_STATE_RUNNING, events_pb2.JOB_STATE_NOT_PROMOTED, events_pb2.JOB_STATE_RUNNING):
         await bus.publish(subjects.forge_progress(job.id), events_pb2.JobProgress(job_id=job.id, state=state,
                                                                                   message="because"))
