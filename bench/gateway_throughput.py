@@ -62,36 +62,42 @@ async def drive(url: str, concurrency: int, seconds: float, stream: bool) -> dic
             "p50_ms": statistics.median(latencies) * 1000, "p99_ms": pick(0.99)}
 
 
+def start(data: Path, events: bool) -> Stack:
+    stack = Stack(StackConfig(data_dir=data, engine_sims=1, gateway_port=0, health_port=0, planner_port=0,
+                              registry_port=0, nats_port=0, sim_base_port=0, sim_time_scale=0.0,
+                              forge_worker=False, gateway_events=events))
+    stack.start()
+    return stack
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp)
-        stack = Stack(StackConfig(data_dir=data, engine_sims=1, gateway_port=0, health_port=0, planner_port=0,
-                                  registry_port=0, nats_port=0, sim_base_port=0, sim_time_scale=0.0,
-                                  forge_worker=False))
-        stack.start()
-        try:
-            sim_url = f"http://127.0.0.1:{stack.sim_ports[0]}"
-            rows = []
-            for stream in (False, True):
-                for concurrency in (1, 64):
-                    direct = asyncio.run(drive(sim_url, concurrency, args.seconds, stream))
-                    via = asyncio.run(drive(stack.urls["gateway"], concurrency, args.seconds, stream))
-                    row = {"stream": stream, "concurrency": concurrency, "direct": direct, "gateway": via,
-                           "rps_ratio": via["rps"] / direct["rps"],
-                           "added_p50_ms": via["p50_ms"] - direct["p50_ms"],
-                           "added_p99_ms": via["p99_ms"] - direct["p99_ms"]}
-                    rows.append(row)
-                    print(f"stream={stream!s:5} c={concurrency:<3} direct {direct['rps']:7.0f} req/s "
-                          f"p50 {direct['p50_ms']:6.2f} ms | gateway {via['rps']:7.0f} req/s p50 {via['p50_ms']:6.2f}"
-                          f" ms p99 {via['p99_ms']:6.2f} ms | ratio {row['rps_ratio']:.2f} "
-                          f"added p50 {row['added_p50_ms']:+.2f} ms errors {direct['errors']}/{via['errors']}")
-        finally:
-            stack.stop()
-    path = save("gateway_throughput", rows, "engine-sim time_scale=0, max_tokens=4; gateway with NATS audit + "
-                "outcome publishing; load generator, gateway and engine-sim share the machine's cores")
+        for events in (True, False):
+            stack = start(Path(tmp) / f"events-{events}", events)
+            try:
+                sim_url = f"http://127.0.0.1:{stack.sim_ports[0]}"
+                for stream in (False, True):
+                    for concurrency in (1, 64):
+                        direct = asyncio.run(drive(sim_url, concurrency, args.seconds, stream))
+                        via = asyncio.run(drive(stack.urls["gateway"], concurrency, args.seconds, stream))
+                        row = {"audit_events": events, "stream": stream, "concurrency": concurrency,
+                               "direct": direct, "gateway": via, "rps_ratio": via["rps"] / direct["rps"],
+                               "added_p50_ms": via["p50_ms"] - direct["p50_ms"],
+                               "added_p99_ms": via["p99_ms"] - direct["p99_ms"]}
+                        rows.append(row)
+                        print(f"events={events!s:5} stream={stream!s:5} c={concurrency:<3} direct "
+                              f"{direct['rps']:6.0f} req/s p50 {direct['p50_ms']:6.2f} ms | gateway {via['rps']:6.0f}"
+                              f" req/s p50 {via['p50_ms']:6.2f} ms p99 {via['p99_ms']:6.2f} ms | ratio "
+                              f"{row['rps_ratio']:.2f} added p50 {row['added_p50_ms']:+.2f} ms "
+                              f"errors {direct['errors']}/{via['errors']}")
+            finally:
+                stack.stop()
+    path = save("gateway_throughput", rows, "engine-sim time_scale=0, max_tokens=4; gateway with and without NATS "
+                "audit + outcome publishing; load generator, gateway, NATS and engine-sim share the machine's cores")
     print(f"saved {path}")
 
 

@@ -40,6 +40,7 @@ class StackConfig:
     sim_time_scale: float = 1.0
     probe_interval_s: float = 1.0
     forge_worker: bool = True
+    gateway_events: bool = True  # False: the gateway runs without NATS (no audit, no health feed)
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -95,7 +96,8 @@ class Stack:
                 "TMX_HEALTH_FLEET_FILE": fleet_path, "TMX_HEALTH_PROBE_INTERVAL_S": c.probe_interval_s})
             self._spawn("planner", "tmx_planner", {"TMX_PLANNER_PORT": ports["planner"]})
             self._spawn("gateway", "tmx_gateway", {
-                "TMX_GATEWAY_PORT": ports["gateway"], "TMX_GATEWAY_NATS_URL": nats_url,
+                "TMX_GATEWAY_PORT": ports["gateway"],
+                "TMX_GATEWAY_NATS_URL": nats_url if c.gateway_events else "",
                 "TMX_GATEWAY_FLEET_FILE": fleet_path})
             for name in ("registry", "health", "planner"):
                 self.urls[name] = f"127.0.0.1:{ports[name]}"
