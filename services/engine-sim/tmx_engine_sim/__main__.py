@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import asyncio
+import uvloop
 
 from tmx_engine_sim.app import serve
 from tmx_engine_sim.settings import Settings
@@ -10,13 +10,7 @@ from tmx_telemetry import configure_logging
 def main() -> None:
     settings = Settings()
     configure_logging("engine-sim", settings.log_level)
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(serve(settings))
+    uvloop.run(serve(settings))  # uvicorn handles SIGINT/SIGTERM and shuts down gracefully
 
 
 if __name__ == "__main__":
