@@ -6,7 +6,6 @@ import json
 
 import aiohttp
 import pytest
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from tensormux.events.v1 import events_pb2
 from tmx_config import FleetFile
@@ -179,12 +178,12 @@ async def test_publishes_audit_and_outcome_and_follows_health(asgi_server, tmp_p
             async def on_outcome(msg):
                 outcomes.append(decode(msg.data, msg.headers))
 
-            all_msgs = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-            sub_a = await bus.js.subscribe(subjects.ALL_AUDIT, cb=on_audit, ordered_consumer=True, config=all_msgs)
-            sub_o = await bus.js.subscribe(subjects.ALL_SIGNAL, cb=on_outcome, ordered_consumer=True, config=all_msgs)
+            sub_a = await bus.nc.subscribe(subjects.ALL_AUDIT, cb=on_audit)
+            sub_o = await bus.nc.subscribe(subjects.ALL_SIGNAL, cb=on_outcome)
             async with http.post("/v1/chat/completions", json=chat()) as resp:
                 request_id = resp.headers["x-tmx-request-id"]
             await tmx_async_wait(lambda: audits and outcomes, 10, what="events")
+            assert (await bus.js.stream_info("TMX_AUDIT")).state.messages == 1  # stored, not just broadcast
             assert audits[0].request_id == request_id and audits[0].tenant == "default"
             assert audits[0].routing_strategy == "least_inflight" and audits[0].completion_tokens == 4
             assert outcomes[0].backend_id == audits[0].backend_id and outcomes[0].http_status == 200
