@@ -2,8 +2,10 @@ import pytest
 
 from tmx_errors import InvalidArgument
 from tmx_planner.domain.catalogue import find_gpu, find_model
-from tmx_planner.domain.memory import ENGINE_OVERHEAD_GB, GPU_MEMORY_UTILIZATION, kv_bytes_per_token, plan_memory
-from tmx_planner.domain.performance import Deployment, decode_step_s, predict, prefill_s
+from tmx_planner.domain.catalogue import gpus, model_from_hf_config, models
+from tmx_planner.domain.memory import (ENGINE_OVERHEAD_GB, GPU_MEMORY_UTILIZATION, kv_bytes_per_sequence,
+                                       kv_bytes_per_token, plan_memory)
+from tmx_planner.domain.performance import Deployment, decode_step_s, default_calibration, predict, prefill_s
 
 LLAMA8 = find_model("Llama-3.1-8B")
 H100 = find_gpu("H100")
@@ -17,17 +19,60 @@ def test_names_match_loosely():
         find_model("gpt-17")
 
 
+def test_catalogues_cover_the_required_hardware_and_models_with_sources():
+    assert {"H100", "H200", "B200", "B300", "A100-80GB", "L40S", "L4", "A10G", "MI300X", "MI325X"} <= set(gpus())
+    assert len(models()) >= 19 and all(m.source for m in models().values())
+    assert all(g.source and g.memory_gb > 0 and g.hbm_gbs > 0 for g in gpus().values())
+
+
 def test_weights_and_kv_per_token_follow_the_standard_formulas():
-    m = plan_memory(LLAMA8, H100, tp=1, precision="bf16", seq_len=2048)
+    m = plan_memory(LLAMA8, H100, tp=1, precision_name="bf16", isl=2048)
     assert m.weights_gb == pytest.approx(8.03 * 2)
     assert kv_bytes_per_token(LLAMA8, 1) == 2 * 32 * 8 * 128 * 2  # K+V x layers x kv heads x head dim x bf16
-    budget = 80 * GPU_MEMORY_UTILIZATION - 16.06 - ENGINE_OVERHEAD_GB
+    budget = 80 * GPU_MEMORY_UTILIZATION["vllm"] - 16.06 - ENGINE_OVERHEAD_GB
     assert m.max_sequences == int(budget * 1e9 // (131072 * 2048))
-    fp8 = plan_memory(LLAMA8, H100, tp=1, precision="fp8", seq_len=2048)
-    assert fp8.weights_gb == pytest.approx(8.03) and fp8.max_sequences > m.max_sequences
-    assert plan_memory(LLAMA8, H100, tp=4, precision="bf16", seq_len=2048).weights_gb == pytest.approx(16.06 / 4)
+    fp8 = plan_memory(LLAMA8, H100, tp=1, precision_name="fp8", isl=2048)
+    assert fp8.weights_gb == pytest.approx(8.03, rel=1e-3) and fp8.max_sequences > m.max_sequences
+    assert plan_memory(LLAMA8, H100, 4, "bf16", 2048).weights_gb == pytest.approx(16.06 / 4)
     assert kv_bytes_per_token(LLAMA8, 8) == 2 * 32 * 1 * 128 * 2
     assert kv_bytes_per_token(LLAMA8, 16) == kv_bytes_per_token(LLAMA8, 8)  # replicated past kv heads
+    int4 = plan_memory(LLAMA8, H100, 1, "int4-awq", 2048)
+    assert int4.weights_gb == pytest.approx(8.03 * (0.5 + 4 / 128))  # group-128 scales and zeros included
+
+
+def test_paged_kv_capacity_uses_the_average_length_and_fp8_kv_for_trtllm():
+    grow = plan_memory(LLAMA8, H100, 1, "bf16", isl=1024, osl=1024)
+    assert grow.kv_bytes_per_sequence == kv_bytes_per_sequence(LLAMA8, 1, 1536)
+    trt = plan_memory(LLAMA8, H100, 1, "fp8", isl=1024, osl=1024, engine="trtllm")
+    assert trt.kv_bytes_per_sequence == kv_bytes_per_sequence(LLAMA8, 1, 1536) / 2
+
+
+def test_moe_mla_and_sliding_window_memory():
+    ds = find_model("deepseek-ai/DeepSeek-R1")
+    assert ds.moe and ds.dense_params_b == pytest.approx((37 * 256 - 671 * 8) / (256 - 8))
+    assert kv_bytes_per_token(ds, 8) == 61 * (512 + 64) * 2  # MLA latent, not sharded by TP
+    assert plan_memory(ds, find_gpu("H200"), 8, "fp8", 1024).weights_gb == pytest.approx(671 / 8, rel=1e-3)
+    gemma = find_model("google/gemma-3-27b-it")
+    short, long = kv_bytes_per_sequence(gemma, 1, 1000), kv_bytes_per_sequence(gemma, 1, 100_000)
+    per = 2 * 16 * 128 * 2
+    assert short == per * 62 * 1000
+    assert long == per * (10 * 100_000 + 52 * 1024)  # 52 local layers keep only their 1024-token window
+    oss = find_model("gpt-oss-120b")
+    assert oss.native_precision == "mxfp4" and oss.active_b == 5.1
+
+
+def test_a_model_from_a_hugging_face_config():
+    config = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+              "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 131072}
+    m = model_from_hf_config("my-llama", config)
+    assert m.params_b == pytest.approx(8.03, rel=0.01)  # Llama-3.1-8B's shapes give its parameter count
+    assert kv_bytes_per_token(m, 1) == kv_bytes_per_token(LLAMA8, 1)
+    moe = model_from_hf_config("my-moe", {**config, "num_local_experts": 8, "num_experts_per_tok": 2,
+                                          "vocab_size": 32000, "max_position_embeddings": 32768})
+    assert moe.moe and moe.params_b == pytest.approx(46.7, rel=0.01)  # Mixtral-8x7B's shapes
+    assert moe.active_b == pytest.approx(12.9, rel=0.02)
+    with pytest.raises(InvalidArgument, match="config"):
+        model_from_hf_config("x", {"hidden_size": 1})
 
 
 def test_a_70b_model_in_bf16_does_not_fit_one_l4():
@@ -35,11 +80,25 @@ def test_a_70b_model_in_bf16_does_not_fit_one_l4():
 
 
 def test_decode_is_memory_bound_at_batch_one_and_grows_with_batch():
+    cal = default_calibration()
+    e = cal.engine("vllm")
     d = Deployment(LLAMA8, H100, 1, 1, "vllm", "bf16")
-    weights_time = 8.03e9 * 2 / (3350e9 * 0.70)
-    assert decode_step_s(d, 1, 1024) == pytest.approx(weights_time + 1024 * 131072 / (3350e9 * 0.7) + 0.0015)
-    assert decode_step_s(d, 64, 1024) > decode_step_s(d, 1, 1024)
-    assert prefill_s(d, 2048) > 2 * prefill_s(d, 512)  # attention is quadratic
+    bytes_read = 8.03e9 * 2 + 1024 * 131072
+    assert decode_step_s(d, 1, 1024, cal) == pytest.approx(bytes_read / (3350e9 * e.bw_eff) + e.step_overhead_s)
+    assert decode_step_s(d, 64, 1024, cal) > decode_step_s(d, 1, 1024, cal)
+    assert prefill_s(d, 4096, cal) > 4 * prefill_s(d, 1024, cal)  # attention is quadratic
+
+
+def test_moe_decode_reads_only_the_experts_its_tokens_route_to():
+    cal = default_calibration()
+    mixtral = find_model("Mixtral-8x7B")
+    d = Deployment(mixtral, H100, 1, 1, "vllm", "fp8")
+    one, many = decode_step_s(d, 1, 64, cal), decode_step_s(d, 256, 64, cal)
+    e = cal.engine("vllm")
+    touched_one = mixtral.dense_params_b + (mixtral.params_b - mixtral.dense_params_b) * 2 / 8
+    assert one - e.step_overhead_s == pytest.approx(
+        (touched_one * 1e9 * (1 + 4 / 4096) + kv_bytes_per_sequence(mixtral, 1, 64)) / (3350e9 * e.bw_eff), rel=1e-6)
+    assert many > one
 
 
 def test_predictions_move_the_right_way():
@@ -65,6 +124,7 @@ def test_request_rate_finds_the_steady_state_batch():
 
 @pytest.mark.parametrize("kwargs, field", [
     ({"engine": "ollama"}, "engine"), ({"precision": "fp3"}, "precision"), ({"tp": 3}, "tp"),
+    ({"gpu_count": 4, "tp": 8}, "tp"),
 ])
 def test_bad_deployments_name_the_field(kwargs, field):
     base = {"model": LLAMA8, "gpu": H100, "gpu_count": 4, "tp": 1, "engine": "vllm", "precision": "bf16"}

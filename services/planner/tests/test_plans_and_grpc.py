@@ -1,7 +1,10 @@
 import asyncio
+import json
 
 import grpc
 import pytest
+
+from tmx_errors import InvalidArgument
 
 from tensormux.planner.v1 import planner_pb2, planner_pb2_grpc
 from tmx_planner.app import serve
@@ -26,6 +29,46 @@ def test_plans_are_feasible_ranked_and_respect_sla_and_budget():
 
 def test_an_impossible_budget_leaves_no_plan():
     assert plan(PlanQuery("Llama-3.1-70B", 1024, 256, concurrency=8, budget_per_hour=0.5)).plans == []
+
+
+def test_profiles_and_user_weights_change_the_ranking():
+    chat = plan(PlanQuery("Llama-3.1-8B", concurrency=32, limit=200))
+    batch = plan(PlanQuery("Llama-3.1-8B", concurrency=32, limit=200, profile="batch"))
+    assert (chat.profile, batch.profile) == ("chat", "batch") and batch.weights["latency"] == 0
+    assert chat.plans[0].deployment != batch.plans[0].deployment
+    cheapest = plan(PlanQuery("Llama-3.1-8B", concurrency=32, limit=1, weights={
+        "latency": 0, "throughput": 0, "quality": 0, "simplicity": 0, "cost": 1}))
+    every = plan(PlanQuery("Llama-3.1-8B", concurrency=32, limit=100_000)).plans
+    assert cheapest.plans[0].cost_per_million_output_tokens == min(p.cost_per_million_output_tokens for p in every)
+    with pytest.raises(InvalidArgument, match="profile"):
+        plan(PlanQuery("Llama-3.1-8B", profile="poetry"))
+    with pytest.raises(InvalidArgument, match="weights"):
+        plan(PlanQuery("Llama-3.1-8B", weights={"vibes": 1}))
+
+
+def test_pareto_frontier_is_not_dominated():
+    result = plan(PlanQuery("Llama-3.1-70B", concurrency=64, limit=1000))
+    frontier = [p for p in result.plans if p.pareto]
+    assert frontier
+    lat = lambda p: p.dimension_scores["_latency_ms"]  # noqa: E731
+    for p in frontier:
+        assert not any(o.cost_per_million_output_tokens < p.cost_per_million_output_tokens and lat(o) < lat(p)
+                       for o in result.plans)
+    assert any(not p.pareto for p in result.plans)
+
+
+def test_plans_carry_launch_commands_and_manifests():
+    import yaml
+
+    best = plan(PlanQuery("Llama-3.1-70B", concurrency=16, engines=("vllm",), precisions=("fp8",),
+                          gpus=("H100",), limit=1)).plans[0]
+    assert best.launch_command.startswith("vllm serve meta-llama/Llama-3.1-70B-Instruct")
+    assert f"--tensor-parallel-size {best.deployment.tp}" in best.launch_command
+    assert "--quantization fp8" in best.launch_command
+    manifest = yaml.safe_load(best.kubernetes_manifest)
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    assert manifest["spec"]["replicas"] == best.deployment.replicas
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == best.deployment.tp
 
 
 @pytest.fixture
@@ -56,8 +99,9 @@ async def test_plan_rpc_rejects_bad_input_precisely(planner):
         await planner.Plan(planner_pb2.PlanRequest(model="nope", workload=planner_pb2.Workload(isl=1, osl=1)))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and info.value.details().startswith("model:")
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await planner.Plan(planner_pb2.PlanRequest(model="Mistral-7B", workload=planner_pb2.Workload(isl=0, osl=1)))
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        await planner.Plan(planner_pb2.PlanRequest(model="Mistral-7B", profile="poetry",
+                                                   workload=planner_pb2.Workload(isl=8, osl=1)))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and info.value.details().startswith("profile:")
 
 
 async def test_estimate_answers_every_line_and_never_fails_the_call(planner):
@@ -73,8 +117,36 @@ async def test_estimate_answers_every_line_and_never_fails_the_call(planner):
     assert third.output_tok_s_total > 0 and not third.error
 
 
+async def test_plan_rpc_with_a_profile_weights_and_a_hugging_face_config(planner):
+    config = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+              "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 131072}
+    reply = await planner.Plan(planner_pb2.PlanRequest(
+        model="my-private-llama", hf_config_json=json.dumps(config), profile="rag", weights={"cost": 2.0},
+        workload=planner_pb2.Workload(concurrency=16), limit=3))
+    assert reply.resolved_model == "my-private-llama" and reply.profile == "rag"
+    assert reply.weights["cost"] == max(reply.weights.values())
+    assert all(p.launch_command and p.kubernetes_manifest and set(p.dimension_scores) ==
+               {"latency", "throughput", "cost", "quality", "simplicity"} for p in reply.plans)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await planner.Plan(planner_pb2.PlanRequest(model="x", hf_config_json="{nope",
+                                                   workload=planner_pb2.Workload(isl=1, osl=1)))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "hf_config_json" in info.value.details()
+
+
+async def test_compare_plans_models_side_by_side(planner):
+    reply = await planner.Compare(planner_pb2.CompareRequest(requests=[
+        planner_pb2.PlanRequest(model=m, workload=planner_pb2.Workload(isl=512, osl=128, concurrency=8), limit=2)
+        for m in ("Llama-3.1-8B", "Qwen3-8B", "gpt-oss-20b")]))
+    assert [r.resolved_model for r in reply.responses] == ["Llama-3.1-8B", "Qwen3-8B", "gpt-oss-20b"]
+    assert all(len(r.plans) == 2 for r in reply.responses)
+
+
 async def test_catalogue_rpcs(planner):
     gpus = (await planner.ListHardware(planner_pb2.ListHardwareRequest())).gpus
     models = (await planner.ListModels(planner_pb2.ListModelsRequest())).models
-    assert {"H100", "H200", "A100-80GB", "L40S", "L4"} <= {g.name for g in gpus}
-    assert {"Llama-3.1-8B", "Llama-3.1-70B"} <= {m.name for m in models}
+    assert {"H100", "H200", "B200", "B300", "A100-80GB", "L40S", "L4", "A10G", "MI300X", "MI325X"} <= \
+        {g.name for g in gpus}
+    assert all(g.source for g in gpus)
+    by_name = {m.name: m for m in models}
+    assert by_name["DeepSeek-V3"].attention == "mla" and by_name["Gemma-3-27B"].attention == "gqa+sliding"
+    assert by_name["Qwen3-235B-A22B"].experts == 128 and by_name["Qwen3-235B-A22B"].active_params_b == 22.2

@@ -1,10 +1,14 @@
-"""Hardware and model catalogues (first cut). Figures are vendor datasheet values (dense, no sparsity) and
-model config.json values; prices are typical on-demand cloud rates per GPU-hour in 2026."""
+"""Hardware and model catalogues, loaded from the data files beside this package (each entry says where
+its numbers come from), plus models built from a Hugging Face config.json."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+import yaml
 
 from tmx_errors import InvalidArgument
 
@@ -15,60 +19,145 @@ class Gpu:
     memory_gb: float
     hbm_gbs: float
     bf16_tflops: float
-    fp8_tflops: float  # 0 where the GPU has no FP8 tensor cores
-    interconnect_gbs: float  # per-GPU NVLink/Infinity Fabric bandwidth, one direction
+    fp8_tflops: float  # 0: no FP8 tensor cores
+    fp4_tflops: float  # 0: no FP4 tensor cores
+    interconnect_gbs: float  # per GPU, one direction
     price_per_hour: float
+    aliases: tuple[str, ...] = ()
+    source: str = ""
 
 
 @dataclass(frozen=True)
 class Model:
     name: str
-    params_b: float
+    params_b: float  # total parameters (billions)
     layers: int
     hidden: int
     heads: int
     kv_heads: int
     head_dim: int
     context_length: int
+    active_params_b: float = 0.0  # per token; 0 = dense (all parameters)
+    experts: int = 0
+    experts_per_token: int = 0
+    mla_kv_lora_rank: int = 0
+    mla_rope_dim: int = 0
+    sliding_window: int = 0
+    sliding_layers: int = 0
+    native_precision: str = "bf16"
+    source: str = ""
+    aliases: tuple[str, ...] = field(default=())
+
+    @property
+    def active_b(self) -> float:
+        return self.active_params_b or self.params_b
+
+    @property
+    def moe(self) -> bool:
+        return self.experts > 0
+
+    @property
+    def dense_params_b(self) -> float:
+        """Parameters every token uses (attention, embeddings, shared experts): from
+        active = dense + (total - dense) * k / E."""
+        if not self.moe:
+            return self.params_b
+        e, k = self.experts, self.experts_per_token
+        return max(0.0, (self.active_b * e - self.params_b * k) / (e - k))
 
 
-GPUS: dict[str, Gpu] = {g.name: g for g in (
-    Gpu("H100", 80, 3350, 989, 1979, 450, 3.00),  # H100 SXM5 datasheet
-    Gpu("H200", 141, 4800, 989, 1979, 450, 3.80),  # H200 SXM datasheet
-    Gpu("A100-80GB", 80, 2039, 312, 0, 300, 1.80),  # A100 SXM4 80GB datasheet
-    Gpu("L40S", 48, 864, 362, 733, 32, 1.00),  # L40S datasheet (PCIe Gen4 x16 between cards)
-    Gpu("L4", 24, 300, 121, 242, 32, 0.70),  # L4 datasheet
-)}
+def _data(name: str) -> list[dict]:
+    return yaml.safe_load(resources.files("tmx_planner.data").joinpath(name).read_text())
 
-MODELS: dict[str, Model] = {m.name: m for m in (
-    Model("Llama-3.1-8B", 8.03, 32, 4096, 32, 8, 128, 131072),
-    Model("Llama-3.1-70B", 70.6, 80, 8192, 64, 8, 128, 131072),
-    Model("Mistral-7B", 7.24, 32, 4096, 32, 8, 128, 32768),
-    Model("Qwen2.5-7B", 7.62, 28, 3584, 28, 4, 128, 32768),
-    Model("Qwen2.5-72B", 72.7, 80, 8192, 64, 8, 128, 32768),
-)}
 
-_SUFFIXES = re.compile(r"(-instruct|-chat|-it)$")
+@cache
+def gpus() -> dict[str, Gpu]:
+    return {g["name"]: Gpu(**{**g, "aliases": tuple(g.get("aliases") or ())}) for g in _data("gpus.yaml")}
+
+
+def _model(entry: dict) -> Model:
+    entry = dict(entry)
+    mla = entry.pop("mla", None) or {}
+    return Model(**entry, mla_kv_lora_rank=mla.get("kv_lora_rank", 0), mla_rope_dim=mla.get("rope_dim", 0))
+
+
+@cache
+def models() -> dict[str, Model]:
+    return {m["name"]: _model(m) for m in _data("models.yaml")}
+
+
+_SUFFIX = re.compile(r"(-instruct|-chat|-it|-hf|-base)+$")
 
 
 def _key(name: str) -> str:
-    return _SUFFIXES.sub("", name.split("/")[-1].strip().lower())
+    return _SUFFIX.sub("", name.split("/")[-1].strip().lower().replace("_", "-"))
 
 
-_MODEL_KEYS = {_key(name): model for name, model in MODELS.items()}
-_GPU_KEYS = {_key(name): gpu for name, gpu in GPUS.items()} | {"h100-sxm": GPUS["H100"], "a100": GPUS["A100-80GB"]}
+@cache
+def _model_keys() -> dict[str, Model]:
+    return {_key(alias): m for m in models().values() for alias in (m.name, *m.aliases)}
+
+
+@cache
+def _gpu_keys() -> dict[str, Gpu]:
+    return {_key(alias): g for g in gpus().values() for alias in (g.name, *g.aliases)}
 
 
 def find_model(name: str) -> Model:
-    """Match loosely: case, an org prefix (`meta-llama/`) and an `-Instruct` suffix are ignored."""
-    model = _MODEL_KEYS.get(_key(name))
+    """Match loosely: case, an org prefix (`meta-llama/`) and `-Instruct`/`-it`/`-hf` suffixes are ignored."""
+    model = _model_keys().get(_key(name))
     if model is None:
-        raise InvalidArgument("model", f"unknown model {name!r}; known: {', '.join(MODELS)}")
+        raise InvalidArgument("model", f"unknown model {name!r}; known: {', '.join(models())} "
+                                       "(or pass a Hugging Face config.json)")
     return model
 
 
 def find_gpu(name: str) -> Gpu:
-    gpu = _GPU_KEYS.get(_key(name))
+    gpu = _gpu_keys().get(_key(name))
     if gpu is None:
-        raise InvalidArgument("gpu", f"unknown GPU {name!r}; known: {', '.join(GPUS)}")
+        raise InvalidArgument("gpu", f"unknown GPU {name!r}; known: {', '.join(gpus())}")
     return gpu
+
+
+def model_from_hf_config(name: str, config: dict) -> Model:
+    """A Model from a Hugging Face config.json (Llama/Qwen/Mistral/Mixtral/DeepSeek/gpt-oss/Gemma shapes).
+    Parameter counts are computed from the shapes, since config.json does not state them."""
+    cfg = config.get("text_config", config)
+    try:
+        hidden, layers = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"])
+        heads = int(cfg["num_attention_heads"])
+        vocab = int(cfg["vocab_size"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidArgument("config", f"config.json lacks {exc}") from None
+    kv_heads = int(cfg.get("num_key_value_heads") or heads)
+    head_dim = int(cfg.get("head_dim") or hidden // heads)
+    inter = int(cfg.get("intermediate_size") or 4 * hidden)
+    experts = int(cfg.get("n_routed_experts") or cfg.get("num_local_experts") or cfg.get("num_experts") or 0)
+    per_token = int(cfg.get("num_experts_per_tok") or cfg.get("experts_per_token") or 0)
+    moe_inter = int(cfg.get("moe_intermediate_size") or inter)
+    shared = int(cfg.get("n_shared_experts") or 0)
+    kv_lora = int(cfg.get("kv_lora_rank") or 0)
+    attn = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2
+    if kv_lora:  # MLA projections, approximately
+        q_dim = heads * (int(cfg.get("qk_nope_head_dim", 128)) + int(cfg.get("qk_rope_head_dim", 64)))
+        attn = hidden * q_dim + hidden * (kv_lora + int(cfg.get("qk_rope_head_dim", 64))) + \
+            kv_lora * heads * (int(cfg.get("qk_nope_head_dim", 128)) + int(cfg.get("v_head_dim", 128))) + \
+            heads * int(cfg.get("v_head_dim", 128)) * hidden
+    embed = vocab * hidden * (1 if cfg.get("tie_word_embeddings") else 2)
+    if experts:
+        expert = 3 * hidden * moe_inter
+        total = layers * (attn + expert * (experts + shared)) + embed
+        active = layers * (attn + expert * (per_token + shared)) + embed
+    else:
+        total = active = layers * (attn + 3 * hidden * inter) + embed
+    window = int(cfg.get("sliding_window") or 0)
+    layer_types = cfg.get("layer_types") or []
+    sliding_layers = sum(1 for t in layer_types if "sliding" in str(t)) if layer_types else (layers if window else 0)
+    return Model(
+        name=name, params_b=total / 1e9, active_params_b=active / 1e9 if experts else 0.0, layers=layers,
+        hidden=hidden, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+        context_length=int(cfg.get("max_position_embeddings") or 0), experts=experts, experts_per_token=per_token,
+        mla_kv_lora_rank=kv_lora, mla_rope_dim=int(cfg.get("qk_rope_head_dim") or 0) if kv_lora else 0,
+        sliding_window=window if sliding_layers else 0, sliding_layers=sliding_layers,
+        source="computed from config.json",
+    )

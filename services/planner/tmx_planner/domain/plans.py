@@ -1,17 +1,40 @@
-"""Enumerate deployments, drop what does not fit or misses the SLA or budget, and rank the rest."""
+"""Enumerate deployments (GPU x count x tensor parallel x replicas x engine x precision), drop what does
+not fit or misses the SLA or budget, score the rest on five dimensions under a workload profile's weights
+(or the user's), mark the cost-vs-latency Pareto frontier, and attach launch snippets."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from tmx_errors import InvalidArgument
-from tmx_planner.domain.catalogue import GPUS, find_gpu, find_model
-from tmx_planner.domain.memory import WEIGHT_BYTES
-from tmx_planner.domain.performance import ENGINES, Deployment, Prediction, predict
+from tmx_errors import InvalidArgument, TmxError
+from tmx_planner.domain.catalogue import Model, find_gpu, find_model, gpus
+from tmx_planner.domain.memory import PRECISIONS, precision
+from tmx_planner.domain.performance import ENGINES, Deployment, Prediction, default_calibration, predict
+from tmx_planner.domain.snippets import kubernetes_manifest, launch_command
 
-QUALITY = {"bf16": 1.0, "fp16": 1.0, "fp8": 0.99, "int8": 0.98, "int4-awq": 0.95}
 SIMPLICITY = {"vllm": 1.0, "sglang": 0.9, "trtllm": 0.7}
-DEFAULT_WEIGHTS = {"latency": 0.3, "throughput": 0.2, "cost": 0.3, "quality": 0.1, "simplicity": 0.1}
+DIMENSIONS = ("latency", "throughput", "cost", "quality", "simplicity")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    isl: int
+    osl: int
+    weights: dict[str, float]
+    description: str
+
+
+PROFILES = {p.name: p for p in (
+    Profile("chat", 1024, 256, {"latency": 0.35, "throughput": 0.15, "cost": 0.3, "quality": 0.1, "simplicity": 0.1},
+            "interactive chat: short prompts, streaming answers, latency first"),
+    Profile("rag", 4096, 256, {"latency": 0.35, "throughput": 0.15, "cost": 0.25, "quality": 0.15, "simplicity": 0.1},
+            "retrieval-augmented: long prompts, short answers, TTFT dominates"),
+    Profile("batch", 1024, 512, {"latency": 0.0, "throughput": 0.35, "cost": 0.45, "quality": 0.1, "simplicity": 0.1},
+            "offline batch: throughput and cost, latency irrelevant"),
+    Profile("agentic", 8192, 512, {"latency": 0.4, "throughput": 0.1, "cost": 0.2, "quality": 0.2, "simplicity": 0.1},
+            "agents: long growing contexts, many sequential calls, end-to-end latency first"),
+)}
 
 
 @dataclass(frozen=True)
@@ -24,8 +47,8 @@ class Sla:
 @dataclass(frozen=True)
 class PlanQuery:
     model: str
-    isl: int
-    osl: int
+    isl: int = 0  # 0: the profile's
+    osl: int = 0
     concurrency: int | None = None
     request_rate: float | None = None
     sla: Sla = field(default_factory=Sla)
@@ -35,6 +58,9 @@ class PlanQuery:
     precisions: tuple[str, ...] = ()
     max_gpus: int = 8
     limit: int = 10
+    profile: str = "chat"
+    weights: dict[str, float] = field(default_factory=dict)
+    custom_model: Model | None = None  # from a Hugging Face config.json
 
 
 @dataclass
@@ -44,40 +70,73 @@ class RankedPlan:
     cost_per_hour: float
     cost_per_million_output_tokens: float
     score: float = 0.0
+    dimension_scores: dict[str, float] = field(default_factory=dict)
     explanation: str = ""
+    pareto: bool = False
+    launch_command: str = ""
+    kubernetes_manifest: str = ""
 
 
 @dataclass
 class PlanResult:
     model: str
+    profile: str
+    weights: dict[str, float]
     plans: list[RankedPlan]
     considered: int
     dropped: int
 
 
-def _candidates(q: PlanQuery):
-    model = find_model(q.model)
-    gpus = [find_gpu(g) for g in q.gpus] if q.gpus else list(GPUS.values())
+def resolve_weights(profile: str, overrides: dict[str, float]) -> dict[str, float]:
+    if profile not in PROFILES:
+        raise InvalidArgument("profile", f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    unknown = set(overrides) - set(DIMENSIONS)
+    if unknown:
+        raise InvalidArgument("weights", f"unknown dimension(s) {', '.join(sorted(unknown))}; known: "
+                                         f"{', '.join(DIMENSIONS)}")
+    if any(v < 0 for v in overrides.values()):
+        raise InvalidArgument("weights", "weights must be >= 0")
+    weights = {**PROFILES[profile].weights, **overrides}
+    total = sum(weights.values())
+    if total <= 0:
+        raise InvalidArgument("weights", "at least one weight must be positive")
+    return {k: v / total for k, v in weights.items()}
+
+
+def _precisions_for(q: PlanQuery, model: Model, gpu) -> list[str]:
+    if q.precisions:
+        return [p for p in q.precisions if precision(p).compute != "fp8" or gpu.fp8_tflops]
+    options = ["bf16", "int4-awq"]
+    if gpu.fp8_tflops:
+        options.append("fp8")
+    if gpu.fp4_tflops:
+        options.append("nvfp4")
+    if model.native_precision == "mxfp4":
+        options.append("mxfp4")
+    if model.native_precision == "fp8" and "fp8" not in options:
+        options.append("fp8")  # weight-only on GPUs without FP8 tensor cores is not offered; see validate()
+    return options
+
+
+def _candidates(q: PlanQuery, model: Model):
+    chosen = [find_gpu(g) for g in q.gpus] if q.gpus else list(gpus().values())
     engines = list(q.engines) or list(ENGINES)
-    precisions = list(q.precisions) or ["bf16", "fp8", "int4-awq"]
     for engine in engines:
         if engine not in ENGINES:
-            raise InvalidArgument("engines", f"unknown engine {engine!r}")
-    for precision in precisions:
-        if precision not in WEIGHT_BYTES:
-            raise InvalidArgument("precisions", f"unknown precision {precision!r}")
+            raise InvalidArgument("engines", f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+    for name in q.precisions:
+        if name not in PRECISIONS:
+            raise InvalidArgument("precisions", f"unknown precision {name!r}; known: {', '.join(PRECISIONS)}")
     counts = [c for c in (1, 2, 4, 8) if c <= q.max_gpus]
-    for gpu in gpus:
+    for gpu in chosen:
         for count in counts:
             for tp in (t for t in (1, 2, 4, 8) if t <= count and count % t == 0 and model.heads % t == 0):
                 for engine in engines:
-                    for precision in precisions:
-                        if precision == "fp8" and gpu.fp8_tflops == 0:
-                            continue
-                        yield Deployment(model, gpu, count, tp, engine, precision)
+                    for name in _precisions_for(q, model, gpu):
+                        yield Deployment(model, gpu, count, tp, engine, name)
 
 
-def _meets(q: PlanQuery, p: Prediction) -> str:
+def _violation(q: PlanQuery, p: Prediction) -> str:
     if not p.memory.fits:
         return "does not fit in VRAM"
     if q.sla.ttft_p95_ms is not None and p.ttft_p95_ms > q.sla.ttft_p95_ms:
@@ -96,21 +155,36 @@ def _normalise(values: list[float], lower_is_better: bool) -> list[float]:
     return [((hi - v) if lower_is_better else (v - lo)) / (hi - lo) for v in values]
 
 
-def plan(q: PlanQuery, weights: dict[str, float] = DEFAULT_WEIGHTS) -> PlanResult:
+def _mark_pareto(plans: list[RankedPlan]) -> None:
+    """A plan is on the frontier when no other plan is at least as cheap per token and as fast, and better
+    in one of the two."""
+    for plan in plans:
+        c, lat = plan.cost_per_million_output_tokens, plan.dimension_scores["_latency_ms"]
+        plan.pareto = not any(
+            o.cost_per_million_output_tokens <= c and o.dimension_scores["_latency_ms"] <= lat
+            and (o.cost_per_million_output_tokens < c or o.dimension_scores["_latency_ms"] < lat)
+            for o in plans if o is not plan)
+
+
+def plan(q: PlanQuery) -> PlanResult:
+    weights = resolve_weights(q.profile or "chat", q.weights)
+    profile = PROFILES[q.profile or "chat"]
+    q = replace(q, isl=q.isl or profile.isl, osl=q.osl or profile.osl)
     if q.isl < 1 or q.osl < 1:
         raise InvalidArgument("workload", "isl and osl must be >= 1")
     if q.concurrency is None and q.request_rate is None:
-        q = PlanQuery(**{**q.__dict__, "concurrency": 32})
+        q = replace(q, concurrency=32)
+    model = q.custom_model or find_model(q.model)
+    cal = default_calibration()
     kept: list[RankedPlan] = []
     considered = 0
-    model_name = find_model(q.model).name
-    for d in _candidates(q):
+    for d in _candidates(q, model):
         considered += 1
         try:
-            p = predict(d, q.isl, q.osl, q.concurrency, q.request_rate)
-        except InvalidArgument:
+            p = predict(d, q.isl, q.osl, q.concurrency, q.request_rate, cal)
+        except TmxError:
             continue  # e.g. the request rate exceeds this deployment's capacity
-        if _meets(q, p):
+        if _violation(q, p):
             continue
         cost = d.gpu.price_per_hour * d.gpu_count
         if q.budget_per_hour is not None and cost > q.budget_per_hour:
@@ -118,19 +192,29 @@ def plan(q: PlanQuery, weights: dict[str, float] = DEFAULT_WEIGHTS) -> PlanResul
         per_million = cost / (p.output_tok_s_total * 3600) * 1e6 if p.output_tok_s_total else float("inf")
         kept.append(RankedPlan(d, p, cost, per_million))
     if kept:
+        latency_ms = [k.prediction.ttft_p95_ms + k.prediction.tpot_ms * q.osl for k in kept]
         dims = {
-            "latency": _normalise([k.prediction.ttft_p95_ms + k.prediction.tpot_ms * q.osl for k in kept], True),
+            "latency": _normalise(latency_ms, True),
             "throughput": _normalise([k.prediction.output_tok_s_total for k in kept], False),
             "cost": _normalise([k.cost_per_million_output_tokens for k in kept], True),
-            "quality": [QUALITY[k.deployment.precision] for k in kept],
-            "simplicity": [SIMPLICITY[k.deployment.engine] / (1 + 0.1 * (k.deployment.tp - 1)) for k in kept],
+            "quality": [precision(k.deployment.precision).quality for k in kept],
+            "simplicity": [SIMPLICITY[k.deployment.engine] / (1 + 0.1 * (k.deployment.tp - 1))
+                           / (1 + 0.05 * (k.deployment.replicas - 1)) for k in kept],
         }
         for i, k in enumerate(kept):
-            parts = {name: weights[name] * dims[name][i] for name in dims}
-            k.score = sum(parts.values())
-            k.explanation = ", ".join(f"{name} {dims[name][i]:.2f}x{weights[name]:g}" for name in dims) + (
-                f"; {k.prediction.output_tok_s_total:.0f} tok/s, TTFT p95 {k.prediction.ttft_p95_ms:.0f} ms, "
-                f"TPOT {k.prediction.tpot_ms:.1f} ms, ${k.cost_per_million_output_tokens:.2f}/M output tokens"
-            )
+            k.dimension_scores = {name: dims[name][i] for name in DIMENSIONS} | {"_latency_ms": latency_ms[i]}
+            k.score = sum(weights[name] * dims[name][i] for name in DIMENSIONS)
+            p = k.prediction
+            k.explanation = (", ".join(f"{name} {dims[name][i]:.2f} x {weights[name]:.2f}" for name in DIMENSIONS)
+                             + f" = {k.score:.3f}; {p.output_tok_s_total:.0f} tok/s, TTFT p95 {p.ttft_p95_ms:.0f} ms,"
+                             f" TPOT {p.tpot_ms:.1f} ms, ${k.cost_per_million_output_tokens:.2f}/M output tokens, "
+                             f"{p.memory.weights_gb:.1f} GB weights + up to {p.memory.max_sequences} sequences "
+                             f"per replica")
+        _mark_pareto(kept)
     kept.sort(key=lambda k: k.score, reverse=True)
-    return PlanResult(model_name, kept[: q.limit or 10], considered, considered - len(kept))
+    top = kept[: q.limit or 10]
+    for k in top:
+        k.launch_command = launch_command(k.deployment, q.isl + q.osl,
+                                          max(1, min(k.prediction.memory.max_sequences, 512)))
+        k.kubernetes_manifest = kubernetes_manifest(k.deployment, k.launch_command)
+    return PlanResult(model.name, profile.name, weights, top, considered, considered - len(kept))

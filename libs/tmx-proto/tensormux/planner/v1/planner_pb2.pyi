@@ -29,7 +29,14 @@ class Sla(_message.Message):
     def __init__(self, ttft_p95_ms: _Optional[float] = ..., tpot_ms: _Optional[float] = ..., min_output_tok_s: _Optional[float] = ...) -> None: ...
 
 class PlanRequest(_message.Message):
-    __slots__ = ("model", "workload", "sla", "budget_per_hour", "gpus", "engines", "precisions", "max_gpus", "limit")
+    __slots__ = ("model", "workload", "sla", "budget_per_hour", "gpus", "engines", "precisions", "max_gpus", "limit", "profile", "weights", "hf_config_json")
+    class WeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     MODEL_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     SLA_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +46,9 @@ class PlanRequest(_message.Message):
     PRECISIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_GPUS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    HF_CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     model: str
     workload: Workload
     sla: Sla
@@ -48,7 +58,10 @@ class PlanRequest(_message.Message):
     precisions: _containers.RepeatedScalarFieldContainer[str]
     max_gpus: int
     limit: int
-    def __init__(self, model: _Optional[str] = ..., workload: _Optional[_Union[Workload, _Mapping]] = ..., sla: _Optional[_Union[Sla, _Mapping]] = ..., budget_per_hour: _Optional[float] = ..., gpus: _Optional[_Iterable[str]] = ..., engines: _Optional[_Iterable[str]] = ..., precisions: _Optional[_Iterable[str]] = ..., max_gpus: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    profile: str
+    weights: _containers.ScalarMap[str, float]
+    hf_config_json: str
+    def __init__(self, model: _Optional[str] = ..., workload: _Optional[_Union[Workload, _Mapping]] = ..., sla: _Optional[_Union[Sla, _Mapping]] = ..., budget_per_hour: _Optional[float] = ..., gpus: _Optional[_Iterable[str]] = ..., engines: _Optional[_Iterable[str]] = ..., precisions: _Optional[_Iterable[str]] = ..., max_gpus: _Optional[int] = ..., limit: _Optional[int] = ..., profile: _Optional[str] = ..., weights: _Optional[_Mapping[str, float]] = ..., hf_config_json: _Optional[str] = ...) -> None: ...
 
 class Prediction(_message.Message):
     __slots__ = ("weights_gib_per_gpu", "kv_gib_per_gpu", "total_gib_per_gpu", "max_concurrent_sequences", "output_tok_s_total", "ttft_p50_ms", "ttft_p95_ms", "tpot_ms", "fits")
@@ -73,7 +86,14 @@ class Prediction(_message.Message):
     def __init__(self, weights_gib_per_gpu: _Optional[float] = ..., kv_gib_per_gpu: _Optional[float] = ..., total_gib_per_gpu: _Optional[float] = ..., max_concurrent_sequences: _Optional[int] = ..., output_tok_s_total: _Optional[float] = ..., ttft_p50_ms: _Optional[float] = ..., ttft_p95_ms: _Optional[float] = ..., tpot_ms: _Optional[float] = ..., fits: _Optional[bool] = ...) -> None: ...
 
 class DeploymentPlan(_message.Message):
-    __slots__ = ("gpu", "gpu_count", "tp", "replicas", "engine", "precision", "prediction", "cost_per_hour", "cost_per_million_output_tokens", "score", "explanation")
+    __slots__ = ("gpu", "gpu_count", "tp", "replicas", "engine", "precision", "prediction", "cost_per_hour", "cost_per_million_output_tokens", "score", "explanation", "pareto", "dimension_scores", "launch_command", "kubernetes_manifest")
+    class DimensionScoresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     GPU_FIELD_NUMBER: _ClassVar[int]
     GPU_COUNT_FIELD_NUMBER: _ClassVar[int]
     TP_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +105,10 @@ class DeploymentPlan(_message.Message):
     COST_PER_MILLION_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    PARETO_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_SCORES_FIELD_NUMBER: _ClassVar[int]
+    LAUNCH_COMMAND_FIELD_NUMBER: _ClassVar[int]
+    KUBERNETES_MANIFEST_FIELD_NUMBER: _ClassVar[int]
     gpu: str
     gpu_count: int
     tp: int
@@ -96,19 +120,34 @@ class DeploymentPlan(_message.Message):
     cost_per_million_output_tokens: float
     score: float
     explanation: str
-    def __init__(self, gpu: _Optional[str] = ..., gpu_count: _Optional[int] = ..., tp: _Optional[int] = ..., replicas: _Optional[int] = ..., engine: _Optional[str] = ..., precision: _Optional[str] = ..., prediction: _Optional[_Union[Prediction, _Mapping]] = ..., cost_per_hour: _Optional[float] = ..., cost_per_million_output_tokens: _Optional[float] = ..., score: _Optional[float] = ..., explanation: _Optional[str] = ...) -> None: ...
+    pareto: bool
+    dimension_scores: _containers.ScalarMap[str, float]
+    launch_command: str
+    kubernetes_manifest: str
+    def __init__(self, gpu: _Optional[str] = ..., gpu_count: _Optional[int] = ..., tp: _Optional[int] = ..., replicas: _Optional[int] = ..., engine: _Optional[str] = ..., precision: _Optional[str] = ..., prediction: _Optional[_Union[Prediction, _Mapping]] = ..., cost_per_hour: _Optional[float] = ..., cost_per_million_output_tokens: _Optional[float] = ..., score: _Optional[float] = ..., explanation: _Optional[str] = ..., pareto: _Optional[bool] = ..., dimension_scores: _Optional[_Mapping[str, float]] = ..., launch_command: _Optional[str] = ..., kubernetes_manifest: _Optional[str] = ...) -> None: ...
 
 class PlanResponse(_message.Message):
-    __slots__ = ("plans", "candidates_considered", "candidates_dropped", "resolved_model")
+    __slots__ = ("plans", "candidates_considered", "candidates_dropped", "resolved_model", "profile", "weights")
+    class WeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     PLANS_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_CONSIDERED_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_DROPPED_FIELD_NUMBER: _ClassVar[int]
     RESOLVED_MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     plans: _containers.RepeatedCompositeFieldContainer[DeploymentPlan]
     candidates_considered: int
     candidates_dropped: int
     resolved_model: str
-    def __init__(self, plans: _Optional[_Iterable[_Union[DeploymentPlan, _Mapping]]] = ..., candidates_considered: _Optional[int] = ..., candidates_dropped: _Optional[int] = ..., resolved_model: _Optional[str] = ...) -> None: ...
+    profile: str
+    weights: _containers.ScalarMap[str, float]
+    def __init__(self, plans: _Optional[_Iterable[_Union[DeploymentPlan, _Mapping]]] = ..., candidates_considered: _Optional[int] = ..., candidates_dropped: _Optional[int] = ..., resolved_model: _Optional[str] = ..., profile: _Optional[str] = ..., weights: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class CompareRequest(_message.Message):
     __slots__ = ("requests",)
@@ -177,20 +216,26 @@ class EstimateResponse(_message.Message):
     def __init__(self, outputs: _Optional[_Iterable[_Union[EstimateOutput, _Mapping]]] = ...) -> None: ...
 
 class Gpu(_message.Message):
-    __slots__ = ("name", "memory_gib", "hbm_bandwidth_gbs", "bf16_tflops", "fp8_tflops", "price_per_hour")
+    __slots__ = ("name", "memory_gib", "hbm_bandwidth_gbs", "bf16_tflops", "fp8_tflops", "price_per_hour", "fp4_tflops", "interconnect_gbs", "source")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MEMORY_GIB_FIELD_NUMBER: _ClassVar[int]
     HBM_BANDWIDTH_GBS_FIELD_NUMBER: _ClassVar[int]
     BF16_TFLOPS_FIELD_NUMBER: _ClassVar[int]
     FP8_TFLOPS_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    FP4_TFLOPS_FIELD_NUMBER: _ClassVar[int]
+    INTERCONNECT_GBS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     memory_gib: float
     hbm_bandwidth_gbs: float
     bf16_tflops: float
     fp8_tflops: float
     price_per_hour: float
-    def __init__(self, name: _Optional[str] = ..., memory_gib: _Optional[float] = ..., hbm_bandwidth_gbs: _Optional[float] = ..., bf16_tflops: _Optional[float] = ..., fp8_tflops: _Optional[float] = ..., price_per_hour: _Optional[float] = ...) -> None: ...
+    fp4_tflops: float
+    interconnect_gbs: float
+    source: str
+    def __init__(self, name: _Optional[str] = ..., memory_gib: _Optional[float] = ..., hbm_bandwidth_gbs: _Optional[float] = ..., bf16_tflops: _Optional[float] = ..., fp8_tflops: _Optional[float] = ..., price_per_hour: _Optional[float] = ..., fp4_tflops: _Optional[float] = ..., interconnect_gbs: _Optional[float] = ..., source: _Optional[str] = ...) -> None: ...
 
 class ListHardwareRequest(_message.Message):
     __slots__ = ()
@@ -203,7 +248,7 @@ class ListHardwareResponse(_message.Message):
     def __init__(self, gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("name", "params_b", "layers", "hidden", "heads", "kv_heads", "head_dim", "context_length")
+    __slots__ = ("name", "params_b", "layers", "hidden", "heads", "kv_heads", "head_dim", "context_length", "active_params_b", "experts", "experts_per_token", "attention", "source")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PARAMS_B_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +257,11 @@ class Model(_message.Message):
     KV_HEADS_FIELD_NUMBER: _ClassVar[int]
     HEAD_DIM_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_PARAMS_B_FIELD_NUMBER: _ClassVar[int]
+    EXPERTS_FIELD_NUMBER: _ClassVar[int]
+    EXPERTS_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ATTENTION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     params_b: float
     layers: int
@@ -220,7 +270,12 @@ class Model(_message.Message):
     kv_heads: int
     head_dim: int
     context_length: int
-    def __init__(self, name: _Optional[str] = ..., params_b: _Optional[float] = ..., layers: _Optional[int] = ..., hidden: _Optional[int] = ..., heads: _Optional[int] = ..., kv_heads: _Optional[int] = ..., head_dim: _Optional[int] = ..., context_length: _Optional[int] = ...) -> None: ...
+    active_params_b: float
+    experts: int
+    experts_per_token: int
+    attention: str
+    source: str
+    def __init__(self, name: _Optional[str] = ..., params_b: _Optional[float] = ..., layers: _Optional[int] = ..., hidden: _Optional[int] = ..., heads: _Optional[int] = ..., kv_heads: _Optional[int] = ..., head_dim: _Optional[int] = ..., context_length: _Optional[int] = ..., active_params_b: _Optional[float] = ..., experts: _Optional[int] = ..., experts_per_token: _Optional[int] = ..., attention: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
