@@ -184,13 +184,16 @@ def plan_recommend(
     ttft_p95_ms: Annotated[Optional[float], typer.Option(help="SLA: TTFT p95")] = None,
     tpot_ms: Annotated[Optional[float], typer.Option(help="SLA: time per output token")] = None,
     budget_per_hour: Annotated[Optional[float], typer.Option(help="budget in $ per hour")] = None,
+    profile: Annotated[str, typer.Option(help="chat, rag, batch or agentic")] = "chat",
+    weight: Annotated[list[str], typer.Option(help="dimension=weight, e.g. cost=2 (repeatable)")] = [],
+    hf_config: Annotated[Optional[Path], typer.Option(help="a Hugging Face config.json for an uncatalogued model")]
+    = None,
     limit: int = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     planner_addr: str = PLANNER,
 ) -> None:
-    """Ranked deployment plans for a model and workload."""
-    request = planner_pb2.PlanRequest(model=model, workload=_workload(isl, osl, concurrency, request_rate),
-                                      limit=limit)
+    """Ranked deployment plans for a model and workload (`*` marks the cost-vs-latency Pareto frontier)."""
+    request = _plan_request(model, isl, osl, concurrency, request_rate, profile, weight, hf_config, limit)
     if ttft_p95_ms is not None:
         request.sla.ttft_p95_ms = ttft_p95_ms
     if tpot_ms is not None:
@@ -202,17 +205,55 @@ def plan_recommend(
     if as_json:
         print(json.dumps(MessageToDict(reply, preserving_proto_field_name=True), indent=2))
         return
-    table = Table(title=f"{reply.resolved_model}: {len(reply.plans)} plans "
+    _print_plans(reply)
+    if reply.plans:
+        console.print(f"best plan: [bold]{reply.plans[0].launch_command}[/bold]")
+
+
+def _plan_request(model, isl, osl, concurrency, request_rate, profile, weights, hf_config, limit):
+    parsed = {}
+    for item in weights:
+        name, _, value = item.partition("=")
+        try:
+            parsed[name.strip()] = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"weight {item!r} must look like cost=2") from None
+    return planner_pb2.PlanRequest(model=model, workload=_workload(isl, osl, concurrency, request_rate), limit=limit,
+                                   profile=profile, weights=parsed,
+                                   hf_config_json=hf_config.read_text() if hf_config else "")
+
+
+def _print_plans(reply) -> None:
+    table = Table(title=f"{reply.resolved_model} ({reply.profile}): {len(reply.plans)} plans "
                         f"({reply.candidates_considered} considered, {reply.candidates_dropped} dropped)")
     for col in ("#", "gpu", "n", "tp", "engine", "precision", "tok/s", "TTFT p95 ms", "TPOT ms", "$/h", "$/M tok",
                 "score"):
         table.add_column(col)
     for i, p in enumerate(reply.plans, 1):
         pr = p.prediction
-        table.add_row(str(i), p.gpu, str(p.gpu_count), str(p.tp), p.engine, p.precision,
+        table.add_row(f"{i}{'*' if p.pareto else ''}", p.gpu, str(p.gpu_count), str(p.tp), p.engine, p.precision,
                       f"{pr.output_tok_s_total:.0f}", f"{pr.ttft_p95_ms:.0f}", f"{pr.tpot_ms:.1f}",
                       f"{p.cost_per_hour:.2f}", f"{p.cost_per_million_output_tokens:.2f}", f"{p.score:.3f}")
     console.print(table)
+
+
+@plan_app.command("compare")
+def plan_compare(
+    model: Annotated[list[str], typer.Option(help="a model to compare (repeat)")],
+    isl: int = 1024,
+    osl: int = 256,
+    concurrency: Annotated[Optional[int], typer.Option(help="concurrent requests")] = 32,
+    profile: str = "chat",
+    limit: int = 3,
+    planner_addr: str = PLANNER,
+) -> None:
+    """The best plans for several models side by side."""
+    requests = [_plan_request(m, isl, osl, concurrency, None, profile, [], None, limit) for m in model]
+    with grpc.insecure_channel(planner_addr) as channel:
+        reply = _rpc(planner_pb2_grpc.PlannerServiceStub(channel).Compare,
+                     planner_pb2.CompareRequest(requests=requests))
+    for response in reply.responses:
+        _print_plans(response)
 
 
 @plan_app.command("estimate")

@@ -164,3 +164,14 @@ def test_tmx_commands_against_the_stack(stack, tmp_path):
     assert lines[1]["error"].startswith("line 2")
     assert lines[2]["error"] is None
     assert lines[3]["error"].startswith("model:")
+    compare = subprocess.run([sys.executable, "-m", "tmx_cli.main", "plan", "compare", "--model", "Llama-3.1-8B",
+                              "--model", "Qwen3-8B", "--planner-addr", stack.urls["planner"]],
+                             capture_output=True, text=True, timeout=30)
+    assert compare.returncode == 0, compare.stderr
+    assert "Llama-3.1-8B (chat)" in compare.stdout and "Qwen3-8B (chat)" in compare.stdout
+    recommend = subprocess.run([sys.executable, "-m", "tmx_cli.main", "plan", "recommend", "--model", "gpt-oss-20b",
+                                "--profile", "batch", "--weight", "cost=2", "--json", "--limit", "2",
+                                "--planner-addr", stack.urls["planner"]], capture_output=True, text=True, timeout=30)
+    assert recommend.returncode == 0, recommend.stderr
+    reply = json.loads(recommend.stdout)
+    assert reply["profile"] == "batch" and len(reply["plans"]) == 2 and reply["plans"][0]["launch_command"]
