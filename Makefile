@@ -27,6 +27,7 @@ stubs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/gateway_throughput.py
 	$(BIN)/python bench/stack_start.py
+	$(BIN)/python bench/planner_accuracy.py
 
 clean:
 	rm -rf $(VENV) .tmx
