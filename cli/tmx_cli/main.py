@@ -237,6 +237,26 @@ def _print_plans(reply) -> None:
     console.print(table)
 
 
+@plan_app.command("fleet")
+def plan_fleet(planner_addr: str = PLANNER) -> None:
+    """Predicted vs observed TTFT and TPOT for backends whose hardware the fleet file declares."""
+    with grpc.insecure_channel(planner_addr) as channel:
+        reply = _rpc(planner_pb2_grpc.PlannerServiceStub(channel).FleetReport, planner_pb2.FleetReportRequest())
+    table = Table(title="predicted vs observed (gateway RequestOutcome events)")
+    for col in ("backend", "model", "deployment", "requests", "isl/osl", "concurrency", "TTFT p50 obs/pred ms",
+                "TPOT obs/pred ms", "note"):
+        table.add_column(col, overflow="fold")
+    for b in reply.backends:
+        table.add_row(b.backend_id, b.model, b.deployment, str(b.requests),
+                      f"{b.mean_prompt_tokens:.0f}/{b.mean_completion_tokens:.0f}", f"{b.observed_concurrency:.1f}",
+                      f"{b.observed_ttft_p50_ms:.0f} / {b.predicted_ttft_p50_ms:.0f} ({b.ttft_error:+.0%})",
+                      f"{b.observed_tpot_ms:.1f} / {b.predicted_tpot_ms:.1f} ({b.tpot_error:+.0%})", b.note)
+    console.print(table)
+    if not reply.backends:
+        console.print("no backend declares its hardware: add `hardware: H100` (and gpu_count, tp, precision) "
+                      "to a backend in the fleet file")
+
+
 @plan_app.command("compare")
 def plan_compare(
     model: Annotated[list[str], typer.Option(help="a model to compare (repeat)")],

@@ -94,7 +94,8 @@ class Stack:
             self._spawn("health", "tmx_health", {
                 "TMX_HEALTH_PORT": ports["health"], "TMX_HEALTH_NATS_URL": nats_url,
                 "TMX_HEALTH_FLEET_FILE": fleet_path, "TMX_HEALTH_PROBE_INTERVAL_S": c.probe_interval_s})
-            self._spawn("planner", "tmx_planner", {"TMX_PLANNER_PORT": ports["planner"]})
+            self._spawn("planner", "tmx_planner", {"TMX_PLANNER_PORT": ports["planner"], "TMX_PLANNER_NATS_URL": nats_url,
+                                                   "TMX_PLANNER_FLEET_FILE": fleet_path})
             self._spawn("gateway", "tmx_gateway", {
                 "TMX_GATEWAY_PORT": ports["gateway"],
                 "TMX_GATEWAY_NATS_URL": nats_url if c.gateway_events else "",

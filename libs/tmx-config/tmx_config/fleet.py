@@ -18,7 +18,10 @@ class BackendSpec(BaseModel):
     url: str
     models: tuple[str, ...] = ()
     engine: str = "vllm"
-    hardware: str = ""
+    hardware: str = ""  # the GPU, e.g. H100; declaring it lets the planner compare predictions with reality
+    gpu_count: int = Field(default=1, ge=1)
+    tp: int = Field(default=1, ge=1)
+    precision: str = "bf16"
     weight: float = 1.0
 
     @field_validator("id")

@@ -8,6 +8,7 @@ import json
 from tmx_errors import InvalidArgument, TmxError
 from tmx_grpcserver import grpc_errors
 from tmx_planner.domain.catalogue import find_gpu, find_model, gpus, model_from_hf_config, models
+from tmx_planner.domain.fleet_learning import FleetLearner
 from tmx_planner.domain.performance import Deployment, Prediction, predict
 from tmx_planner.domain.plans import PlanQuery, PlanResult, Sla, plan
 
@@ -79,6 +80,20 @@ def estimate_one(i: planner_pb2.EstimateInput) -> planner_pb2.EstimateOutput:
 
 
 class PlannerServicer(planner_pb2_grpc.PlannerServiceServicer):
+    def __init__(self, learner: FleetLearner | None = None) -> None:
+        self.learner = learner
+
+    @grpc_errors
+    async def FleetReport(self, request, context):
+        reports = self.learner.report() if self.learner else []
+        return planner_pb2.FleetReportResponse(backends=[planner_pb2.BackendReport(
+            backend_id=r.backend.backend_id, model=r.backend.model, deployment=r.backend.describe(),
+            requests=r.requests, mean_prompt_tokens=r.mean_prompt, mean_completion_tokens=r.mean_completion,
+            observed_concurrency=r.concurrency, observed_ttft_p50_ms=r.observed_ttft_p50_ms,
+            observed_tpot_ms=r.observed_tpot_ms, predicted_ttft_p50_ms=r.predicted_ttft_p50_ms,
+            predicted_tpot_ms=r.predicted_tpot_ms, ttft_error=r.ttft_error, tpot_error=r.tpot_error, note=r.note,
+        ) for r in reports])
+
     @grpc_errors
     async def Plan(self, request, context):
         return _plan_response(plan(_query(request)))

@@ -10,5 +10,7 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 50052
+    nats_url: str = ""  # set to learn from the gateways' RequestOutcome events
+    fleet_file: str = ""  # backends with declared hardware are compared with predictions
     metrics_port: int = 0
     log_level: str = "INFO"

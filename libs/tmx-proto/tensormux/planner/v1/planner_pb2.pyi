@@ -286,3 +286,45 @@ class ListModelsResponse(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[Model]
     def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ...) -> None: ...
+
+class FleetReportRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class BackendReport(_message.Message):
+    __slots__ = ("backend_id", "model", "deployment", "requests", "mean_prompt_tokens", "mean_completion_tokens", "observed_concurrency", "observed_ttft_p50_ms", "observed_tpot_ms", "predicted_ttft_p50_ms", "predicted_tpot_ms", "ttft_error", "tpot_error", "note")
+    BACKEND_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_TTFT_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_TPOT_MS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_TTFT_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_TPOT_MS_FIELD_NUMBER: _ClassVar[int]
+    TTFT_ERROR_FIELD_NUMBER: _ClassVar[int]
+    TPOT_ERROR_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    backend_id: str
+    model: str
+    deployment: str
+    requests: int
+    mean_prompt_tokens: float
+    mean_completion_tokens: float
+    observed_concurrency: float
+    observed_ttft_p50_ms: float
+    observed_tpot_ms: float
+    predicted_ttft_p50_ms: float
+    predicted_tpot_ms: float
+    ttft_error: float
+    tpot_error: float
+    note: str
+    def __init__(self, backend_id: _Optional[str] = ..., model: _Optional[str] = ..., deployment: _Optional[str] = ..., requests: _Optional[int] = ..., mean_prompt_tokens: _Optional[float] = ..., mean_completion_tokens: _Optional[float] = ..., observed_concurrency: _Optional[float] = ..., observed_ttft_p50_ms: _Optional[float] = ..., observed_tpot_ms: _Optional[float] = ..., predicted_ttft_p50_ms: _Optional[float] = ..., predicted_tpot_ms: _Optional[float] = ..., ttft_error: _Optional[float] = ..., tpot_error: _Optional[float] = ..., note: _Optional[str] = ...) -> None: ...
+
+class FleetReportResponse(_message.Message):
+    __slots__ = ("backends",)
+    BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    backends: _containers.RepeatedCompositeFieldContainer[BackendReport]
+    def __init__(self, backends: _Optional[_Iterable[_Union[BackendReport, _Mapping]]] = ...) -> None: ...

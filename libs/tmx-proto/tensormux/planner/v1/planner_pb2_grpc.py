@@ -59,6 +59,11 @@ class PlannerServiceStub:
                 request_serializer=tensormux_dot_planner_dot_v1_dot_planner__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=tensormux_dot_planner_dot_v1_dot_planner__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.FleetReport = channel.unary_unary(
+                '/tensormux.planner.v1.PlannerService/FleetReport',
+                request_serializer=tensormux_dot_planner_dot_v1_dot_planner__pb2.FleetReportRequest.SerializeToString,
+                response_deserializer=tensormux_dot_planner_dot_v1_dot_planner__pb2.FleetReportResponse.FromString,
+                _registered_method=True)
 
 
 class PlannerServiceServicer:
@@ -94,6 +99,14 @@ class PlannerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FleetReport(self, request, context):
+        """Predicted vs observed latency for backends whose hardware is declared in the fleet file, learned from
+        the gateways' RequestOutcome events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlannerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +134,11 @@ def add_PlannerServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=tensormux_dot_planner_dot_v1_dot_planner__pb2.ListModelsRequest.FromString,
                     response_serializer=tensormux_dot_planner_dot_v1_dot_planner__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'FleetReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.FleetReport,
+                    request_deserializer=tensormux_dot_planner_dot_v1_dot_planner__pb2.FleetReportRequest.FromString,
+                    response_serializer=tensormux_dot_planner_dot_v1_dot_planner__pb2.FleetReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +276,33 @@ class PlannerService:
             '/tensormux.planner.v1.PlannerService/ListModels',
             tensormux_dot_planner_dot_v1_dot_planner__pb2.ListModelsRequest.SerializeToString,
             tensormux_dot_planner_dot_v1_dot_planner__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FleetReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tensormux.planner.v1.PlannerService/FleetReport',
+            tensormux_dot_planner_dot_v1_dot_planner__pb2.FleetReportRequest.SerializeToString,
+            tensormux_dot_planner_dot_v1_dot_planner__pb2.FleetReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,26 @@
+"""NATS adapter of the planner: the gateways' RequestOutcome events feed the fleet learner."""
+
+from __future__ import annotations
+
+from tensormux.events.v1 import events_pb2
+from tmx_eventbus import EventBus, subjects
+from tmx_eventbus.streams import TMX_SIGNAL, ConsumerDecl
+from tmx_planner.domain.fleet_learning import FleetLearner, Outcome
+
+PLANNER_SIGNALS = ConsumerDecl(stream=TMX_SIGNAL.name, durable="planner-signals", filter_subject=subjects.ALL_SIGNAL,
+                               ack_wait_s=30.0, max_deliver=3, backoff_s=())
+
+
+class OutcomeFeed:
+    def __init__(self, bus: EventBus, learner: FleetLearner) -> None:
+        self.bus, self.learner = bus, learner
+
+    async def run(self) -> None:
+        await self.bus.consume(PLANNER_SIGNALS, self._on_event, batch=256)
+
+    async def _on_event(self, event) -> None:
+        if isinstance(event, events_pb2.RequestOutcome):
+            self.learner.observe(event.backend_id, Outcome(
+                at_ms=event.occurred_at_unix_ms, latency_ms=event.latency_ms, ttft_ms=event.ttft_ms,
+                prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
+                ok=200 <= event.http_status < 300))
