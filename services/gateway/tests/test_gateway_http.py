@@ -43,6 +43,7 @@ async def gateway(asgi_server, tmp_path, backends, nats_url="", tenants=(), **se
                       models=(ModelSpec(name=MODEL, aliases=("alias",)),), tenants=tenants)
     path = tmp_path / "tensormux.yaml"
     dump_fleet(fleet, path)
+    settings.setdefault("spool_path", str(tmp_path / "events.spool"))
     gw = Gateway(Settings(fleet_file=str(path), nats_url=nats_url, **settings), fleet)
     async with asgi_server(gw.starlette()) as (url, _):
         async with aiohttp.ClientSession(url) as http:

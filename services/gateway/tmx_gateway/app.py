@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 
 import aiohttp
 import uvicorn
@@ -20,6 +21,7 @@ from tmx_gateway.events import EventPublisher, HealthFollower
 from tmx_gateway.http_api import GatewayApi, build_starlette
 from tmx_gateway.metrics import GatewayMetrics
 from tmx_gateway.settings import Settings
+from tmx_gateway.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +36,28 @@ class Gateway:
         self.policy = build_policy(fleet_file.routing.strategy)
         self.bus: EventBus | None = None
         self.publisher: EventPublisher | None = None
-        self.api = GatewayApi(settings, self.fleet, self.policy, lambda: self.tenancy, self.metrics, None, self.ready)
+        if settings.nats_url or settings.audit_file:
+            spool = Spool(settings.spool_path, settings.spool_max_bytes) if settings.nats_url else None
+            self.publisher = EventPublisher(None, settings.gateway_id, self.metrics, settings.event_queue_size, spool,
+                                            settings.audit_file, settings.spool_replay_interval_s)
+        self.api = GatewayApi(settings, self.fleet, self.policy, lambda: self.tenancy, self.metrics, self.publisher,
+                              self.ready)
         self._tasks: list[asyncio.Task] = []
         self._fleet_mtime = _mtime(settings.fleet_file)
+        self._synced = not settings.nats_url  # knows the health service's view of the fleet
+        self._started = time.monotonic()
 
     def ready(self) -> bool:
+        """Ready once it knows the fleet (the health snapshot is loaded) — or, if NATS cannot be reached at
+        start, after a grace period, serving on the fleet file. Once ready it stays ready when NATS drops:
+        it keeps routing on the last known state and spools its events."""
         if self.api.session is None:
             return False
-        return not self.settings.nats_url or (self.bus is not None and self.bus.connected)
+        return self._synced or time.monotonic() - self._started > self.settings.nats_startup_grace_s
+
+    @property
+    def nats_connected(self) -> bool:
+        return self.bus is not None and self.bus.connected
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette):
@@ -49,6 +65,8 @@ class Gateway:
         timeout = aiohttp.ClientTimeout(total=self.settings.upstream_timeout_s,
                                         sock_connect=self.settings.upstream_connect_timeout_s)
         self.api.session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+        if self.publisher:
+            self.publisher.start()
         if self.settings.nats_url:
             self._tasks.append(asyncio.create_task(self._connect_events(), name="connect-events"))
         if self.settings.fleet_reload_s > 0:
@@ -76,10 +94,12 @@ class Gateway:
                     await self.bus.close()
                     self.bus = None
                 await asyncio.sleep(1.0)
-        self.publisher = EventPublisher(self.bus, self.settings.gateway_id, self.metrics, self.settings.event_queue_size)
-        self.publisher.start()
-        self.api.publisher = self.publisher
-        await HealthFollower(self.bus, self.fleet, self.metrics).run()
+        self.publisher.bus = self.bus
+        follower = HealthFollower(self.bus, self.fleet, self.metrics)
+        known = await follower.load_snapshot()
+        self._synced = True
+        log.info("fleet state loaded", extra={"backends": known})
+        await follower.run()
 
     async def _watch_fleet_file(self) -> None:
         while True:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 
+from google.protobuf.json_format import MessageToDict
+from nats.js.errors import KeyNotFoundError, NoKeysError
+
 from tensormux.events.v1 import events_pb2
-from tmx_eventbus import EventBus, subjects
+from tmx_eventbus import EventBus, encode, subjects
+from tmx_gateway.spool import Spool
 from tmx_eventbus.streams import TMX_HEALTH
 from tmx_gateway.domain.fleet import FleetView, State
 from tmx_gateway.metrics import GatewayMetrics
@@ -44,17 +49,26 @@ class RequestRecord:
 
 
 class EventPublisher:
-    """Hands events to NATS off the request path: requests enqueue, one task publishes in batches."""
+    """Hands events to NATS off the request path: requests enqueue, one task publishes in batches.
 
-    def __init__(self, bus: EventBus, gateway_id: str, metrics: GatewayMetrics, queue_size: int) -> None:
-        self.bus = bus
+    Nothing is lost while NATS is away: what cannot be published goes to the spool, and the spool is
+    replayed (oldest first, same message ids, so JetStream deduplicates) once NATS answers again. Audit
+    events also go to an optional JSONL file for teams without NATS consumers."""
+
+    def __init__(self, bus: EventBus | None, gateway_id: str, metrics: GatewayMetrics, queue_size: int,
+                 spool: Spool | None, audit_file: str = "", replay_interval_s: float = 1.0) -> None:
+        self.bus = bus  # set once NATS is connected; None until then (events wait in the spool)
         self.gateway_id = gateway_id
         self.metrics = metrics
+        self.spool = spool
+        self.audit_file = audit_file
+        self.replay_interval_s = replay_interval_s
         self._queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue(queue_size)
-        self._task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event-publisher")
+        self._tasks = [asyncio.create_task(self._run(), name="event-publisher"),
+                       asyncio.create_task(self._replay_loop(), name="spool-replay")]
 
     def record(self, r: RequestRecord) -> None:
         outcome = events_pb2.RequestOutcome(
@@ -84,25 +98,71 @@ class EventPublisher:
             batch = [await self._queue.get()]
             while not self._queue.empty() and len(batch) < 128:
                 batch.append(self._queue.get_nowait())
+            encoded = [(subject, *encode(message)) for subject, message in batch]
+            if self.audit_file:
+                self._write_audit_file(batch)
+            if self.spool is None:
+                continue  # no NATS configured: the audit file is the only sink
+            if self.spool.size or self.bus is None or not self.bus.connected:
+                self._to_spool(encoded)  # keep order: nothing overtakes what is already spooled
+                continue
             results = await asyncio.gather(
-                *(self.bus.publish(subject, message) for subject, message in batch), return_exceptions=True
-            )
-            failures = [r for r in results if isinstance(r, BaseException)]
-            if failures:
-                self.metrics.events_dropped.inc(len(failures))
-                log.warning("events not published", extra={"count": len(failures), "error": repr(failures[0])})
+                *(self.bus.js.publish(subject, data, headers=headers, timeout=2.0)
+                  for subject, data, headers in encoded), return_exceptions=True)
+            failed = [entry for entry, result in zip(encoded, results) if isinstance(result, BaseException)]
+            if failed:
+                log.warning("NATS publish failed; spooling", extra={"count": len(failed)})
+                self._to_spool(failed)
+
+    def _to_spool(self, entries) -> None:
+        dropped = self.spool.append(entries)
+        if dropped:
+            self.metrics.events_dropped.inc(dropped)
+        self.metrics.spool_bytes.set(self.spool.size)
+
+    async def _replay_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.replay_interval_s)
+            if self.spool is not None and self.spool.size and self.bus is not None and self.bus.connected:
+                await self.replay()
+
+    async def replay(self) -> int:
+        """Publish what the spool holds, oldest first; stop at the first failure and keep the rest."""
+        entries = list(self.spool.entries())
+        sent = 0
+        for subject, data, headers in entries:
+            try:
+                await self.bus.js.publish(subject, data, headers=headers, timeout=2.0)
+            except Exception as exc:
+                log.warning("spool replay paused", extra={"error": repr(exc), "left": len(entries) - sent})
+                break
+            sent += 1
+        # events spooled while replaying were appended after `entries`: keep them too
+        appended = list(self.spool.entries())[len(entries):]
+        self.spool.rewrite(entries[sent:] + appended)
+        self.metrics.spool_bytes.set(self.spool.size)
+        if sent:
+            log.info("spool replayed", extra={"events": sent})
+        return sent
+
+    def _write_audit_file(self, batch) -> None:
+        lines = [json.dumps(MessageToDict(m, preserving_proto_field_name=True)) + "\n"
+                 for _, m in batch if isinstance(m, events_pb2.RequestAudited)]
+        if lines:
+            with open(self.audit_file, "a") as fh:
+                fh.writelines(lines)
 
     async def flush(self, timeout: float = 5.0) -> None:
-        """Wait (bounded) until everything queued so far has been handed to NATS."""
+        """Wait (bounded) until everything queued so far has been handed to NATS or the spool."""
         deadline = asyncio.get_running_loop().time() + timeout
         while not self._queue.empty() and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
         await self.flush()
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 class HealthFollower:
@@ -110,6 +170,23 @@ class HealthFollower:
 
     def __init__(self, bus: EventBus, fleet: FleetView, metrics: GatewayMetrics) -> None:
         self.bus, self.fleet, self.metrics = bus, fleet, metrics
+
+    async def load_snapshot(self) -> int:
+        """Apply the current state of every backend from the health service's KV bucket, so the gateway knows
+        the fleet before it serves its first request."""
+        kv = await self.bus.backends_kv()
+        try:
+            keys = await kv.keys()
+        except NoKeysError:
+            return 0
+        for key in keys:
+            try:
+                entry = await kv.get(key)
+            except KeyNotFoundError:
+                continue
+            if entry.value:
+                await self._apply(events_pb2.BackendStateChanged.FromString(entry.value))
+        return len(keys)
 
     async def run(self) -> None:
         await self.bus.follow_last_per_subject(TMX_HEALTH.name, subjects.ALL_HEALTH, self._apply)

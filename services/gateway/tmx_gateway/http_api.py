@@ -249,7 +249,10 @@ class GatewayApi:
 
     async def readyz(self, request: Request) -> Response:
         ready = self._ready()
-        return JSONResponse({"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503)
+        body = {"status": "ready" if ready else "not ready"}
+        if self.publisher is not None and self.publisher.spool is not None:
+            body["events_spooled_bytes"] = self.publisher.spool.size
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -19,5 +19,7 @@ class GatewayMetrics:
         self.tokens = Counter("tmx_gateway_tokens", "Tokens metered", ["tenant", "model", "kind"], registry=r)
         self.backend_up = Gauge("tmx_gateway_backend_routable", "1 when the backend may receive traffic", ["backend"],
                                 registry=r)
-        self.events_dropped = Counter("tmx_gateway_events_dropped", "Events dropped (queue full or NATS down)",
+        self.events_dropped = Counter("tmx_gateway_events_dropped",
+                                      "Events dropped: the in-memory queue or the on-disk spool was full",
                                       registry=r)
+        self.spool_bytes = Gauge("tmx_gateway_event_spool_bytes", "Events waiting on disk for NATS", registry=r)

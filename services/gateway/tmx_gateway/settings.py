@@ -14,10 +14,15 @@ class Settings(BaseSettings):
     fleet_file: str = "tensormux.yaml"
     fleet_reload_s: float = 2.0  # how often the fleet file's mtime is checked; 0 disables reloading
     nats_url: str = ""  # empty: run without events (no audit stream, no health feed)
+    nats_startup_grace_s: float = 10.0  # NATS unreachable at start: serve on the fleet file after this long
     max_body_bytes: int = 4 * 1024 * 1024
     upstream_connect_timeout_s: float = 2.0
     upstream_timeout_s: float = 600.0
     max_attempts: int = 3  # backends tried per request before giving up
     local_ejection_s: float = 5.0  # a backend that refuses a connection sits out this long
     event_queue_size: int = 10_000
+    spool_path: str = ".tmx/gateway-events.spool"  # events waiting for NATS survive here (bounded)
+    spool_max_bytes: int = 64 * 1024 * 1024
+    spool_replay_interval_s: float = 1.0
+    audit_file: str = ""  # also append every audit event to this JSONL file
     log_level: str = "INFO"

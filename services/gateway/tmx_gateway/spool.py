@@ -1,0 +1,77 @@
+"""A bounded local spool for events that could not reach NATS. Each line holds the subject, the headers
+(so a replay keeps its `Nats-Msg-Id` and JetStream drops anything that did land) and the payload.
+
+Appends are synchronous small writes done by the publisher task, never by a request. When the spool is full
+new events are dropped and counted, never blocking the gateway."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class Spool:
+    def __init__(self, path: str | Path, max_bytes: int) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.dropped = 0
+
+    @property
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def append(self, entries: list[tuple[str, bytes, dict[str, str]]]) -> int:
+        """Write entries; returns how many were dropped because the spool is full."""
+        lines = [json.dumps({"s": subject, "h": headers, "d": base64.b64encode(data).decode()}) + "\n"
+                 for subject, data, headers in entries]
+        room = self.max_bytes - self.size
+        kept = []
+        for line in lines:
+            if len(line) > room:
+                break
+            kept.append(line)
+            room -= len(line)
+        dropped = len(lines) - len(kept)
+        if kept:
+            with open(self.path, "a") as fh:
+                fh.writelines(kept)
+                fh.flush()
+                os.fsync(fh.fileno())
+        if dropped:
+            self.dropped += dropped
+            log.error("event spool full: events dropped", extra={"dropped": dropped, "spool": str(self.path),
+                                                                 "max_bytes": self.max_bytes})
+        return dropped
+
+    def entries(self) -> Iterator[tuple[str, bytes, dict[str, str]]]:
+        if not self.path.exists():
+            return
+        with open(self.path) as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                    yield item["s"], base64.b64decode(item["d"]), item["h"]
+                except (ValueError, KeyError):
+                    log.error("skipping a corrupt spool line", extra={"spool": str(self.path)})
+
+    def rewrite(self, remaining: list[tuple[str, bytes, dict[str, str]]]) -> None:
+        """Replace the spool with what is still unsent (atomically)."""
+        if not remaining:
+            self.path.unlink(missing_ok=True)
+            return
+        tmp = self.path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        Spool(tmp, 1 << 62).append(remaining)
+        os.replace(tmp, self.path)
