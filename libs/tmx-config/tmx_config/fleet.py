@@ -23,6 +23,11 @@ class BackendSpec(BaseModel):
     tp: int = Field(default=1, ge=1)
     precision: str = "bf16"
     weight: float = 1.0
+    # probing, per backend (unset: the health service's defaults)
+    probe_interval_s: float | None = Field(default=None, gt=0)
+    probe_timeout_s: float | None = Field(default=None, gt=0)
+    fall_threshold: int | None = Field(default=None, ge=1)
+    rise_threshold: int | None = Field(default=None, ge=1)
 
     @field_validator("id")
     @classmethod

@@ -14,7 +14,7 @@ from tensormux.events.v1 import events_pb2
 from tmx_eventbus import EventBus, encode, subjects
 from tmx_gateway.spool import Spool
 from tmx_eventbus.streams import TMX_HEALTH
-from tmx_gateway.domain.fleet import FleetView, State
+from tmx_gateway.domain.fleet import ROUTABLE, FleetView, State
 from tmx_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,8 @@ _STATES = {
     events_pb2.BACKEND_STATE_HEALTHY: State.HEALTHY,
     events_pb2.BACKEND_STATE_UNHEALTHY: State.UNHEALTHY,
     events_pb2.BACKEND_STATE_DRAINING: State.DRAINING,
+    events_pb2.BACKEND_STATE_SUSPECT: State.SUSPECT,
+    events_pb2.BACKEND_STATE_RECOVERING: State.RECOVERING,
 }
 
 
@@ -86,6 +88,14 @@ class EventPublisher:
         if r.backend_id:
             self._enqueue(subjects.signal_backend(r.backend_id), outcome)
         self._enqueue(subjects.audit(r.tenant), audit)
+
+    def record_failed_attempt(self, request_id: str, backend_id: str, model: str, endpoint: str, http_status: int,
+                              error: str, latency_ms: float) -> None:
+        """An attempt that failed over to another backend: only a RequestOutcome (the health service's
+        passive signal); the request's audit event records where it was finally served."""
+        self._enqueue(subjects.signal_backend(backend_id), events_pb2.RequestOutcome(
+            request_id=request_id, gateway_id=self.gateway_id, backend_id=backend_id, model=model,
+            endpoint=endpoint, http_status=http_status, latency_ms=latency_ms, error=error))
 
     def _enqueue(self, subject: str, message) -> None:
         try:
@@ -196,6 +206,6 @@ class HealthFollower:
             return
         state = _STATES.get(event.current, State.UNKNOWN)
         if self.fleet.set_state(event.backend_id, state, event.url, tuple(event.models)):
-            self.metrics.backend_up.labels(event.backend_id).set(1 if state in (State.HEALTHY, State.UNKNOWN) else 0)
+            self.metrics.backend_up.labels(event.backend_id).set(1 if state in ROUTABLE else 0)
             log.info("backend state", extra={"backend": event.backend_id, "state": state.value,
                                              "reason": event.reason})

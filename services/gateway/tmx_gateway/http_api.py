@@ -123,6 +123,7 @@ class GatewayApi:
                 self.fleet.eject(backend.id, time.monotonic() + self.settings.local_ejection_s)
                 self.metrics.retries.labels("connect").inc()
                 last_error = f"{backend.id}: {type(exc).__name__}"
+                self._failed_attempt(ctx, backend, 0, type(exc).__name__)
                 continue
             has_next = attempt + 1 < self.settings.max_attempts and self.fleet.candidates(
                 model, time.monotonic(), tried)
@@ -132,6 +133,7 @@ class GatewayApi:
                 self._release(backend, failed=True)
                 self.metrics.retries.labels(str(upstream.status)).inc()
                 last_error = f"{backend.id}: HTTP {upstream.status}"
+                self._failed_attempt(ctx, backend, upstream.status, f"HTTP {upstream.status}")
                 continue
             out_headers = {"x-tmx-backend": backend.id, "x-tmx-request-id": request_id}
             if request.headers.get("x-tmx-explain"):
@@ -198,6 +200,11 @@ class GatewayApi:
             backend.failed += 1
         else:
             backend.served += 1
+
+    def _failed_attempt(self, ctx: _Context, backend: Backend, status: int, error: str) -> None:
+        if self.publisher is not None:
+            self.publisher.record_failed_attempt(ctx.request_id, backend.id, ctx.model, ctx.endpoint, status, error,
+                                                 (time.perf_counter() - ctx.started) * 1000)
 
     def _finish(self, ctx: _Context, backend: Backend | None, status: int, usage: Usage, ttft_ms: float,
                 error: str, decision: Decision | None = None) -> None:

@@ -119,3 +119,57 @@ async def test_registration_and_errors(tmp_path, nats_url):
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
         await stub.DeregisterBackend(health_pb2.DeregisterBackendRequest(id="new"))
         assert not (await stub.ListBackends(health_pb2.ListBackendsRequest())).backends
+
+
+async def test_passive_signals_model_discovery_and_draining(asgi_server, tmp_path, nats_url, tmx_async_wait):
+    settings = SimSettings(models="m", time_scale=0.01, max_model_len=512)
+    runner = build_runner(settings)
+    bus = await EventBus.connect(nats_url, name="test")
+    await bus.provision()
+    events = []
+
+    async def on_event(msg):
+        events.append(decode(msg.data, msg.headers))
+
+    sub = await bus.nc.subscribe(subjects.ALL_HEALTH, cb=on_event)
+
+    def states():
+        return [e.current for e in events]
+
+    async with asgi_server(SimApi(settings, runner, Faults(), lambda: None).app(), lifespan="off") as (url, _):
+        async with running_health(tmp_path, nats_url, [("live", url)]) as stub:
+            await tmx_async_wait(lambda: events_pb2.BACKEND_STATE_HEALTHY in states(), 10, what="healthy")
+            await tmx_async_wait(lambda: any(e.context_length == 512 for e in events), 10, what="model discovery")
+            backend = await stub.GetBackend(health_pb2.GetBackendRequest(id="live"))
+            assert list(backend.models) == ["m"] and backend.context_length == 512
+            # gateways report failed requests: passive signals take it down before any probe fails
+            for _ in range(2):
+                await bus.publish(subjects.signal_backend("live"), events_pb2.RequestOutcome(
+                    backend_id="live", http_status=500, error="HTTP 500"))
+            await bus.publish(subjects.signal_backend("live"), events_pb2.RequestOutcome(
+                backend_id="live", http_status=404))  # a client error says nothing about health
+            down = await tmx_async_wait(lambda: next((e for e in events if e.current ==
+                                                      events_pb2.BACKEND_STATE_UNHEALTHY), None), 10, what="down")
+            assert "failed requests" in down.reason
+            # probes still pass, so it recovers: unhealthy -> recovering -> healthy
+            await tmx_async_wait(lambda: states()[-2:] == [events_pb2.BACKEND_STATE_RECOVERING,
+                                                           events_pb2.BACKEND_STATE_HEALTHY], 10, what="recovery")
+            drained = await stub.DrainBackend(health_pb2.DrainBackendRequest(id="live", drain=True))
+            assert drained.state == events_pb2.BACKEND_STATE_DRAINING
+            count = len(events)
+            probed = set()
+
+            async def probed_three_more_times():
+                b = await stub.GetBackend(health_pb2.GetBackendRequest(id="live"))
+                probed.add(b.last_probe_unix_ms)
+                return len(probed) >= 4 and b
+
+            still = await tmx_async_wait(probed_three_more_times, 10, what="probes while drained")
+            assert still.state == events_pb2.BACKEND_STATE_DRAINING and len(events) == count
+            await stub.DrainBackend(health_pb2.DrainBackendRequest(id="live", drain=False))
+            await tmx_async_wait(lambda: states()[-1] == events_pb2.BACKEND_STATE_HEALTHY, 10, what="undrained")
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.DrainBackend(health_pb2.DrainBackendRequest(id="ghost", drain=True))
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    await sub.unsubscribe()
+    await bus.close()

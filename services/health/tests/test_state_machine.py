@@ -7,29 +7,60 @@ from tmx_health.domain.state_machine import BackendHealth, State, Thresholds
 T = Thresholds(fall=3, rise=2)
 
 
-def test_first_success_makes_an_unknown_backend_healthy():
+def test_first_good_probe_makes_an_unknown_backend_healthy():
     b = BackendHealth("a", "http://a")
     t = b.observe(True, T)
     assert b.state == State.HEALTHY and (t.previous, t.current) == (State.UNKNOWN, State.HEALTHY)
 
 
-def test_down_after_n_failures_up_after_m_successes():
+def test_suspect_then_down_after_n_failures_and_back_through_recovering():
     b = BackendHealth("a", "http://a", state=State.HEALTHY)
-    assert b.observe(False, T, error="ConnectionRefused") is None
-    assert b.observe(False, T) is None
+    assert b.observe(False, T, error="ConnectionRefused").current == State.SUSPECT
+    assert b.observe(False, T) is None and b.state == State.SUSPECT
     t = b.observe(False, T, error="ConnectionRefused")
-    assert b.state == State.UNHEALTHY and "3 failed probes" in t.reason
-    assert b.observe(True, T) is None and b.state == State.UNHEALTHY
+    assert b.state == State.UNHEALTHY and "3 consecutive failed probes" in t.reason
+    assert b.observe(True, T).current == State.RECOVERING
+    assert b.observe(True, T).current == State.HEALTHY  # rise = 2 consecutive good probes
+
+
+def test_a_good_probe_or_request_clears_suspicion():
+    b = BackendHealth("a", "http://a", state=State.HEALTHY)
+    b.observe(False, T)
+    assert b.observe(True, T).current == State.HEALTHY
+    b.observe(False, T, passive=True)
+    assert b.state == State.SUSPECT and b.passive_failures == 1
+    assert b.observe(True, T, passive=True).current == State.HEALTHY
+
+
+def test_passive_failures_take_a_backend_down_but_only_probes_bring_it_back():
+    b = BackendHealth("a", "http://a", state=State.HEALTHY)
+    for _ in range(3):
+        b.observe(False, T, error="HTTP 500", passive=True)
+    assert b.state == State.UNHEALTHY and b.passive_failures == 3
+    assert b.observe(True, T, passive=True) is None and b.state == State.UNHEALTHY
+    assert b.observe(True, T).current == State.RECOVERING
+
+
+def test_a_failure_while_recovering_goes_straight_back_down():
+    b = BackendHealth("a", "http://a", state=State.UNHEALTHY)
+    b.observe(True, T)
+    assert b.state == State.RECOVERING
+    assert b.observe(False, T).current == State.UNHEALTHY
+
+
+def test_draining_holds_until_undrained_then_recovers_through_probes():
+    b = BackendHealth("a", "http://a", state=State.HEALTHY)
+    assert b.drain(True).current == State.DRAINING
+    assert b.observe(False, T) is None and b.observe(True, T) is None and b.state == State.DRAINING
+    assert b.drain(False).current == State.RECOVERING
+    b.observe(True, T)
     assert b.observe(True, T).current == State.HEALTHY
 
 
-def test_a_success_resets_the_failure_count():
-    b = BackendHealth("a", "http://a", state=State.HEALTHY)
-    b.observe(False, T), b.observe(False, T), b.observe(True, T), b.observe(False, T), b.observe(False, T)
-    assert b.state == State.HEALTHY
-    down = BackendHealth("b", "http://b", state=State.UNHEALTHY)
-    down.observe(True, T), down.observe(False, T), down.observe(True, T)  # recovery needs consecutive successes
-    assert down.state == State.UNHEALTHY
+def test_per_backend_thresholds_override_the_defaults():
+    b = BackendHealth("a", "http://a", state=State.HEALTHY, thresholds=Thresholds(fall=1, rise=1))
+    assert b.observe(False, T).current == State.UNHEALTHY
+    assert b.observe(True, T).current == State.HEALTHY
 
 
 def test_thresholds_must_be_positive():

@@ -7,13 +7,14 @@ import logging
 
 import aiohttp
 
+from tensormux.events.v1 import events_pb2
 from tensormux.health.v1 import health_pb2, health_pb2_grpc
 from tmx_config import load_fleet
 from tmx_eventbus import EventBus
 from tmx_grpcserver import GrpcServer
 from tmx_health.domain.directory import Directory
 from tmx_health.domain.state_machine import Thresholds
-from tmx_health.events import StatePublisher
+from tmx_health.events import HEALTH_SIGNALS, StatePublisher, passive_verdict
 from tmx_health.grpc_api import HealthServicer
 from tmx_health.monitor import Monitor
 from tmx_health.prober import Prober
@@ -25,6 +26,16 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["HealthService"].full_name
 
 
+def _passive_handler(monitor: Monitor):
+    async def handle(event) -> None:
+        if isinstance(event, events_pb2.RequestOutcome) and event.backend_id:
+            verdict = passive_verdict(event)
+            if verdict is not None:
+                await monitor.passive(event.backend_id, verdict, event.error or f"HTTP {event.http_status}")
+
+    return handle
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     if not settings.nats_url:
         raise SystemExit("TMX_HEALTH_NATS_URL is required")
@@ -32,7 +43,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     fleet = load_fleet(settings.fleet_file)
     directory = Directory()
     for spec in fleet.backends:
-        directory.register(spec.id, spec.url, tuple(spec.models))
+        backend = directory.register(spec.id, spec.url, tuple(spec.models))
+        backend.interval_s, backend.timeout_s = spec.probe_interval_s, spec.probe_timeout_s
+        if spec.fall_threshold or spec.rise_threshold:
+            backend.thresholds = Thresholds(fall=spec.fall_threshold or thresholds.fall,
+                                            rise=spec.rise_threshold or thresholds.rise)
     bus = await EventBus.connect(settings.nats_url, name="health")
     await bus.provision()
     publisher = StatePublisher(bus)
@@ -45,14 +60,17 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                         host=settings.host, port=settings.port)
     await server.start()
     start_metrics_server(settings.metrics_port)
-    probing = asyncio.create_task(monitor.run(), name="probe-loop")
+    probing = asyncio.create_task(monitor.run(), name="probe-loops")
+    passive = asyncio.create_task(bus.consume(HEALTH_SIGNALS, _passive_handler(monitor), batch=256),
+                                  name="passive-signals")
     await server.mark_serving()
     log.info("health serving", extra={"port": server.port, "backends": len(directory.backends), "resumed": resumed})
     try:
         await stop.wait()
     finally:
         probing.cancel()
-        await asyncio.gather(probing, return_exceptions=True)
+        passive.cancel()
+        await asyncio.gather(probing, passive, return_exceptions=True)
         await server.stop()
         await session.close()
         await bus.close()

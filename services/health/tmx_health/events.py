@@ -8,6 +8,7 @@ from nats.js.errors import KeyNotFoundError, NoKeysError
 
 from tensormux.events.v1 import events_pb2
 from tmx_eventbus import EventBus, subjects
+from tmx_eventbus.streams import TMX_SIGNAL, ConsumerDecl
 from tmx_health.domain.state_machine import BackendHealth, State
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,8 @@ TO_PROTO = {
     State.HEALTHY: events_pb2.BACKEND_STATE_HEALTHY,
     State.UNHEALTHY: events_pb2.BACKEND_STATE_UNHEALTHY,
     State.DRAINING: events_pb2.BACKEND_STATE_DRAINING,
+    State.SUSPECT: events_pb2.BACKEND_STATE_SUSPECT,
+    State.RECOVERING: events_pb2.BACKEND_STATE_RECOVERING,
 }
 FROM_PROTO = {v: k for k, v in TO_PROTO.items()}
 
@@ -25,7 +28,7 @@ def to_event(backend: BackendHealth, previous: State, reason: str) -> events_pb2
     return events_pb2.BackendStateChanged(
         backend_id=backend.id, url=backend.url, models=list(backend.models), previous=TO_PROTO[previous],
         current=TO_PROTO[backend.state], reason=reason, consecutive_failures=backend.consecutive_failures,
-        consecutive_successes=backend.consecutive_successes,
+        consecutive_successes=backend.consecutive_successes, context_length=backend.context_length,
     )
 
 
@@ -66,3 +69,17 @@ class StatePublisher:
                 event.ParseFromString(entry.value)
                 states.append(event)
         return states
+
+
+HEALTH_SIGNALS = ConsumerDecl(stream=TMX_SIGNAL.name, durable="health-signals", filter_subject=subjects.ALL_SIGNAL,
+                              ack_wait_s=10.0, max_deliver=3, backoff_s=())
+
+
+def passive_verdict(outcome: events_pb2.RequestOutcome) -> bool | None:
+    """What a gateway's outcome says about the backend: 5xx or no response is a failure, 2xx a success;
+    4xx, 429 and client disconnects say nothing about the backend's health."""
+    if outcome.http_status == 0 or outcome.http_status >= 500:
+        return False
+    if 200 <= outcome.http_status < 300:
+        return True
+    return None

@@ -14,6 +14,7 @@ def _backend(b: BackendHealth) -> health_pb2.Backend:
         id=b.id, url=b.url, models=list(b.models), state=TO_PROTO[b.state],
         consecutive_failures=b.consecutive_failures, consecutive_successes=b.consecutive_successes,
         last_error=b.last_error, last_probe_unix_ms=b.last_probe_ms, last_probe_latency_ms=b.last_latency_ms,
+        context_length=b.context_length, passive_failures=b.passive_failures,
     )
 
 
@@ -60,6 +61,11 @@ class HealthServicer(health_pb2_grpc.HealthServiceServicer):
     @grpc_errors
     async def ListModels(self, request, context):
         return health_pb2.ListModelsResponse(models=[
-            health_pb2.ModelEntry(id=m.name, backend_ids=list(m.backend_ids), healthy_backends=m.healthy)
+            health_pb2.ModelEntry(id=m.name, backend_ids=list(m.backend_ids), healthy_backends=m.healthy,
+                                  context_length=m.context_length)
             for m in self.directory.models()
         ])
+
+    @grpc_errors
+    async def DrainBackend(self, request, context):
+        return _backend(await self.monitor.drain(request.id, request.drain))

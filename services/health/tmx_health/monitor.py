@@ -1,4 +1,5 @@
-"""Runs the probes on a schedule, feeds the state machines, and publishes every transition."""
+"""Runs each backend's probes on its own schedule, feeds the state machines with probes and the gateways'
+passive signals, discovers served models, and publishes every transition."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import time
 
 from tensormux.events.v1 import events_pb2
 from tmx_health.domain.directory import Directory
-from tmx_health.domain.state_machine import BackendHealth, State, Thresholds
+from tmx_health.domain.state_machine import BackendHealth, State, Thresholds, Transition
 from tmx_health.events import FROM_PROTO, StatePublisher, to_event
 from tmx_health.prober import Prober
 
 log = logging.getLogger(__name__)
+
+MODELS_EVERY = 30  # re-read /v1/models every this many good probes (and on the first)
 
 
 class Monitor:
@@ -24,6 +27,9 @@ class Monitor:
         self.thresholds = thresholds
         self.interval_s = interval_s
         self._watchers: set[asyncio.Queue] = set()
+        self._loops: dict[str, asyncio.Task] = {}
+        self._good_probes: dict[str, int] = {}
+        self._lock = asyncio.Lock()  # transitions are published in the order they happen
 
     def resume(self, saved: list[events_pb2.BackendStateChanged]) -> int:
         """Adopt states saved in KV for backends still in the directory (or registered dynamically)."""
@@ -35,27 +41,79 @@ class Monitor:
             backend.state = FROM_PROTO.get(event.current, State.UNKNOWN)
             backend.consecutive_failures = event.consecutive_failures
             backend.consecutive_successes = event.consecutive_successes
+            backend.context_length = event.context_length
             resumed += 1
         return resumed
 
     async def run(self) -> None:
-        while True:
-            started = time.monotonic()
-            await self.probe_all()
-            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+        """Keep one probe loop per registered backend."""
+        try:
+            while True:
+                for backend_id in set(self.directory.backends) - set(self._loops):
+                    self._loops[backend_id] = asyncio.create_task(self._probe_loop(backend_id),
+                                                                  name=f"probe-{backend_id}")
+                for backend_id in set(self._loops) - set(self.directory.backends):
+                    self._loops.pop(backend_id).cancel()
+                await asyncio.sleep(min(self.interval_s, 0.5))
+        finally:
+            for task in self._loops.values():
+                task.cancel()
+            await asyncio.gather(*self._loops.values(), return_exceptions=True)
 
-    async def probe_all(self) -> None:
-        backends = list(self.directory.backends.values())
-        results = await asyncio.gather(*(self.prober.probe(b.url) for b in backends))
-        now_ms = int(time.time() * 1000)
-        for backend, result in zip(backends, results):
-            if self.directory.backends.get(backend.id) is not backend:
-                continue  # deregistered while probing
-            previous = backend.state
+    async def _probe_loop(self, backend_id: str) -> None:
+        while (backend := self.directory.backends.get(backend_id)) is not None:
+            started = time.monotonic()
+            try:
+                await self.probe_one(backend)
+            except Exception:  # NATS hiccup while publishing: keep probing, the next transition retries
+                log.exception("probe cycle failed", extra={"backend": backend_id})
+            interval = backend.interval_s or self.interval_s
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    async def probe_one(self, backend: BackendHealth) -> None:
+        result = await self.prober.probe(backend.url, backend.timeout_s)
+        if self.directory.backends.get(backend.id) is not backend:
+            return  # deregistered while probing
+        if result.ok:
+            count = self._good_probes.get(backend.id, 0)
+            self._good_probes[backend.id] = count + 1
+            if count % MODELS_EVERY == 0:
+                await self._discover_models(backend)
+        async with self._lock:
             transition = backend.observe(result.ok, self.thresholds, error=result.error,
-                                         latency_ms=result.latency_ms, now_ms=now_ms)
+                                         latency_ms=result.latency_ms, now_ms=int(time.time() * 1000))
             if transition is not None:
-                await self.announce(backend, previous, transition.reason)
+                await self.announce(backend, transition.previous, transition.reason)
+
+    async def _discover_models(self, backend: BackendHealth) -> None:
+        served = await self.prober.models(backend.url, backend.timeout_s)
+        if not served:
+            return
+        models = tuple(sorted(m.id for m in served))
+        context = max(m.context_length for m in served)
+        if (models, context) != (tuple(sorted(backend.models)), backend.context_length):
+            backend.models, backend.context_length = models, context
+            async with self._lock:
+                await self.announce(backend, backend.state, "served models discovered")
+
+    async def passive(self, backend_id: str, ok: bool, error: str) -> Transition | None:
+        """A gateway's view of one request to `backend_id`."""
+        backend = self.directory.backends.get(backend_id)
+        if backend is None:
+            return None
+        async with self._lock:
+            transition = backend.observe(ok, self.thresholds, error=error or "request failed", passive=True)
+            if transition is not None:
+                await self.announce(backend, transition.previous, transition.reason)
+        return transition
+
+    async def drain(self, backend_id: str, drain: bool) -> BackendHealth:
+        backend = self.directory.get(backend_id)
+        async with self._lock:
+            transition = backend.drain(drain)
+            if transition is not None:
+                await self.announce(backend, transition.previous, transition.reason)
+        return backend
 
     async def announce(self, backend: BackendHealth, previous: State, reason: str) -> None:
         log.info("backend state changed", extra={"backend": backend.id, "from": previous.value,

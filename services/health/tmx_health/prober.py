@@ -16,15 +16,38 @@ class ProbeResult:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class ServedModel:
+    id: str
+    context_length: int
+
+
 class Prober:
     def __init__(self, session: aiohttp.ClientSession, path: str, timeout_s: float) -> None:
         self.session, self.path = session, path
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.timeout_s = timeout_s
 
-    async def probe(self, base_url: str) -> ProbeResult:
-        started = time.perf_counter()
+    async def models(self, base_url: str, timeout_s: float | None = None) -> list[ServedModel] | None:
+        """The backend's /v1/models (vLLM and SGLang report max_model_len); None when it cannot be read."""
         try:
-            async with self.session.get(base_url + self.path, timeout=self.timeout) as resp:
+            async with self.session.get(base_url + "/v1/models",
+                                        timeout=aiohttp.ClientTimeout(total=timeout_s or self.timeout_s)) as resp:
+                if resp.status != 200:
+                    return None
+                body = await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+            return None
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            return None
+        return [ServedModel(str(m["id"]), int(m.get("max_model_len") or 0)) for m in data
+                if isinstance(m, dict) and "id" in m]
+
+    async def probe(self, base_url: str, timeout_s: float | None = None) -> ProbeResult:
+        started = time.perf_counter()
+        timeout = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s)
+        try:
+            async with self.session.get(base_url + self.path, timeout=timeout) as resp:
                 await resp.read()
                 elapsed = (time.perf_counter() - started) * 1000
                 if resp.status == 200:

@@ -15,8 +15,13 @@ from tmx_config import FleetFile
 class State(str, Enum):
     UNKNOWN = "unknown"
     HEALTHY = "healthy"
+    SUSPECT = "suspect"
     UNHEALTHY = "unhealthy"
+    RECOVERING = "recovering"
     DRAINING = "draining"
+
+
+ROUTABLE = frozenset({State.UNKNOWN, State.HEALTHY, State.SUSPECT})
 
 
 @dataclass
@@ -32,7 +37,7 @@ class Backend:
     failed: int = 0
 
     def routable(self, now: float) -> bool:
-        return self.state in (State.UNKNOWN, State.HEALTHY) and now >= self.ejected_until
+        return self.state in ROUTABLE and now >= self.ejected_until
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ class ModelAvailability:
     name: str
     backend_ids: tuple[str, ...]
     healthy: int
+    context_length: int = 0
 
 
 class Directory:
@@ -52,6 +53,7 @@ class Directory:
                 name,
                 tuple(b.id for b in self.backends.values() if name in b.models),
                 sum(1 for b in self.backends.values() if name in b.models and b.state == State.HEALTHY),
+                max((b.context_length for b in self.backends.values() if name in b.models), default=0),
             )
             for name in names
         ]

@@ -1,10 +1,18 @@
-"""A backend's health state machine, driven by probe results.
+"""A backend's health state machine, driven by active probes and passive signals from the gateways.
 
-    UNKNOWN --first success--> HEALTHY
-    UNKNOWN/HEALTHY --fall_threshold consecutive failures--> UNHEALTHY
-    UNHEALTHY --rise_threshold consecutive successes--> HEALTHY
+    UNKNOWN    --good probe-->                       HEALTHY
+    HEALTHY    --a failure (probe or request)-->     SUSPECT      (still routable)
+    SUSPECT    --good probe or good request-->       HEALTHY
+    SUSPECT    --`fall` consecutive failures-->      UNHEALTHY
+    UNKNOWN    --`fall` consecutive failures-->      UNHEALTHY
+    UNHEALTHY  --good probe-->                       RECOVERING   (not routable yet)
+    RECOVERING --`rise` consecutive good probes-->   HEALTHY
+    RECOVERING --a failure-->                        UNHEALTHY
+    any        --drain-->                            DRAINING     (out of rotation on request)
+    DRAINING   --undrain-->                          RECOVERING
 
-Pure: it returns a Transition when the state changes and never does I/O.
+Only probes bring a backend back: gateways do not send traffic to an unhealthy backend, so their silence
+is no evidence. Pure: it returns a Transition when the state changes and never does I/O.
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ from enum import Enum
 class State(str, Enum):
     UNKNOWN = "unknown"
     HEALTHY = "healthy"
+    SUSPECT = "suspect"
     UNHEALTHY = "unhealthy"
+    RECOVERING = "recovering"
     DRAINING = "draining"
 
 
@@ -48,25 +58,63 @@ class BackendHealth:
     last_error: str = ""
     last_probe_ms: int = 0
     last_latency_ms: float = 0.0
+    passive_failures: int = 0
+    context_length: int = 0
+    thresholds: Thresholds | None = None  # per-backend override
+    interval_s: float | None = None
+    timeout_s: float | None = None
+
+    def _move(self, to: State, reason: str) -> Transition | None:
+        if to == self.state:
+            return None
+        previous, self.state = self.state, to
+        return Transition(previous, to, reason)
 
     def observe(self, ok: bool, thresholds: Thresholds, *, error: str = "", latency_ms: float = 0.0,
-                now_ms: int = 0) -> Transition | None:
-        self.last_probe_ms, self.last_latency_ms = now_ms, latency_ms
-        previous = self.state
+                now_ms: int = 0, passive: bool = False) -> Transition | None:
+        t = self.thresholds or thresholds
+        if not passive:
+            self.last_probe_ms, self.last_latency_ms = now_ms, latency_ms
         if ok:
             self.consecutive_successes += 1
             self.consecutive_failures = 0
-            self.last_error = ""
-            if self.state == State.UNKNOWN or (
-                self.state == State.UNHEALTHY and self.consecutive_successes >= thresholds.rise
-            ):
-                self.state = State.HEALTHY
-                return Transition(previous, self.state, f"{self.consecutive_successes} good probe(s)")
+            if not passive:
+                self.last_error = ""
+            if self.state == State.DRAINING:
+                return None
+            if self.state == State.SUSPECT:
+                return self._move(State.HEALTHY, "request succeeded" if passive else "probe succeeded")
+            if passive:
+                return None
+            if self.state == State.UNKNOWN:
+                return self._move(State.HEALTHY, "first good probe")
+            if self.state == State.UNHEALTHY:
+                if t.rise <= 1:
+                    return self._move(State.HEALTHY, "good probe")
+                return self._move(State.RECOVERING, "good probe; waiting for more")
+            if self.state == State.RECOVERING and self.consecutive_successes >= t.rise:
+                return self._move(State.HEALTHY, f"{self.consecutive_successes} consecutive good probes")
             return None
         self.consecutive_failures += 1
         self.consecutive_successes = 0
         self.last_error = error
-        if self.state in (State.UNKNOWN, State.HEALTHY) and self.consecutive_failures >= thresholds.fall:
-            self.state = State.UNHEALTHY
-            return Transition(previous, self.state, f"{self.consecutive_failures} failed probes: {error}")
+        if passive:
+            self.passive_failures += 1
+        source = "failed requests" if passive else "failed probes"
+        if self.state == State.DRAINING:
+            return None
+        if self.state == State.RECOVERING:
+            return self._move(State.UNHEALTHY, f"failed while recovering: {error}")
+        if self.state in (State.HEALTHY, State.SUSPECT, State.UNKNOWN) and self.consecutive_failures >= t.fall:
+            return self._move(State.UNHEALTHY, f"{self.consecutive_failures} consecutive {source}: {error}")
+        if self.state == State.HEALTHY:
+            return self._move(State.SUSPECT, f"{source[:-1]}: {error}")
+        return None
+
+    def drain(self, drain: bool) -> Transition | None:
+        if drain:
+            return self._move(State.DRAINING, "drained on request")
+        if self.state == State.DRAINING:
+            self.consecutive_successes = 0
+            return self._move(State.RECOVERING, "undrained; recovering through probes")
         return None

@@ -14,6 +14,8 @@ class BackendState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BACKEND_STATE_HEALTHY: _ClassVar[BackendState]
     BACKEND_STATE_UNHEALTHY: _ClassVar[BackendState]
     BACKEND_STATE_DRAINING: _ClassVar[BackendState]
+    BACKEND_STATE_SUSPECT: _ClassVar[BackendState]
+    BACKEND_STATE_RECOVERING: _ClassVar[BackendState]
 
 class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -29,6 +31,8 @@ BACKEND_STATE_UNKNOWN: BackendState
 BACKEND_STATE_HEALTHY: BackendState
 BACKEND_STATE_UNHEALTHY: BackendState
 BACKEND_STATE_DRAINING: BackendState
+BACKEND_STATE_SUSPECT: BackendState
+BACKEND_STATE_RECOVERING: BackendState
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState
@@ -38,7 +42,7 @@ JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
 
 class BackendStateChanged(_message.Message):
-    __slots__ = ("event_id", "occurred_at_unix_ms", "backend_id", "url", "models", "previous", "current", "reason", "consecutive_failures", "consecutive_successes")
+    __slots__ = ("event_id", "occurred_at_unix_ms", "backend_id", "url", "models", "previous", "current", "reason", "consecutive_failures", "consecutive_successes", "context_length")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     BACKEND_ID_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +53,7 @@ class BackendStateChanged(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
     CONSECUTIVE_SUCCESSES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at_unix_ms: int
     backend_id: str
@@ -59,7 +64,8 @@ class BackendStateChanged(_message.Message):
     reason: str
     consecutive_failures: int
     consecutive_successes: int
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., backend_id: _Optional[str] = ..., url: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., previous: _Optional[_Union[BackendState, str]] = ..., current: _Optional[_Union[BackendState, str]] = ..., reason: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., consecutive_successes: _Optional[int] = ...) -> None: ...
+    context_length: int
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., backend_id: _Optional[str] = ..., url: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., previous: _Optional[_Union[BackendState, str]] = ..., current: _Optional[_Union[BackendState, str]] = ..., reason: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., consecutive_successes: _Optional[int] = ..., context_length: _Optional[int] = ...) -> None: ...
 
 class RequestOutcome(_message.Message):
     __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "gateway_id", "backend_id", "model", "endpoint", "http_status", "streamed", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cached_tokens", "error")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from tensormux.events.v1 import events_pb2 as tensormux_dot_events_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tensormux/health/v1/health.proto\x12\x13tensormux.health.v1\x1a tensormux/events/v1/events.proto\"\xf0\x01\n\x07\x42\x61\x63kend\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\x12\x30\n\x05state\x18\x04 \x01(\x0e\x32!.tensormux.events.v1.BackendState\x12\x1c\n\x14\x63onsecutive_failures\x18\x05 \x01(\r\x12\x1d\n\x15\x63onsecutive_successes\x18\x06 \x01(\r\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x1a\n\x12last_probe_unix_ms\x18\x08 \x01(\x03\x12\x1d\n\x15last_probe_latency_ms\x18\t \x01(\x01\"\x15\n\x13ListBackendsRequest\"F\n\x14ListBackendsResponse\x12.\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1c.tensormux.health.v1.Backend\"\x1f\n\x11GetBackendRequest\x12\n\n\x02id\x18\x01 \x01(\t\"A\n\x16RegisterBackendRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\"&\n\x18\x44\x65registerBackendRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1b\n\x19\x44\x65registerBackendResponse\"\x16\n\x14WatchBackendsRequest\"\x13\n\x11ListModelsRequest\"G\n\nModelEntry\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61\x63kend_ids\x18\x02 \x03(\t\x12\x18\n\x10healthy_backends\x18\x03 \x01(\r\"E\n\x12ListModelsResponse\x12/\n\x06models\x18\x01 \x03(\x0b\x32\x1f.tensormux.health.v1.ModelEntry2\xe1\x04\n\rHealthService\x12\x63\n\x0cListBackends\x12(.tensormux.health.v1.ListBackendsRequest\x1a).tensormux.health.v1.ListBackendsResponse\x12R\n\nGetBackend\x12&.tensormux.health.v1.GetBackendRequest\x1a\x1c.tensormux.health.v1.Backend\x12\\\n\x0fRegisterBackend\x12+.tensormux.health.v1.RegisterBackendRequest\x1a\x1c.tensormux.health.v1.Backend\x12r\n\x11\x44\x65registerBackend\x12-.tensormux.health.v1.DeregisterBackendRequest\x1a..tensormux.health.v1.DeregisterBackendResponse\x12\x66\n\rWatchBackends\x12).tensormux.health.v1.WatchBackendsRequest\x1a(.tensormux.events.v1.BackendStateChanged0\x01\x12]\n\nListModels\x12&.tensormux.health.v1.ListModelsRequest\x1a\'.tensormux.health.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tensormux/health/v1/health.proto\x12\x13tensormux.health.v1\x1a tensormux/events/v1/events.proto\"\xa2\x02\n\x07\x42\x61\x63kend\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\x12\x30\n\x05state\x18\x04 \x01(\x0e\x32!.tensormux.events.v1.BackendState\x12\x1c\n\x14\x63onsecutive_failures\x18\x05 \x01(\r\x12\x1d\n\x15\x63onsecutive_successes\x18\x06 \x01(\r\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x1a\n\x12last_probe_unix_ms\x18\x08 \x01(\x03\x12\x1d\n\x15last_probe_latency_ms\x18\t \x01(\x01\x12\x16\n\x0e\x63ontext_length\x18\n \x01(\r\x12\x18\n\x10passive_failures\x18\x0b \x01(\r\"\x15\n\x13ListBackendsRequest\"F\n\x14ListBackendsResponse\x12.\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1c.tensormux.health.v1.Backend\"\x1f\n\x11GetBackendRequest\x12\n\n\x02id\x18\x01 \x01(\t\"A\n\x16RegisterBackendRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\"&\n\x18\x44\x65registerBackendRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1b\n\x19\x44\x65registerBackendResponse\"\x16\n\x14WatchBackendsRequest\"\x13\n\x11ListModelsRequest\"_\n\nModelEntry\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61\x63kend_ids\x18\x02 \x03(\t\x12\x18\n\x10healthy_backends\x18\x03 \x01(\r\x12\x16\n\x0e\x63ontext_length\x18\x04 \x01(\r\"0\n\x13\x44rainBackendRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x64rain\x18\x02 \x01(\x08\"E\n\x12ListModelsResponse\x12/\n\x06models\x18\x01 \x03(\x0b\x32\x1f.tensormux.health.v1.ModelEntry2\xb9\x05\n\rHealthService\x12\x63\n\x0cListBackends\x12(.tensormux.health.v1.ListBackendsRequest\x1a).tensormux.health.v1.ListBackendsResponse\x12R\n\nGetBackend\x12&.tensormux.health.v1.GetBackendRequest\x1a\x1c.tensormux.health.v1.Backend\x12\\\n\x0fRegisterBackend\x12+.tensormux.health.v1.RegisterBackendRequest\x1a\x1c.tensormux.health.v1.Backend\x12r\n\x11\x44\x65registerBackend\x12-.tensormux.health.v1.DeregisterBackendRequest\x1a..tensormux.health.v1.DeregisterBackendResponse\x12\x66\n\rWatchBackends\x12).tensormux.health.v1.WatchBackendsRequest\x1a(.tensormux.events.v1.BackendStateChanged0\x01\x12]\n\nListModels\x12&.tensormux.health.v1.ListModelsRequest\x1a\'.tensormux.health.v1.ListModelsResponse\x12V\n\x0c\x44rainBackend\x12(.tensormux.health.v1.DrainBackendRequest\x1a\x1c.tensormux.health.v1.Backendb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,27 +33,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tensormux.health.v1.health_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_BACKEND']._serialized_start=92
-  _globals['_BACKEND']._serialized_end=332
-  _globals['_LISTBACKENDSREQUEST']._serialized_start=334
-  _globals['_LISTBACKENDSREQUEST']._serialized_end=355
-  _globals['_LISTBACKENDSRESPONSE']._serialized_start=357
-  _globals['_LISTBACKENDSRESPONSE']._serialized_end=427
-  _globals['_GETBACKENDREQUEST']._serialized_start=429
-  _globals['_GETBACKENDREQUEST']._serialized_end=460
-  _globals['_REGISTERBACKENDREQUEST']._serialized_start=462
-  _globals['_REGISTERBACKENDREQUEST']._serialized_end=527
-  _globals['_DEREGISTERBACKENDREQUEST']._serialized_start=529
-  _globals['_DEREGISTERBACKENDREQUEST']._serialized_end=567
-  _globals['_DEREGISTERBACKENDRESPONSE']._serialized_start=569
-  _globals['_DEREGISTERBACKENDRESPONSE']._serialized_end=596
-  _globals['_WATCHBACKENDSREQUEST']._serialized_start=598
-  _globals['_WATCHBACKENDSREQUEST']._serialized_end=620
-  _globals['_LISTMODELSREQUEST']._serialized_start=622
-  _globals['_LISTMODELSREQUEST']._serialized_end=641
-  _globals['_MODELENTRY']._serialized_start=643
-  _globals['_MODELENTRY']._serialized_end=714
-  _globals['_LISTMODELSRESPONSE']._serialized_start=716
-  _globals['_LISTMODELSRESPONSE']._serialized_end=785
-  _globals['_HEALTHSERVICE']._serialized_start=788
-  _globals['_HEALTHSERVICE']._serialized_end=1397
+  _globals['_BACKEND']._serialized_end=382
+  _globals['_LISTBACKENDSREQUEST']._serialized_start=384
+  _globals['_LISTBACKENDSREQUEST']._serialized_end=405
+  _globals['_LISTBACKENDSRESPONSE']._serialized_start=407
+  _globals['_LISTBACKENDSRESPONSE']._serialized_end=477
+  _globals['_GETBACKENDREQUEST']._serialized_start=479
+  _globals['_GETBACKENDREQUEST']._serialized_end=510
+  _globals['_REGISTERBACKENDREQUEST']._serialized_start=512
+  _globals['_REGISTERBACKENDREQUEST']._serialized_end=577
+  _globals['_DEREGISTERBACKENDREQUEST']._serialized_start=579
+  _globals['_DEREGISTERBACKENDREQUEST']._serialized_end=617
+  _globals['_DEREGISTERBACKENDRESPONSE']._serialized_start=619
+  _globals['_DEREGISTERBACKENDRESPONSE']._serialized_end=646
+  _globals['_WATCHBACKENDSREQUEST']._serialized_start=648
+  _globals['_WATCHBACKENDSREQUEST']._serialized_end=670
+  _globals['_LISTMODELSREQUEST']._serialized_start=672
+  _globals['_LISTMODELSREQUEST']._serialized_end=691
+  _globals['_MODELENTRY']._serialized_start=693
+  _globals['_MODELENTRY']._serialized_end=788
+  _globals['_DRAINBACKENDREQUEST']._serialized_start=790
+  _globals['_DRAINBACKENDREQUEST']._serialized_end=838
+  _globals['_LISTMODELSRESPONSE']._serialized_start=840
+  _globals['_LISTMODELSRESPONSE']._serialized_end=909
+  _globals['_HEALTHSERVICE']._serialized_start=912
+  _globals['_HEALTHSERVICE']._serialized_end=1609
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Backend(_message.Message):
-    __slots__ = ("id", "url", "models", "state", "consecutive_failures", "consecutive_successes", "last_error", "last_probe_unix_ms", "last_probe_latency_ms")
+    __slots__ = ("id", "url", "models", "state", "consecutive_failures", "consecutive_successes", "last_error", "last_probe_unix_ms", "last_probe_latency_ms", "context_length", "passive_failures")
     ID_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,8 @@ class Backend(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     LAST_PROBE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     LAST_PROBE_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    PASSIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
     id: str
     url: str
     models: _containers.RepeatedScalarFieldContainer[str]
@@ -27,7 +29,9 @@ class Backend(_message.Message):
     last_error: str
     last_probe_unix_ms: int
     last_probe_latency_ms: float
-    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[_events_pb2.BackendState, str]] = ..., consecutive_failures: _Optional[int] = ..., consecutive_successes: _Optional[int] = ..., last_error: _Optional[str] = ..., last_probe_unix_ms: _Optional[int] = ..., last_probe_latency_ms: _Optional[float] = ...) -> None: ...
+    context_length: int
+    passive_failures: int
+    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[_events_pb2.BackendState, str]] = ..., consecutive_failures: _Optional[int] = ..., consecutive_successes: _Optional[int] = ..., last_error: _Optional[str] = ..., last_probe_unix_ms: _Optional[int] = ..., last_probe_latency_ms: _Optional[float] = ..., context_length: _Optional[int] = ..., passive_failures: _Optional[int] = ...) -> None: ...
 
 class ListBackendsRequest(_message.Message):
     __slots__ = ()
@@ -74,14 +78,24 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelEntry(_message.Message):
-    __slots__ = ("id", "backend_ids", "healthy_backends")
+    __slots__ = ("id", "backend_ids", "healthy_backends", "context_length")
     ID_FIELD_NUMBER: _ClassVar[int]
     BACKEND_IDS_FIELD_NUMBER: _ClassVar[int]
     HEALTHY_BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     id: str
     backend_ids: _containers.RepeatedScalarFieldContainer[str]
     healthy_backends: int
-    def __init__(self, id: _Optional[str] = ..., backend_ids: _Optional[_Iterable[str]] = ..., healthy_backends: _Optional[int] = ...) -> None: ...
+    context_length: int
+    def __init__(self, id: _Optional[str] = ..., backend_ids: _Optional[_Iterable[str]] = ..., healthy_backends: _Optional[int] = ..., context_length: _Optional[int] = ...) -> None: ...
+
+class DrainBackendRequest(_message.Message):
+    __slots__ = ("id", "drain")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    drain: bool
+    def __init__(self, id: _Optional[str] = ..., drain: _Optional[bool] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)

@@ -65,6 +65,11 @@ class HealthServiceStub:
                 request_serializer=tensormux_dot_health_dot_v1_dot_health__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=tensormux_dot_health_dot_v1_dot_health__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.DrainBackend = channel.unary_unary(
+                '/tensormux.health.v1.HealthService/DrainBackend',
+                request_serializer=tensormux_dot_health_dot_v1_dot_health__pb2.DrainBackendRequest.SerializeToString,
+                response_deserializer=tensormux_dot_health_dot_v1_dot_health__pb2.Backend.FromString,
+                _registered_method=True)
 
 
 class HealthServiceServicer:
@@ -106,6 +111,14 @@ class HealthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DrainBackend(self, request, context):
+        """Take a backend out of rotation without calling it unhealthy (drain = true), or put it back (false):
+        it then recovers through the usual good probes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HealthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +151,11 @@ def add_HealthServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=tensormux_dot_health_dot_v1_dot_health__pb2.ListModelsRequest.FromString,
                     response_serializer=tensormux_dot_health_dot_v1_dot_health__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'DrainBackend': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainBackend,
+                    request_deserializer=tensormux_dot_health_dot_v1_dot_health__pb2.DrainBackendRequest.FromString,
+                    response_serializer=tensormux_dot_health_dot_v1_dot_health__pb2.Backend.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -302,6 +320,33 @@ class HealthService:
             '/tensormux.health.v1.HealthService/ListModels',
             tensormux_dot_health_dot_v1_dot_health__pb2.ListModelsRequest.SerializeToString,
             tensormux_dot_health_dot_v1_dot_health__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainBackend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tensormux.health.v1.HealthService/DrainBackend',
+            tensormux_dot_health_dot_v1_dot_health__pb2.DrainBackendRequest.SerializeToString,
+            tensormux_dot_health_dot_v1_dot_health__pb2.Backend.FromString,
             options,
             channel_credentials,
             insecure,
