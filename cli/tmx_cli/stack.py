@@ -39,6 +39,7 @@ class StackConfig:
     sim_base_port: int = 8101
     sim_time_scale: float = 1.0
     probe_interval_s: float = 1.0
+    health_env: dict[str, str] = field(default_factory=dict)  # e.g. thresholds for fault tests
     forge_worker: bool = True
     gateway_events: bool = True  # False: the gateway runs without NATS (no audit, no health feed)
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -49,6 +50,8 @@ class Child:
     name: str
     proc: subprocess.Popen
     log_path: Path
+    cmd: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 class StackError(RuntimeError):
@@ -72,6 +75,7 @@ class Stack:
         self.urls: dict[str, str] = {}
         self.sim_ports: list[int] = []
         self.logs = config.data_dir / "logs"
+        self.started = False
 
     # --- lifecycle -----------------------------------------------------------------------------------
     def start(self, timeout_s: float = 60.0) -> None:
@@ -93,11 +97,12 @@ class Stack:
                 "TMX_REGISTRY_DATABASE_URL": database_url})
             self._spawn("health", "tmx_health", {
                 "TMX_HEALTH_PORT": ports["health"], "TMX_HEALTH_NATS_URL": nats_url,
-                "TMX_HEALTH_FLEET_FILE": fleet_path, "TMX_HEALTH_PROBE_INTERVAL_S": c.probe_interval_s})
+                "TMX_HEALTH_FLEET_FILE": fleet_path, "TMX_HEALTH_PROBE_INTERVAL_S": c.probe_interval_s,
+                **c.health_env})
             self._spawn("planner", "tmx_planner", {"TMX_PLANNER_PORT": ports["planner"], "TMX_PLANNER_NATS_URL": nats_url,
                                                    "TMX_PLANNER_FLEET_FILE": fleet_path})
             self._spawn("gateway", "tmx_gateway", {
-                "TMX_GATEWAY_PORT": ports["gateway"],
+                "TMX_GATEWAY_PORT": ports["gateway"], "TMX_GATEWAY_GATEWAY_ID": "gw-0",
                 "TMX_GATEWAY_NATS_URL": nats_url if c.gateway_events else "",
                 "TMX_GATEWAY_FLEET_FILE": fleet_path})
             for name in ("registry", "health", "planner"):
@@ -112,6 +117,7 @@ class Stack:
             self._wait_http("gateway", f"{self.urls['gateway']}/readyz", deadline)
             if c.forge_worker:
                 self._check_alive("forge-worker")
+            self.started = True
         except BaseException:
             self.stop()
             raise
@@ -171,16 +177,44 @@ class Stack:
         dump_fleet(fleet, path)
         return path
 
-    def _spawn(self, name: str, module: str, env: dict) -> None:
-        self._spawn_cmd(name, [sys.executable, "-m", module], env)
+    def _spawn(self, name: str, module: str, env: dict) -> Child:
+        return self._spawn_cmd(name, [sys.executable, "-m", module], env)
 
-    def _spawn_cmd(self, name: str, cmd: list[str], env: dict) -> None:
+    def _spawn_cmd(self, name: str, cmd: list[str], env: dict) -> Child:
         log_path = self.logs / f"{name}.log"
         full_env = {**os.environ, **{k: str(v) for k, v in {**env, **self.config.extra_env}.items()}}
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=self.config.data_dir,
                                     start_new_session=True)
-        self.children.append(Child(name, proc, log_path))
+        child = Child(name, proc, log_path, cmd, full_env)
+        self.children.append(child)
+        return child
+
+    def restart_child(self, name: str) -> None:
+        """Start a stopped child again with the same command and environment (same port)."""
+        child = self.child(name)
+        if child.proc.poll() is None:
+            raise StackError(f"{name} is still running")
+        with open(child.log_path, "ab") as log:
+            child.proc = subprocess.Popen(child.cmd, stdout=log, stderr=subprocess.STDOUT, env=child.env,
+                                          cwd=self.config.data_dir, start_new_session=True)
+
+    def kill_child(self, name: str) -> None:
+        """SIGKILL: the process dies mid-request, as a crashed engine does."""
+        child = self.child(name)
+        child.proc.kill()
+        child.proc.wait()
+
+    def add_gateway(self, name: str, timeout_s: float = 30.0) -> str:
+        """One more gateway replica on the same NATS and fleet file; returns its URL once ready."""
+        first = self.child("gateway")
+        port = port_or_free(0)
+        env = {**first.env, "TMX_GATEWAY_PORT": str(port), "TMX_GATEWAY_GATEWAY_ID": name,
+               "TMX_GATEWAY_SPOOL_PATH": str(self.config.data_dir / f"{name}-events.spool")}
+        self._spawn_cmd(name, first.cmd, env)
+        url = f"http://127.0.0.1:{port}"
+        self._wait_http(name, f"{url}/readyz", time.monotonic() + timeout_s)
+        return url
 
     def _check_alive(self, name: str) -> None:
         child = self.child(name)
@@ -224,8 +258,11 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 def _wait(check, deadline: float, name: str, stack: Stack) -> None:
+    """Poll `check` until the deadline; fail at once if a child we are starting has died (children stopped on
+    purpose later, e.g. by fault tests, are not watched)."""
+    watched = [c for c in stack.children if c.name == name] if stack.started else stack.children
     while time.monotonic() < deadline:
-        for child in stack.children:
+        for child in watched:
             if child.proc.poll() is not None:
                 raise StackError(f"{child.name} exited with {child.proc.returncode}; see {child.log_path}:\n"
                                  + _tail(child.log_path))
