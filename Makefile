@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/gateway_throughput.py
 	$(BIN)/python bench/stack_start.py
 	$(BIN)/python bench/planner_accuracy.py
+	$(BIN)/python bench/fault_recovery.py
 
 clean:
 	rm -rf $(VENV) .tmx
