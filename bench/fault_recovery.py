@@ -49,6 +49,11 @@ async def watch_health(nats_url: str, sink: list) -> EventBus:
     return bus
 
 
+def fleet(url: str) -> list[dict]:
+    with urllib.request.urlopen(f"{url}/admin/backends", timeout=5) as resp:
+        return json.load(resp)["backends"]
+
+
 def first(events, backend, state, after):
     for at, e in list(events):
         if at >= after and e.backend_id == backend and e.current == state:
@@ -76,9 +81,7 @@ async def main() -> None:
         bus = await watch_health(stack.urls["nats"], events)
         rows = {}
         try:
-            healthy_ids = lambda: {e.backend_id for _, e in events  # noqa: E731
-                                   if e.current == events_pb2.BACKEND_STATE_HEALTHY} >= {f"sim-{i}" for i in range(1, 5)}
-            await asyncio.to_thread(wait_for, healthy_ids)
+            await asyncio.to_thread(wait_for, lambda: all(b["state"] == "healthy" for b in fleet(gw)))
             # passive: under load
             served: list[tuple[float, str]] = []
             stop = threading.Event()
