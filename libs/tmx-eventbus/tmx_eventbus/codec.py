@@ -17,6 +17,7 @@ EVENT_TYPES: dict[str, type[Message]] = {
     cls.DESCRIPTOR.full_name: cls
     for cls in (
         events_pb2.BackendStateChanged,
+        events_pb2.LoadSnapshot,
         events_pb2.RequestOutcome,
         events_pb2.RequestAudited,
         events_pb2.KernelJob,

@@ -35,13 +35,15 @@ class ConsumerDecl:
 
 
 TMX_HEALTH = StreamDecl("TMX_HEALTH", (subjects.ALL_HEALTH,), max_msgs_per_subject=1)
+TMX_LOAD = StreamDecl("TMX_LOAD", (subjects.ALL_LOAD,), storage=StorageType.MEMORY, max_age_s=3600.0,
+                      max_msgs_per_subject=1)
 TMX_SIGNAL = StreamDecl("TMX_SIGNAL", (subjects.ALL_SIGNAL,), max_age_s=3600.0)
 TMX_AUDIT = StreamDecl("TMX_AUDIT", (subjects.ALL_AUDIT,), max_age_s=30 * DAY)
 TMX_FORGE_JOBS = StreamDecl("TMX_FORGE_JOBS", (subjects.ALL_FORGE_JOBS,), retention=RetentionPolicy.WORK_QUEUE)
 TMX_FORGE_PROGRESS = StreamDecl("TMX_FORGE_PROGRESS", (subjects.ALL_FORGE_PROGRESS,), max_age_s=7 * DAY)
 TMX_REGISTRY = StreamDecl("TMX_REGISTRY", (subjects.ALL_REGISTRY,), max_age_s=30 * DAY)
 
-STREAMS: tuple[StreamDecl, ...] = (TMX_HEALTH, TMX_SIGNAL, TMX_AUDIT, TMX_FORGE_JOBS, TMX_FORGE_PROGRESS, TMX_REGISTRY)
+STREAMS: tuple[StreamDecl, ...] = (TMX_HEALTH, TMX_LOAD, TMX_SIGNAL, TMX_AUDIT, TMX_FORGE_JOBS, TMX_FORGE_PROGRESS, TMX_REGISTRY)
 
 BACKENDS_BUCKET = "tmx-backends"
 

@@ -20,6 +20,10 @@ def health_backend(backend_id: str) -> str:
     return f"{ROOT}.health.backend.{token(backend_id)}"
 
 
+def health_load(backend_id: str) -> str:
+    return f"{ROOT}.health.load.{token(backend_id)}"
+
+
 def signal_backend(backend_id: str) -> str:
     return f"{ROOT}.signal.backend.{token(backend_id)}"
 
@@ -41,6 +45,7 @@ def registry_kernel(op: str) -> str:
 
 
 ALL_HEALTH = f"{ROOT}.health.backend.>"
+ALL_LOAD = f"{ROOT}.health.load.>"
 ALL_SIGNAL = f"{ROOT}.signal.backend.>"
 ALL_AUDIT = f"{ROOT}.audit.>"
 ALL_FORGE_JOBS = f"{ROOT}.forge.job.>"

@@ -18,7 +18,7 @@ def test_every_design_service_is_generated():
 
     services = {
         "HealthService": (health_pb2, {"ListBackends", "GetBackend", "RegisterBackend", "DeregisterBackend",
-                                       "WatchBackends", "ListModels"}),
+                                       "WatchBackends", "ListModels", "DrainBackend"}),
         "PlannerService": (planner_pb2, {"Plan", "Compare", "Estimate", "ListHardware", "ListModels", "FleetReport"}),
         "RegistryService": (registry_pb2, {"PublishKernel", "GetKernel", "ListKernels", "ResolveKernel"}),
         "ForgeService": (forge_pb2, {"SubmitJob", "GetJob", "ListJobs", "WatchJob", "CancelJob"}),

@@ -29,6 +29,9 @@ class EngineMetrics:
             "vllm:e2e_request_latency_seconds", "End-to-end request latency", labels, buckets=_LATENCY_BUCKETS, registry=r
         )
         self.model = model_name
+        for metric in (self.running, self.waiting, self.kv_usage, self.prefix_queries, self.prefix_hits,
+                       self.prompt_tokens, self.generation_tokens, self.ttft, self.tpot, self.e2e):
+            self.label(metric)  # export every series from the start, at zero, as vLLM does
 
     def label(self, metric):
         return metric.labels(model_name=self.model)

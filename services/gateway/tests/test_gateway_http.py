@@ -198,3 +198,18 @@ async def test_publishes_audit_and_outcome_and_follows_health(asgi_server, tmp_p
             await sub_o.unsubscribe()
     await bus.close()
 
+
+
+async def test_engine_load_snapshots_reach_the_backends(asgi_server, tmp_path, nats_url, tmx_async_wait):
+    bus = await EventBus.connect(nats_url, name="test")
+    await bus.provision()
+    async with engine_sims(asgi_server, 1) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])], nats_url=nats_url) as (http, gw):
+            await tmx_async_wait(gw.ready, 10, what="ready")
+            await bus.publish(subjects.health_load("s1"), events_pb2.LoadSnapshot(
+                backend_id="s1", engine="vllm", running=3, waiting=2, kv_cache_usage=0.5, prefix_cache_hit_rate=0.25))
+            await tmx_async_wait(lambda: gw.fleet.backends["s1"].load is not None, 10, what="load applied")
+            async with http.get("/admin/backends") as resp:
+                load = (await resp.json())["backends"][0]["engine_load"]
+    assert (load["running"], load["waiting"], load["kv_cache_usage"], load["prefix_cache_hit_rate"]) == (3, 2, 0.5, 0.25)
+    await bus.close()

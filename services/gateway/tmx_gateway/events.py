@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 from google.protobuf.json_format import MessageToDict
@@ -13,8 +14,8 @@ from nats.js.errors import KeyNotFoundError, NoKeysError
 from tensormux.events.v1 import events_pb2
 from tmx_eventbus import EventBus, encode, subjects
 from tmx_gateway.spool import Spool
-from tmx_eventbus.streams import TMX_HEALTH
-from tmx_gateway.domain.fleet import ROUTABLE, FleetView, State
+from tmx_eventbus.streams import TMX_HEALTH, TMX_LOAD
+from tmx_gateway.domain.fleet import ROUTABLE, EngineLoad, FleetView, State
 from tmx_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,16 @@ class HealthFollower:
         return len(keys)
 
     async def run(self) -> None:
-        await self.bus.follow_last_per_subject(TMX_HEALTH.name, subjects.ALL_HEALTH, self._apply)
+        await asyncio.gather(
+            self.bus.follow_last_per_subject(TMX_HEALTH.name, subjects.ALL_HEALTH, self._apply),
+            self.bus.follow_last_per_subject(TMX_LOAD.name, subjects.ALL_LOAD, self._apply_load),
+        )
+
+    async def _apply_load(self, event) -> None:
+        backend = self.fleet.backends.get(getattr(event, "backend_id", ""))
+        if isinstance(event, events_pb2.LoadSnapshot) and backend is not None:
+            backend.load = EngineLoad(event.running, event.waiting, event.kv_cache_usage, event.prefix_cache_hit_rate,
+                                      time.monotonic())
 
     async def _apply(self, event) -> None:
         if not isinstance(event, events_pb2.BackendStateChanged):

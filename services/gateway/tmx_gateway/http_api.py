@@ -247,7 +247,10 @@ class GatewayApi:
         now = time.monotonic()
         return JSONResponse({"backends": [
             {"id": b.id, "url": b.url, "models": list(b.models), "state": b.state.value, "routable": b.routable(now),
-             "inflight": b.inflight, "served": b.served, "failed": b.failed}
+             "inflight": b.inflight, "served": b.served, "failed": b.failed,
+             "engine_load": None if b.load is None else {
+                 "running": b.load.running, "waiting": b.load.waiting, "kv_cache_usage": b.load.kv_cache_usage,
+                 "prefix_cache_hit_rate": b.load.prefix_cache_hit_rate, "age_s": round(now - b.load.at, 3)}}
             for b in self.fleet.backends.values()
         ]})
 

@@ -173,3 +173,33 @@ async def test_passive_signals_model_discovery_and_draining(asgi_server, tmp_pat
             assert info.value.code() == grpc.StatusCode.NOT_FOUND
     await sub.unsubscribe()
     await bus.close()
+
+
+async def test_engine_metrics_become_load_snapshots(asgi_server, tmp_path, nats_url, tmx_async_wait):
+    import aiohttp
+
+    settings = SimSettings(models="m", time_scale=0.01)
+    runner = build_runner(settings)
+    bus = await EventBus.connect(nats_url, name="test")
+    await bus.provision()
+    loads = []
+
+    async def on_load(msg):
+        loads.append(decode(msg.data, msg.headers))
+
+    sub = await bus.nc.subscribe(subjects.ALL_LOAD, cb=on_load)
+    runner.start()
+    async with asgi_server(SimApi(settings, runner, Faults(), lambda: None).app(), lifespan="off") as (url, _):
+        async with running_health(tmp_path, nats_url, [("live", url)]):
+            await tmx_async_wait(lambda: loads, 10, what="first load snapshot")
+            assert loads[0].backend_id == "live" and loads[0].engine == "vllm"
+            prompt = {"model": "m", "messages": [{"role": "user", "content": "word " * 64}], "max_tokens": 2}
+            async with aiohttp.ClientSession() as http:
+                for _ in range(2):  # the second is served from the prefix cache
+                    async with http.post(f"{url}/v1/chat/completions", json=prompt) as resp:
+                        await resp.read()
+            await tmx_async_wait(lambda: any(0 < s.prefix_cache_hit_rate < 1 for s in loads), 10,
+                                 what="hit rate reported")
+    await runner.stop()
+    await sub.unsubscribe()
+    await bus.close()

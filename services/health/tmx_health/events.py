@@ -46,6 +46,11 @@ class StatePublisher:
         await self._kv.put(subjects.token(backend.id), event.SerializeToString())
         return event
 
+    async def publish_load(self, backend_id: str, load) -> None:
+        await self.bus.publish(subjects.health_load(backend_id), events_pb2.LoadSnapshot(
+            backend_id=backend_id, engine=load.engine, running=load.running, waiting=load.waiting,
+            kv_cache_usage=load.kv_cache_usage, prefix_cache_hit_rate=load.prefix_cache_hit_rate))
+
     async def forget(self, backend_id: str) -> None:
         try:
             await self._kv.delete(subjects.token(backend_id))

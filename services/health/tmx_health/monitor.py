@@ -9,6 +9,7 @@ import time
 
 from tensormux.events.v1 import events_pb2
 from tmx_health.domain.directory import Directory
+from tmx_health.domain.load import EngineLoad, engine_load
 from tmx_health.domain.state_machine import BackendHealth, State, Thresholds, Transition
 from tmx_health.events import FROM_PROTO, StatePublisher, to_event
 from tmx_health.prober import Prober
@@ -29,6 +30,7 @@ class Monitor:
         self._watchers: set[asyncio.Queue] = set()
         self._loops: dict[str, asyncio.Task] = {}
         self._good_probes: dict[str, int] = {}
+        self.loads: dict[str, EngineLoad] = {}
         self._lock = asyncio.Lock()  # transitions are published in the order they happen
 
     def resume(self, saved: list[events_pb2.BackendStateChanged]) -> int:
@@ -79,6 +81,7 @@ class Monitor:
             self._good_probes[backend.id] = count + 1
             if count % MODELS_EVERY == 0:
                 await self._discover_models(backend)
+            await self._scrape_load(backend)
         async with self._lock:
             transition = backend.observe(result.ok, self.thresholds, error=result.error,
                                          latency_ms=result.latency_ms, now_ms=int(time.time() * 1000))
@@ -95,6 +98,17 @@ class Monitor:
             backend.models, backend.context_length = models, context
             async with self._lock:
                 await self.announce(backend, backend.state, "served models discovered")
+
+    async def _scrape_load(self, backend: BackendHealth) -> None:
+        samples = await self.prober.metrics(backend.url, backend.timeout_s)
+        load = engine_load(samples, self.loads.get(backend.id)) if samples else None
+        if load is None:
+            return  # no engine metrics: gateways route on their own counts
+        previous = self.loads.get(backend.id)
+        self.loads[backend.id] = load
+        if previous is None or (load.running, load.waiting, load.kv_cache_usage, load.prefix_cache_hit_rate) != (
+                previous.running, previous.waiting, previous.kv_cache_usage, previous.prefix_cache_hit_rate):
+            await self.publisher.publish_load(backend.id, load)
 
     async def passive(self, backend_id: str, ok: bool, error: str) -> Transition | None:
         """A gateway's view of one request to `backend_id`."""

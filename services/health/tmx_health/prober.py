@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,25 @@ class Prober:
             return None
         return [ServedModel(str(m["id"]), int(m.get("max_model_len") or 0)) for m in data
                 if isinstance(m, dict) and "id" in m]
+
+    async def metrics(self, base_url: str, timeout_s: float | None = None) -> dict[str, float] | None:
+        """The engine's /metrics as {sample name: value summed over labels}; None when it has none."""
+        try:
+            async with self.session.get(base_url + "/metrics",
+                                        timeout=aiohttp.ClientTimeout(total=timeout_s or self.timeout_s)) as resp:
+                if resp.status != 200:
+                    return None
+                text = await resp.text()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, UnicodeDecodeError):
+            return None
+        samples: dict[str, float] = {}
+        try:
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    samples[sample.name] = samples.get(sample.name, 0.0) + sample.value
+        except ValueError:
+            return None
+        return samples
 
     async def probe(self, base_url: str, timeout_s: float | None = None) -> ProbeResult:
         started = time.perf_counter()

@@ -24,6 +24,17 @@ class State(str, Enum):
 ROUTABLE = frozenset({State.UNKNOWN, State.HEALTHY, State.SUSPECT})
 
 
+@dataclass(frozen=True)
+class EngineLoad:
+    """What the engine itself reports (via the health service's scrapes); policies may read it. Absent for
+    engines without metrics, where the gateway's own in-flight counts are all there is."""
+    running: float
+    waiting: float
+    kv_cache_usage: float
+    prefix_cache_hit_rate: float  # -1 when unknown
+    at: float  # monotonic time it was applied
+
+
 @dataclass
 class Backend:
     id: str
@@ -35,6 +46,7 @@ class Backend:
     ejected_until: float = 0.0
     served: int = 0
     failed: int = 0
+    load: EngineLoad | None = None
 
     def routable(self, now: float) -> bool:
         return self.state in ROUTABLE and now >= self.ejected_until

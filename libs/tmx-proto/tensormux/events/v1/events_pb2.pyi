@@ -208,3 +208,23 @@ class KernelPromoted(_message.Message):
     content_hash: str
     speedup: float
     def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., kernel_id: _Optional[str] = ..., op: _Optional[str] = ..., dtype: _Optional[str] = ..., hardware: _Optional[str] = ..., content_hash: _Optional[str] = ..., speedup: _Optional[float] = ...) -> None: ...
+
+class LoadSnapshot(_message.Message):
+    __slots__ = ("event_id", "occurred_at_unix_ms", "backend_id", "engine", "running", "waiting", "kv_cache_usage", "prefix_cache_hit_rate")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_ID_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    KV_CACHE_USAGE_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_CACHE_HIT_RATE_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at_unix_ms: int
+    backend_id: str
+    engine: str
+    running: float
+    waiting: float
+    kv_cache_usage: float
+    prefix_cache_hit_rate: float
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., backend_id: _Optional[str] = ..., engine: _Optional[str] = ..., running: _Optional[float] = ..., waiting: _Optional[float] = ..., kv_cache_usage: _Optional[float] = ..., prefix_cache_hit_rate: _Optional[float] = ...) -> None: ...
