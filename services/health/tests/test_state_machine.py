@@ -69,11 +69,12 @@ def test_thresholds_must_be_positive():
 
 
 def test_directory_validates_and_reports_models():
-    d = Directory()
+    d = Directory({"m1": ("small",)})
     d.register("a", "http://a/", ("m1", "m2"))
     d.register("b", "http://b", ("m1",)).state = State.HEALTHY
     assert d.get("a").url == "http://a"
-    assert [(m.name, m.backend_ids, m.healthy) for m in d.models()] == [("m1", ("a", "b"), 1), ("m2", ("a",), 0)]
+    assert [(m.name, m.backend_ids, m.healthy, m.aliases) for m in d.models()] == [
+        ("m1", ("a", "b"), 1, ("small",)), ("m2", ("a",), 0, ())]
     with pytest.raises(InvalidArgument, match="url"):
         d.register("c", "ftp://c", ())
     with pytest.raises(InvalidArgument, match="id"):

@@ -41,7 +41,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         raise SystemExit("TMX_HEALTH_NATS_URL is required")
     thresholds = Thresholds(fall=settings.fall_threshold, rise=settings.rise_threshold)
     fleet = load_fleet(settings.fleet_file)
-    directory = Directory()
+    directory = Directory({m.name: tuple(m.aliases) for m in fleet.models})
     for spec in fleet.backends:
         backend = directory.register(spec.id, spec.url, tuple(spec.models))
         backend.interval_s, backend.timeout_s = spec.probe_interval_s, spec.probe_timeout_s

@@ -62,7 +62,7 @@ class HealthServicer(health_pb2_grpc.HealthServiceServicer):
     async def ListModels(self, request, context):
         return health_pb2.ListModelsResponse(models=[
             health_pb2.ModelEntry(id=m.name, backend_ids=list(m.backend_ids), healthy_backends=m.healthy,
-                                  context_length=m.context_length)
+                                  context_length=m.context_length, aliases=list(m.aliases))
             for m in self.directory.models()
         ])
 

@@ -16,11 +16,13 @@ class ModelAvailability:
     backend_ids: tuple[str, ...]
     healthy: int
     context_length: int = 0
+    aliases: tuple[str, ...] = ()
 
 
 class Directory:
-    def __init__(self) -> None:
+    def __init__(self, aliases: dict[str, tuple[str, ...]] | None = None) -> None:
         self.backends: dict[str, BackendHealth] = {}
+        self.aliases = aliases or {}  # model -> its aliases
 
     def register(self, backend_id: str, url: str, models: tuple[str, ...]) -> BackendHealth:
         if not backend_id or len(backend_id) > 64 or set(backend_id) - _ID_CHARS:
@@ -54,6 +56,7 @@ class Directory:
                 tuple(b.id for b in self.backends.values() if name in b.models),
                 sum(1 for b in self.backends.values() if name in b.models and b.state == State.HEALTHY),
                 max((b.context_length for b in self.backends.values() if name in b.models), default=0),
+                self.aliases.get(name, ()),
             )
             for name in names
         ]

@@ -78,16 +78,18 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelEntry(_message.Message):
-    __slots__ = ("id", "backend_ids", "healthy_backends", "context_length")
+    __slots__ = ("id", "backend_ids", "healthy_backends", "context_length", "aliases")
     ID_FIELD_NUMBER: _ClassVar[int]
     BACKEND_IDS_FIELD_NUMBER: _ClassVar[int]
     HEALTHY_BACKENDS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
     id: str
     backend_ids: _containers.RepeatedScalarFieldContainer[str]
     healthy_backends: int
     context_length: int
-    def __init__(self, id: _Optional[str] = ..., backend_ids: _Optional[_Iterable[str]] = ..., healthy_backends: _Optional[int] = ..., context_length: _Optional[int] = ...) -> None: ...
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., backend_ids: _Optional[_Iterable[str]] = ..., healthy_backends: _Optional[int] = ..., context_length: _Optional[int] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DrainBackendRequest(_message.Message):
     __slots__ = ("id", "drain")
