@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/stack_start.py
 	$(BIN)/python bench/planner_accuracy.py
 	$(BIN)/python bench/fault_recovery.py
+	$(BIN)/python bench/audit_cost.py
 
 clean:
 	rm -rf $(VENV) .tmx

@@ -205,12 +205,12 @@ class Stack:
         child.proc.kill()
         child.proc.wait()
 
-    def add_gateway(self, name: str, timeout_s: float = 30.0) -> str:
+    def add_gateway(self, name: str, timeout_s: float = 30.0, **env_overrides: str) -> str:
         """One more gateway replica on the same NATS and fleet file; returns its URL once ready."""
         first = self.child("gateway")
         port = port_or_free(0)
         env = {**first.env, "TMX_GATEWAY_PORT": str(port), "TMX_GATEWAY_GATEWAY_ID": name,
-               "TMX_GATEWAY_SPOOL_PATH": str(self.config.data_dir / f"{name}-events.spool")}
+               "TMX_GATEWAY_SPOOL_PATH": str(self.config.data_dir / f"{name}-events.spool"), **env_overrides}
         self._spawn_cmd(name, first.cmd, env)
         url = f"http://127.0.0.1:{port}"
         self._wait_http(name, f"{url}/readyz", time.monotonic() + timeout_s)

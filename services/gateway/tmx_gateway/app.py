@@ -39,7 +39,8 @@ class Gateway:
         if settings.nats_url or settings.audit_file:
             spool = Spool(settings.spool_path, settings.spool_max_bytes) if settings.nats_url else None
             self.publisher = EventPublisher(None, settings.gateway_id, self.metrics, settings.event_queue_size, spool,
-                                            settings.audit_file, settings.spool_replay_interval_s)
+                                            settings.audit_file, settings.spool_replay_interval_s,
+                                            settings.event_linger_ms / 1000)
         self.api = GatewayApi(settings, self.fleet, self.policy, lambda: self.tenancy, self.metrics, self.publisher,
                               self.ready)
         self._tasks: list[asyncio.Task] = []

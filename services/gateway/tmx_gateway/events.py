@@ -59,13 +59,15 @@ class EventPublisher:
     events also go to an optional JSONL file for teams without NATS consumers."""
 
     def __init__(self, bus: EventBus | None, gateway_id: str, metrics: GatewayMetrics, queue_size: int,
-                 spool: Spool | None, audit_file: str = "", replay_interval_s: float = 1.0) -> None:
+                 spool: Spool | None, audit_file: str = "", replay_interval_s: float = 1.0,
+                 linger_s: float = 0.005) -> None:
         self.bus = bus  # set once NATS is connected; None until then (events wait in the spool)
         self.gateway_id = gateway_id
         self.metrics = metrics
         self.spool = spool
         self.audit_file = audit_file
         self.replay_interval_s = replay_interval_s
+        self.linger_s = linger_s
         self._queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue(queue_size)
         self._tasks: list[asyncio.Task] = []
 
@@ -107,7 +109,9 @@ class EventPublisher:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while not self._queue.empty() and len(batch) < 128:
+            if self.linger_s:
+                await asyncio.sleep(self.linger_s)  # let a batch gather: acks are paid per batch, not per event
+            while not self._queue.empty() and len(batch) < 512:
                 batch.append(self._queue.get_nowait())
             encoded = [(subject, *encode(message)) for subject, message in batch]
             if self.audit_file:
@@ -117,13 +121,33 @@ class EventPublisher:
             if self.spool.size or self.bus is None or not self.bus.connected:
                 self._to_spool(encoded)  # keep order: nothing overtakes what is already spooled
                 continue
-            results = await asyncio.gather(
-                *(self.bus.js.publish(subject, data, headers=headers, timeout=2.0)
-                  for subject, data, headers in encoded), return_exceptions=True)
-            failed = [entry for entry, result in zip(encoded, results) if isinstance(result, BaseException)]
+            failed = await self._publish_batch(encoded)
             if failed:
                 log.warning("NATS publish failed; spooling", extra={"count": len(failed)})
                 self._to_spool(failed)
+
+    async def _publish_batch(self, encoded: list[tuple[str, bytes, dict[str, str]]]) -> list:
+        """Publish a batch cheaply and still know it was stored: every event but the last of each stream goes
+        out as a plain (unacknowledged) publish, and the last one as a JetStream publish whose ack is the
+        barrier — one connection keeps order, so that ack means the server has processed the whole group.
+        A group whose barrier fails is returned whole for the spool; its replay is deduplicated by
+        Nats-Msg-Id, so events that did land are not stored twice. Returns the entries to spool."""
+        groups: dict[str, list] = {}
+        for entry in encoded:
+            groups.setdefault(entry[0].split(".")[1], []).append(entry)  # tmx.<stream family>....
+        try:
+            for group in groups.values():
+                for subject, data, headers in group[:-1]:
+                    await self.bus.nc.publish(subject, data, headers=headers)
+        except Exception:
+            return encoded
+        results = await asyncio.gather(*(self.bus.js.publish(g[-1][0], g[-1][1], headers=g[-1][2], timeout=2.0)
+                                         for g in groups.values()), return_exceptions=True)
+        failed = []
+        for group, result in zip(groups.values(), results):
+            if isinstance(result, BaseException):
+                failed.extend(group)
+        return failed
 
     def _to_spool(self, entries) -> None:
         dropped = self.spool.append(entries)

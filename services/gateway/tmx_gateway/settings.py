@@ -24,5 +24,6 @@ class Settings(BaseSettings):
     spool_path: str = ".tmx/gateway-events.spool"  # events waiting for NATS survive here (bounded)
     spool_max_bytes: int = 64 * 1024 * 1024
     spool_replay_interval_s: float = 1.0
+    event_linger_ms: float = 5.0  # how long the publisher lets events gather into one batch
     audit_file: str = ""  # also append every audit event to this JSONL file
     log_level: str = "INFO"
