@@ -69,7 +69,9 @@ class TenantSpec(BaseModel):
 class RoutingSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    strategy: str = "least_inflight"
+    strategy: str = "least_inflight"  # the default for every model pool
+    per_model: dict[str, str] = Field(default_factory=dict)  # model -> strategy
+    multi_weights: dict[str, float] = Field(default_factory=dict)  # for strategy `multi`
 
 
 class FleetFile(BaseModel):

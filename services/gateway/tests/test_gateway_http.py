@@ -213,3 +213,34 @@ async def test_engine_load_snapshots_reach_the_backends(asgi_server, tmp_path, n
                 load = (await resp.json())["backends"][0]["engine_load"]
     assert (load["running"], load["waiting"], load["kv_cache_usage"], load["prefix_cache_hit_rate"]) == (3, 2, 0.5, 0.25)
     await bus.close()
+
+
+async def test_prefix_aware_routing_end_to_end(asgi_server, tmp_path):
+    import json as _json
+
+    async with engine_sims(asgi_server, 4) as sims:
+        backends = [(f"s{i}", url) for i, (url, _, _) in enumerate(sims)]
+        async with gateway(asgi_server, tmp_path, backends) as (http, gw):
+            homes, cached = {}, []
+            for question in range(3):
+                for group in range(4):
+                    system = f"You are assistant {group}. " + "Long shared instructions. " * 40
+                    body = {"model": MODEL, "max_tokens": 2, "messages": [
+                        {"role": "system", "content": system}, {"role": "user", "content": f"question {question}"}]}
+                    async with http.post("/v1/chat/completions", json=body,
+                                         headers={"x-tmx-routing": "prefix_aware", "x-tmx-explain": "1"}) as resp:
+                        reply = await resp.json()
+                        route = _json.loads(resp.headers["x-tmx-route"])
+                    assert route["strategy"] == "prefix_aware" and set(route["scores"]) == {"s0", "s1", "s2", "s3"}
+                    homes.setdefault(group, set()).add(resp.headers["x-tmx-backend"])
+                    if question:
+                        cached.append(reply["usage"]["prompt_tokens_details"]["cached_tokens"])
+            assert all(len(h) == 1 for h in homes.values())  # each system prompt stayed on one backend
+            assert len({next(iter(h)) for h in homes.values()}) == 4  # and the groups spread over all four
+            assert all(c > 0 for c in cached)  # the engines confirm the cache hits
+            async with http.get("/metrics") as resp:
+                metrics = await resp.text()
+            assert 'tmx_gateway_prefix_predictions_total{outcome="hit_hit"} 8.0' in metrics
+            assert 'outcome="miss_hit"' not in metrics
+            async with http.post("/v1/chat/completions", json=chat(), headers={"x-tmx-routing": "magic"}) as resp:
+                assert resp.status == 400 and (await resp.json())["error"]["code"] == "unknown_routing_strategy"

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from tmx_config import FleetFile, load_fleet
 from tmx_eventbus import EventBus
 from tmx_gateway.domain.fleet import FleetView
-from tmx_gateway.domain.routing import build_policy
+from tmx_gateway.domain.routing import Router
 from tmx_gateway.domain.tenancy import Tenancy
 from tmx_gateway.events import EventPublisher, HealthFollower
 from tmx_gateway.http_api import GatewayApi, build_starlette
@@ -33,7 +33,8 @@ class Gateway:
         self.fleet.apply_fleet(fleet_file)
         self.tenancy = Tenancy(fleet_file)
         self.metrics = GatewayMetrics()
-        self.policy = build_policy(fleet_file.routing.strategy)
+        self.routing = fleet_file.routing
+        self.router = _router(fleet_file)
         self.bus: EventBus | None = None
         self.publisher: EventPublisher | None = None
         if settings.nats_url or settings.audit_file:
@@ -41,8 +42,8 @@ class Gateway:
             self.publisher = EventPublisher(None, settings.gateway_id, self.metrics, settings.event_queue_size, spool,
                                             settings.audit_file, settings.spool_replay_interval_s,
                                             settings.event_linger_ms / 1000)
-        self.api = GatewayApi(settings, self.fleet, self.policy, lambda: self.tenancy, self.metrics, self.publisher,
-                              self.ready)
+        self.api = GatewayApi(settings, self.fleet, lambda: self.router, lambda: self.tenancy, self.metrics,
+                              self.publisher, self.ready)
         self._tasks: list[asyncio.Task] = []
         self._fleet_mtime = _mtime(settings.fleet_file)
         self._synced = not settings.nats_url  # knows the health service's view of the fleet
@@ -114,12 +115,23 @@ class Gateway:
             except ValueError as exc:
                 log.error("fleet file rejected; keeping the previous one", extra={"error": str(exc)})
                 continue
+            try:
+                router = _router(fleet_file) if fleet_file.routing != self.routing else self.router
+            except ValueError as exc:
+                log.error("routing configuration rejected; keeping the previous fleet", extra={"error": str(exc)})
+                continue
             self.fleet.apply_fleet(fleet_file)
             self.tenancy = Tenancy(fleet_file)
+            self.router, self.routing = router, fleet_file.routing
             log.info("fleet file reloaded", extra={"backends": len(fleet_file.backends)})
 
     def starlette(self) -> Starlette:
         return build_starlette(self.api, self.lifespan)
+
+
+def _router(fleet_file: FleetFile) -> Router:
+    r = fleet_file.routing
+    return Router(r.strategy, r.per_model, r.multi_weights or None)
 
 
 def _mtime(path: str) -> float:

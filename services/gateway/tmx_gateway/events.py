@@ -49,6 +49,8 @@ class RequestRecord:
     routing_reason: str
     client_ip: str
     error: str = ""
+    routing_scores: dict | None = None
+    predicted_cached_tokens: int = 0
 
 
 class EventPublisher:
@@ -87,6 +89,8 @@ class EventPublisher:
             backend_id=r.backend_id, http_status=r.http_status, streamed=r.streamed, latency_ms=r.latency_ms,
             prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
             routing_strategy=r.routing_strategy, routing_reason=r.routing_reason, client_ip=r.client_ip,
+            routing_scores=r.routing_scores or {}, cached_tokens=r.cached_tokens,
+            predicted_cached_tokens=r.predicted_cached_tokens,
         )
         if r.backend_id:
             self._enqueue(subjects.signal_backend(r.backend_id), outcome)

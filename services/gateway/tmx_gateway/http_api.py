@@ -18,7 +18,8 @@ from starlette.routing import Route
 
 from tmx_gateway.domain.fleet import Backend, FleetView
 from tmx_gateway.domain.metering import StreamMeter, Usage, usage_from_body
-from tmx_gateway.domain.routing import Decision, Policy, RouteRequest
+from tmx_gateway.domain.routing import Decision, RouteRequest, Router, UnknownStrategy
+from tmx_gateway.domain.routing.prompt import estimate_tokens, prompt_text
 from tmx_gateway.domain.tenancy import Caller, Tenancy, Unauthorized
 from tmx_gateway.errors import GatewayError
 from tmx_gateway.events import EventPublisher, RequestRecord
@@ -36,7 +37,7 @@ class GatewayApi:
         self,
         settings: Settings,
         fleet: FleetView,
-        policy: Policy,
+        router: Callable[[], Router],
         tenancy: Callable[[], Tenancy],
         metrics: GatewayMetrics,
         publisher: EventPublisher | None,
@@ -44,7 +45,7 @@ class GatewayApi:
     ) -> None:
         self.settings = settings
         self.fleet = fleet
-        self.policy = policy
+        self._router = router
         self._tenancy = tenancy
         self.metrics = metrics
         self.publisher = publisher
@@ -102,24 +103,32 @@ class GatewayApi:
             payload["model"] = model
             body = json.dumps(payload).encode()
         headers = {k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k))}
+        try:
+            policy = self._router().policy(model, request.headers.get("x-tmx-routing", ""))
+        except UnknownStrategy as exc:
+            return GatewayError(400, str(exc), param="x-tmx-routing", code="unknown_routing_strategy").response()
+        text = prompt_text(payload) if policy.needs_prompt else ""
+        max_tokens = payload.get("max_completion_tokens", payload.get("max_tokens"))
         route = RouteRequest(model=model, endpoint=endpoint, prompt_chars=len(body),
-                             session_key=request.headers.get("x-session-id", ""))
+                             session_key=request.headers.get("x-session-id", "") or str(payload.get("user") or ""),
+                             prompt_text=text, prompt_tokens=estimate_tokens(text, len(body)),
+                             max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 256)
         ctx = _Context(request_id, caller, model, endpoint, stream, started,
-                       request.client.host if request.client else "")
+                       request.client.host if request.client else "", route)
         tried: set[str] = set()
         last_error = ""
         for attempt in range(self.settings.max_attempts):
             candidates = self.fleet.candidates(model, time.monotonic(), tried)
             if not candidates:
                 break
-            decision = self.policy.choose(route, candidates)
+            decision = policy.choose(route, candidates)
             backend = self.fleet.backends[decision.backend_id]
             tried.add(backend.id)
-            self._acquire(backend)
+            self._acquire(backend, route)
             try:
                 upstream = await self.session.post(backend.url + endpoint, data=body, headers=headers)
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
-                self._release(backend, failed=True)
+                self._release(backend, route, failed=True)
                 self.fleet.eject(backend.id, time.monotonic() + self.settings.local_ejection_s)
                 self.metrics.retries.labels("connect").inc()
                 last_error = f"{backend.id}: {type(exc).__name__}"
@@ -130,14 +139,17 @@ class GatewayApi:
             if upstream.status in _RETRYABLE_STATUS and has_next:
                 await upstream.read()
                 upstream.release()
-                self._release(backend, failed=True)
+                self._release(backend, route, failed=True)
                 self.metrics.retries.labels(str(upstream.status)).inc()
                 last_error = f"{backend.id}: HTTP {upstream.status}"
                 self._failed_attempt(ctx, backend, upstream.status, f"HTTP {upstream.status}")
                 continue
             out_headers = {"x-tmx-backend": backend.id, "x-tmx-request-id": request_id}
             if request.headers.get("x-tmx-explain"):
-                out_headers["x-tmx-route"] = f"{decision.strategy}: {decision.reason}"
+                out_headers["x-tmx-route"] = json.dumps({
+                    "strategy": decision.strategy, "chosen": decision.backend_id, "reason": decision.reason,
+                    "candidates": [b.id for b in candidates],
+                    "scores": {k: round(v, 4) for k, v in decision.scores.items()}}, separators=(",", ":"))
             if stream and upstream.status == 200:
                 return StreamingResponse(self._relay(upstream, backend, decision, ctx), status_code=200,
                                          media_type="text/event-stream", headers=out_headers)
@@ -153,13 +165,13 @@ class GatewayApi:
         try:
             data = await upstream.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            self._release(backend, failed=True)
+            self._release(backend, ctx.route, failed=True)
             err = GatewayError(502, f"upstream {backend.id} failed mid-response: {type(exc).__name__}")
             self._finish(ctx, backend, err.status, Usage(), 0.0, err.message, decision)
             return err.response(headers)
         finally:
             upstream.release()
-        self._release(backend, failed=upstream.status >= 500)
+        self._release(backend, ctx.route, failed=upstream.status >= 500)
         usage = usage_from_body(data) if upstream.status == 200 else Usage()
         self._finish(ctx, backend, upstream.status, usage, 0.0, "", decision)
         return Response(data, status_code=upstream.status, headers=headers,
@@ -183,18 +195,22 @@ class GatewayApi:
                 upstream.release()
             else:
                 upstream.close()  # cancels the upstream request (client gone or stream broken)
-            self._release(backend, failed=bool(error))
+            self._release(backend, ctx.route, failed=bool(error))
             if not complete and not error:
                 status, error = 499, "client disconnected"
             self._finish(ctx, backend, status, meter.result(), ttft_ms, error, decision)
 
     # --- bookkeeping ---------------------------------------------------------------------------------
-    def _acquire(self, backend: Backend) -> None:
+    def _acquire(self, backend: Backend, route: RouteRequest) -> None:
         backend.inflight += 1
+        backend.inflight_prompt_tokens += route.prompt_tokens
+        backend.inflight_output_tokens += route.max_tokens
         self.metrics.inflight.labels(backend.id).inc()
 
-    def _release(self, backend: Backend, failed: bool) -> None:
+    def _release(self, backend: Backend, route: RouteRequest, failed: bool) -> None:
         backend.inflight -= 1
+        backend.inflight_prompt_tokens -= route.prompt_tokens
+        backend.inflight_output_tokens -= route.max_tokens
         self.metrics.inflight.labels(backend.id).dec()
         if failed:
             backend.failed += 1
@@ -211,6 +227,12 @@ class GatewayApi:
         latency = time.perf_counter() - ctx.started
         backend_id = backend.id if backend else ""
         m = self.metrics
+        if backend is not None and 200 <= status < 300:
+            backend.observe_latency(latency * 1000, ttft_ms)
+        if decision is not None and decision.strategy == "prefix_aware" and status == 200 and not usage.estimated \
+                and (usage.prompt_tokens or usage.cached_tokens):
+            predicted = "hit" if decision.predicted_cached_tokens else "miss"
+            m.prefix_predictions.labels(f"{predicted}_{'hit' if usage.cached_tokens else 'miss'}").inc()
         m.requests.labels(ctx.model, backend_id, str(status)).inc()
         m.latency.labels(ctx.model).observe(latency)
         if ttft_ms:
@@ -227,7 +249,8 @@ class GatewayApi:
             latency_ms=latency * 1000, ttft_ms=ttft_ms, prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens, cached_tokens=usage.cached_tokens,
             routing_strategy=decision.strategy if decision else "", routing_reason=decision.reason if decision else "",
-            client_ip=ctx.client_ip, error=error,
+            client_ip=ctx.client_ip, error=error, routing_scores=decision.scores if decision else None,
+            predicted_cached_tokens=decision.predicted_cached_tokens if decision else 0,
         ))
 
     # --- the rest of the surface ---------------------------------------------------------------------
@@ -281,12 +304,12 @@ class GatewayApi:
 
 
 class _Context:
-    __slots__ = ("request_id", "caller", "model", "endpoint", "stream", "started", "client_ip")
+    __slots__ = ("request_id", "caller", "model", "endpoint", "stream", "started", "client_ip", "route")
 
     def __init__(self, request_id: str, caller: Caller, model: str, endpoint: str, stream: bool, started: float,
-                 client_ip: str) -> None:
+                 client_ip: str, route: RouteRequest) -> None:
         self.request_id, self.caller, self.model, self.endpoint = request_id, caller, model, endpoint
-        self.stream, self.started, self.client_ip = stream, started, client_ip
+        self.stream, self.started, self.client_ip, self.route = stream, started, client_ip, route
 
 
 def not_found(request: Request, exc: Exception) -> Response:

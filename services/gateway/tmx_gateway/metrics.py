@@ -22,4 +22,7 @@ class GatewayMetrics:
         self.events_dropped = Counter("tmx_gateway_events_dropped",
                                       "Events dropped: the in-memory queue or the on-disk spool was full",
                                       registry=r)
+        self.prefix_predictions = Counter(
+            "tmx_gateway_prefix_predictions", "Prefix-aware routing: predicted cache hit vs the backend's reported "
+            "cached tokens (outcome = predicted_actual, each hit or miss)", ["outcome"], registry=r)
         self.spool_bytes = Gauge("tmx_gateway_event_spool_bytes", "Events waiting on disk for NATS", registry=r)

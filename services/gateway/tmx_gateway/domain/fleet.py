@@ -47,6 +47,16 @@ class Backend:
     served: int = 0
     failed: int = 0
     load: EngineLoad | None = None
+    inflight_prompt_tokens: int = 0  # estimated prompt tokens of requests in flight (prefill work queued)
+    inflight_output_tokens: int = 0  # max_tokens of requests in flight (decode work queued)
+    ewma_latency_ms: float = 0.0  # 0 until the first response
+    ewma_ttft_ms: float = 0.0
+
+    def observe_latency(self, latency_ms: float, ttft_ms: float, alpha: float = 0.2) -> None:
+        self.ewma_latency_ms = latency_ms if not self.ewma_latency_ms else (
+            alpha * latency_ms + (1 - alpha) * self.ewma_latency_ms)
+        if ttft_ms:
+            self.ewma_ttft_ms = ttft_ms if not self.ewma_ttft_ms else alpha * ttft_ms + (1 - alpha) * self.ewma_ttft_ms
 
     def routable(self, now: float) -> bool:
         return self.state in ROUTABLE and now >= self.ejected_until

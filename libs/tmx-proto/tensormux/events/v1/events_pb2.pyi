@@ -102,7 +102,14 @@ class RequestOutcome(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., gateway_id: _Optional[str] = ..., backend_id: _Optional[str] = ..., model: _Optional[str] = ..., endpoint: _Optional[str] = ..., http_status: _Optional[int] = ..., streamed: _Optional[bool] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class RequestAudited(_message.Message):
-    __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "tenant", "api_key_id", "model", "endpoint", "backend_id", "http_status", "streamed", "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip")
+    __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "tenant", "api_key_id", "model", "endpoint", "backend_id", "http_status", "streamed", "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip", "routing_scores", "cached_tokens", "predicted_cached_tokens")
+    class RoutingScoresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +126,9 @@ class RequestAudited(_message.Message):
     ROUTING_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     ROUTING_REASON_FIELD_NUMBER: _ClassVar[int]
     CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_SCORES_FIELD_NUMBER: _ClassVar[int]
+    CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at_unix_ms: int
     request_id: str
@@ -135,7 +145,10 @@ class RequestAudited(_message.Message):
     routing_strategy: str
     routing_reason: str
     client_ip: str
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., api_key_id: _Optional[str] = ..., model: _Optional[str] = ..., endpoint: _Optional[str] = ..., backend_id: _Optional[str] = ..., http_status: _Optional[int] = ..., streamed: _Optional[bool] = ..., latency_ms: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., routing_reason: _Optional[str] = ..., client_ip: _Optional[str] = ...) -> None: ...
+    routing_scores: _containers.ScalarMap[str, float]
+    cached_tokens: int
+    predicted_cached_tokens: int
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., api_key_id: _Optional[str] = ..., model: _Optional[str] = ..., endpoint: _Optional[str] = ..., backend_id: _Optional[str] = ..., http_status: _Optional[int] = ..., streamed: _Optional[bool] = ..., latency_ms: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., routing_reason: _Optional[str] = ..., client_ip: _Optional[str] = ..., routing_scores: _Optional[_Mapping[str, float]] = ..., cached_tokens: _Optional[int] = ..., predicted_cached_tokens: _Optional[int] = ...) -> None: ...
 
 class KernelJob(_message.Message):
     __slots__ = ("event_id", "occurred_at_unix_ms", "job_id", "op", "dtype", "shapes", "target", "generator", "max_candidates", "time_budget_s")

@@ -13,6 +13,9 @@ class RouteRequest:
     endpoint: str
     prompt_chars: int = 0
     session_key: str = ""
+    prompt_text: str = ""  # rendered prompt, for prefix-aware routing ("" when the policy does not need it)
+    prompt_tokens: int = 0  # estimate
+    max_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -21,11 +24,36 @@ class Decision:
     strategy: str
     reason: str
     scores: dict[str, float] = field(default_factory=dict)
+    predicted_cached_tokens: int = 0  # prefix_aware: what it expects the backend to have cached
 
 
 class Policy(Protocol):
     name: str
+    needs_prompt: bool
 
     def choose(self, request: RouteRequest, candidates: Sequence[Backend]) -> Decision:
         """Pick one of `candidates` (never empty)."""
         ...
+
+
+class ScoringPolicy(Protocol):
+    """A policy that ranks by a score per backend (lower is better); `multi` blends these."""
+
+    name: str
+    needs_prompt: bool
+
+    def scores(self, request: RouteRequest, candidates: Sequence[Backend]) -> dict[str, float]:
+        ...
+
+
+class TieBreaker:
+    """Lowest score wins; ties rotate so an idle fleet still spreads load."""
+
+    def __init__(self) -> None:
+        self._turn = 0
+
+    def pick(self, candidates: Sequence[Backend], scores: dict[str, float]) -> Backend:
+        best = min(scores[b.id] for b in candidates)
+        tied = [b for b in candidates if scores[b.id] <= best + 1e-12]
+        self._turn += 1
+        return tied[self._turn % len(tied)]

@@ -1,0 +1,150 @@
+"""Each routing policy on crafted backend stats."""
+
+from collections import Counter
+
+import pytest
+
+from tmx_gateway.domain.fleet import Backend, EngineLoad
+from tmx_gateway.domain.routing import RouteRequest, Router, UnknownStrategy, build_policy
+from tmx_gateway.domain.routing.multi import Multi
+from tmx_gateway.domain.routing.prefix_aware import PrefixAware
+from tmx_gateway.domain.routing.prefix_index import BLOCK_CHARS, PrefixIndex, block_hashes
+from tmx_gateway.domain.routing.random_choice import RandomChoice
+from tmx_gateway.domain.routing.session_affinity import SessionAffinity
+
+REQ = RouteRequest(model="m", endpoint="/v1/chat/completions", prompt_tokens=100, max_tokens=50)
+
+
+def backends(n, **stats):
+    return [Backend(f"b{i}", f"http://b{i}", ("m",), **{k: v[i] for k, v in stats.items()}) for i in range(n)]
+
+
+def test_ewma_latency_prefers_fast_backends_and_explores_unmeasured_ones():
+    policy = build_policy("ewma_latency")
+    fast, slow = backends(2, ewma_latency_ms=[20.0, 80.0])
+    assert policy.choose(REQ, [fast, slow]).backend_id == "b0"
+    fast.inflight = 4  # 20 ms x 5 queued > 80 ms x 1
+    assert policy.choose(REQ, [fast, slow]).backend_id == "b1"
+    fresh = Backend("new", "http://n", ("m",))
+    assert policy.choose(REQ, [fast, slow, fresh]).backend_id == "new"
+    b = Backend("x", "u", ("m",))
+    b.observe_latency(100, 10)
+    b.observe_latency(200, 0)
+    assert b.ewma_latency_ms == pytest.approx(0.2 * 200 + 0.8 * 100) and b.ewma_ttft_ms == 10
+
+
+def test_token_aware_counts_token_work_not_requests():
+    policy = build_policy("token_aware")
+    many_short, one_long = backends(2, inflight=[5, 1], inflight_prompt_tokens=[500, 8000],
+                                    inflight_output_tokens=[5 * 64, 2048])
+    decision = policy.choose(REQ, [many_short, one_long])
+    assert decision.backend_id == "b0" and decision.scores["b1"] > decision.scores["b0"]
+    assert build_policy("least_inflight").choose(REQ, [many_short, one_long]).backend_id == "b1"
+
+
+def test_weighted_round_robin_is_smooth_and_proportional():
+    policy = build_policy("weighted_round_robin")
+    pool = backends(3, weight=[5.0, 1.0, 1.0])
+    picks = [policy.choose(REQ, pool).backend_id for _ in range(70)]
+    assert Counter(picks) == {"b0": 50, "b1": 10, "b2": 10}
+    assert picks[:7].count("b0") == 5 and picks[:7] != ["b0"] * 5 + ["b1", "b2"]  # interleaved, not a burst
+
+
+def test_random_is_seedable_and_respects_weights():
+    pool = backends(2, weight=[9.0, 1.0])
+    first, second = RandomChoice(seed=1), RandomChoice(seed=1)
+    assert [first.choose(REQ, pool).backend_id for _ in range(20)] == \
+        [second.choose(REQ, pool).backend_id for _ in range(20)]
+    policy = RandomChoice(seed=7)
+    counts = Counter(policy.choose(REQ, pool).backend_id for _ in range(2000))
+    assert 0.86 < counts["b0"] / 2000 < 0.94  # 0.9 expected; binomial sd ~0.0067, so +-6 sd
+
+
+def test_session_affinity_sticks_moves_little_and_bounds_load():
+    policy = SessionAffinity(load_factor=1.25)
+    pool = backends(4)
+    homes = {f"user-{i}": policy.choose(RouteRequest("m", "/", session_key=f"user-{i}"), pool).backend_id
+             for i in range(200)}
+    assert len(set(homes.values())) == 4
+    again = {k: policy.choose(RouteRequest("m", "/", session_key=k), pool).backend_id for k in homes}
+    assert again == homes
+    without_b3 = {k: policy.choose(RouteRequest("m", "/", session_key=k), pool[:3]).backend_id for k in homes}
+    moved = [k for k in homes if homes[k] != without_b3[k]]
+    assert moved and all(homes[k] == "b3" for k in moved)  # only b3's sessions moved
+    key = next(k for k, v in homes.items() if v == "b0")
+    pool[0].inflight = 10  # far over 1.25 x average
+    decision = policy.choose(RouteRequest("m", "/", session_key=key), pool)
+    assert decision.backend_id != "b0" and "over its bound" in decision.reason
+    assert "no session key" in policy.choose(RouteRequest("m", "/"), pool).reason
+
+
+def test_prefix_index_matches_chained_prefixes_and_evicts_lru():
+    text = "".join(chr(65 + i % 26) * BLOCK_CHARS for i in range(4))
+    hashes = block_hashes(text)
+    assert len(hashes) == 4 and block_hashes(text[:-1]) == hashes[:3]
+    assert block_hashes("Z" * BLOCK_CHARS + text[BLOCK_CHARS:])[1] != hashes[1]  # same block, other prefix
+    index = PrefixIndex(max_blocks_per_backend=4)
+    index.record("b0", hashes)
+    assert index.matched_blocks("b0", hashes) == 4 and index.matched_blocks("b1", hashes) == 0
+    index.record("b0", block_hashes("q" * 2 * BLOCK_CHARS))
+    assert index.size("b0") == 4 and index.matched_blocks("b0", hashes) == 0  # oldest blocks evicted first
+
+
+def system_prompt(group):
+    return f"<system>You are assistant number {group}. " + "Rules and context. " * 60
+
+
+def test_prefix_aware_keeps_a_prefix_on_one_backend_and_spreads_cold_ones():
+    policy = PrefixAware()
+    pool = backends(4)
+    first = {}
+    for group in range(4):
+        request = RouteRequest("m", "/", prompt_text=system_prompt(group) + "\n<user>question 0")
+        decision = policy.choose(request, pool)
+        assert "cold prompt" in decision.reason and decision.predicted_cached_tokens == 0
+        first[group] = decision.backend_id
+        next(b for b in pool if b.id == decision.backend_id).inflight += 1
+    assert len(set(first.values())) == 4  # cold prompts spread over the least loaded
+    for group in range(4):
+        request = RouteRequest("m", "/", prompt_text=system_prompt(group) + f"\n<user>question {group + 1}")
+        decision = policy.choose(request, pool)
+        assert decision.backend_id == first[group] and decision.predicted_cached_tokens > 200
+        assert "prefix blocks cached" in decision.reason
+
+
+def test_prefix_aware_leaves_a_warm_backend_once_it_saturates():
+    policy = PrefixAware()
+    pool = backends(2)
+    request = RouteRequest("m", "/", prompt_text=system_prompt(1) + "\n<user>q")
+    home = policy.choose(request, pool).backend_id
+    hot = next(b for b in pool if b.id == home)
+    hot.inflight, hot.inflight_prompt_tokens = 12, 12 * 2000  # a deep queue of prefills
+    decision = policy.choose(request, pool)
+    assert decision.backend_id != home and "saturated" in decision.reason
+    hot.inflight, hot.inflight_prompt_tokens = 40, 0  # SGLang's imbalance guard: 40 vs 0 in flight
+    hot.load = EngineLoad(running=40, waiting=0, kv_cache_usage=0.9, prefix_cache_hit_rate=0.5, at=0)
+    assert "imbalanced" in policy.choose(request, pool).reason
+
+
+def test_multi_blends_normalised_scores():
+    pool = backends(2, inflight=[0, 3], ewma_latency_ms=[100.0, 10.0])
+    latency_only = build_policy("multi", {"ewma_latency": 1.0})
+    assert latency_only.choose(REQ, pool).backend_id == "b1"  # 10 x 4 < 100 x 1
+    inflight_heavy = build_policy("multi", {"ewma_latency": 1.0, "least_inflight": 3.0})
+    decision = inflight_heavy.choose(REQ, pool)
+    assert decision.backend_id == "b0" and decision.scores == {"b0": 1.0, "b1": 3.0}
+    with pytest.raises(ValueError, match="multi can blend"):
+        build_policy("multi", {"weighted_round_robin": 1.0})
+    with pytest.raises(ValueError):
+        Multi([])
+
+
+def test_router_picks_per_request_then_per_pool_then_default():
+    router = Router("least_inflight", per_model={"big": "prefix_aware"})
+    assert router.strategy_for("small") == "least_inflight" and router.strategy_for("big") == "prefix_aware"
+    assert router.strategy_for("big", "random") == "random"
+    assert router.policy("big") is router.policy("big") and router.policy("big") is not router.policy("other")
+    with pytest.raises(UnknownStrategy):
+        router.strategy_for("m", "magic")
+    with pytest.raises(ValueError):
+        Router("magic")

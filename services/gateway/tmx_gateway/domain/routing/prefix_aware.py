@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tmx_gateway.domain.fleet import Backend
+from tmx_gateway.domain.routing.policy import Decision, RouteRequest, TieBreaker
+from tmx_gateway.domain.routing.prefix_index import BLOCK_CHARS, CHARS_PER_TOKEN, PrefixIndex, block_hashes
+
+PREFILL_MS_PER_TOKEN = 1 / 8.0  # ~8000 prompt tokens/s per replica
+STEP_MS, STEP_MS_PER_SEQ = 6.0, 0.35  # a decode step, and its growth with the running batch
+
+
+class PrefixAware:
+    """Route to the backend that already holds the longest prefix of this prompt — sticky until saturated.
+
+    Each candidate gets an estimated TTFT (llm-d's approach): its uncached prompt tokens to prefill, plus the
+    prefill work already queued on it, plus a decode step that grows with its running batch. The cheapest
+    wins, so a warm cache is kept until its backend's queue costs more than the cache saves; cold prompts
+    land on the least loaded backend. SGLang's guard overrides it when the fleet is badly imbalanced
+    (max load - min load > `abs_threshold` and max > `rel_threshold` x min): then least loaded wins."""
+
+    name = "prefix_aware"
+    needs_prompt = True
+
+    def __init__(self, index: PrefixIndex | None = None, abs_threshold: int = 32, rel_threshold: float = 1.5) -> None:
+        self.index = index or PrefixIndex()
+        self.abs_threshold, self.rel_threshold = abs_threshold, rel_threshold
+        self._ties = TieBreaker()
+
+    @staticmethod
+    def _load(b: Backend) -> float:
+        engine = b.load.running + b.load.waiting if b.load else 0.0
+        return max(float(b.inflight), engine)
+
+    def _estimate(self, request: RouteRequest, b: Backend, matched: int) -> float:
+        tokens = request.prompt_tokens or len(request.prompt_text) // CHARS_PER_TOKEN
+        cached = min(matched * BLOCK_CHARS // CHARS_PER_TOKEN, tokens)
+        queued_prefill = b.inflight_prompt_tokens
+        if b.load is not None and b.inflight:
+            # the engine's own queue, at this gateway's average prompt size
+            queued_prefill += b.load.waiting * b.inflight_prompt_tokens / b.inflight
+        return ((tokens - cached) + queued_prefill) * PREFILL_MS_PER_TOKEN + STEP_MS + \
+            STEP_MS_PER_SEQ * self._load(b)
+
+    def scores(self, request: RouteRequest, candidates: Sequence[Backend]) -> dict[str, float]:
+        hashes = block_hashes(request.prompt_text)
+        return {b.id: self._estimate(request, b, self.index.matched_blocks(b.id, hashes)) for b in candidates}
+
+    def choose(self, request: RouteRequest, candidates: Sequence[Backend]) -> Decision:
+        hashes = block_hashes(request.prompt_text)
+        matched = {b.id: self.index.matched_blocks(b.id, hashes) for b in candidates}
+        loads = {b.id: self._load(b) for b in candidates}
+        lo, hi = min(loads.values()), max(loads.values())
+        if hi - lo > self.abs_threshold and hi > self.rel_threshold * max(lo, 1e-9):
+            chosen = self._ties.pick(candidates, loads)
+            reason = f"imbalanced fleet (loads {lo:.0f}..{hi:.0f}): least loaded"
+            scores = loads
+        else:
+            scores = {b.id: self._estimate(request, b, matched[b.id]) for b in candidates}
+            chosen = self._ties.pick(candidates, scores)
+            best_match = max(matched.values())
+            if matched[chosen.id]:
+                reason = f"{matched[chosen.id]}/{len(hashes)} prefix blocks cached, est. TTFT {scores[chosen.id]:.1f} ms"
+            elif best_match:
+                reason = f"cache elsewhere but saturated: est. TTFT {scores[chosen.id]:.1f} ms here"
+            else:
+                reason = f"cold prompt: least loaded, est. TTFT {scores[chosen.id]:.1f} ms"
+        self.index.record(chosen.id, hashes)
+        predicted = min(matched[chosen.id] * BLOCK_CHARS // CHARS_PER_TOKEN,
+                        request.prompt_tokens or len(request.prompt_text) // CHARS_PER_TOKEN)
+        return Decision(chosen.id, self.name, reason, scores, predicted_cached_tokens=predicted)

@@ -1,0 +1,43 @@
+"""Which policy routes a request: the request's `x-tmx-routing` header, else its model pool's strategy, else
+the fleet default. Each (pool, strategy) keeps its own policy instance, so stateful policies (round robin,
+prefix index, hash ring) see only their own pool."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tmx_gateway.domain.fleet import Backend
+from tmx_gateway.domain.routing.factory import build_policy, policy_names
+from tmx_gateway.domain.routing.policy import Decision, Policy, RouteRequest
+
+
+class UnknownStrategy(ValueError):
+    pass
+
+
+class Router:
+    def __init__(self, default: str = "least_inflight", per_model: dict[str, str] | None = None,
+                 multi_weights: dict[str, float] | None = None) -> None:
+        self.default = default
+        self.per_model = dict(per_model or {})
+        self.multi_weights = multi_weights
+        for name in {default, *self.per_model.values()}:
+            build_policy(name, multi_weights)  # fail fast on a bad configuration
+        self._policies: dict[tuple[str, str], Policy] = {}
+
+    def strategy_for(self, model: str, override: str = "") -> str:
+        if override:
+            if override not in policy_names():
+                raise UnknownStrategy(f"unknown routing strategy {override!r}; known: {', '.join(policy_names())}")
+            return override
+        return self.per_model.get(model, self.default)
+
+    def policy(self, model: str, override: str = "") -> Policy:
+        name = self.strategy_for(model, override)
+        key = (model, name)
+        if key not in self._policies:
+            self._policies[key] = build_policy(name, self.multi_weights)
+        return self._policies[key]
+
+    def choose(self, request: RouteRequest, candidates: Sequence[Backend], override: str = "") -> Decision:
+        return self.policy(request.model, override).choose(request, candidates)
