@@ -16,6 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tmx_gateway.domain import anthropic
 from tmx_gateway.domain.fleet import Backend, FleetView
 from tmx_gateway.domain.metering import StreamMeter, Usage, usage_from_body
 from tmx_gateway.domain.routing import Decision, RouteRequest, Router, UnknownStrategy
@@ -87,8 +88,6 @@ class GatewayApi:
     # --- proxying ------------------------------------------------------------------------------------
     async def proxy(self, request: Request) -> Response:
         started = time.perf_counter()
-        endpoint = request.url.path
-        request_id = uuid.uuid4().hex
         try:
             caller = self._tenancy().identify(request.headers.get("authorization"))
             body = await self._read_body(request)
@@ -99,6 +98,49 @@ class GatewayApi:
             return exc.response()
         except ClientDisconnect:
             return Response(status_code=499)
+        return await self.forward(request, caller, payload, body, model, stream, request.url.path, started)
+
+    async def messages(self, request: Request) -> Response:
+        """The Anthropic Messages API, translated to the backends' OpenAI chat completions."""
+        started = time.perf_counter()
+        try:
+            caller = self._tenancy().identify(request.headers.get("x-api-key") and
+                                              f"Bearer {request.headers['x-api-key']}"
+                                              or request.headers.get("authorization"))
+            raw = json.loads(await self._read_body(request))
+            if not isinstance(raw, dict):
+                raise anthropic.AnthropicRequestError("request body must be a JSON object")
+            translated = anthropic.to_openai(raw)
+            body = json.dumps(translated).encode()
+            payload, model, stream = self._parse(body)
+        except Unauthorized as exc:
+            return _anthropic_error(401, str(exc))
+        except anthropic.AnthropicRequestError as exc:
+            return _anthropic_error(400, exc.message)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _anthropic_error(400, f"invalid JSON body: {exc}")
+        except GatewayError as exc:
+            return _anthropic_error(exc.status, exc.message)
+        except ClientDisconnect:
+            return Response(status_code=499)
+        response = await self.forward(request, caller, payload, body, model, stream, "/v1/chat/completions",
+                                      started)
+        if response.status_code != 200:
+            try:
+                message = json.loads(response.body)["error"]["message"]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                message = f"upstream returned HTTP {response.status_code}"
+            return _anthropic_error(response.status_code, message, response.headers)
+        if isinstance(response, StreamingResponse):
+            return StreamingResponse(_anthropic_stream(response.body_iterator, raw["model"]),
+                                     media_type="text/event-stream", headers=_tmx_headers(response.headers))
+        return JSONResponse(anthropic.from_openai(json.loads(response.body), raw["model"]),
+                            headers=_tmx_headers(response.headers))
+
+    async def forward(self, request: Request, caller: Caller, payload: dict, body: bytes, model: str, stream: bool,
+                      endpoint: str, started: float) -> Response:
+        """Route and forward one OpenAI-shaped request, with failover; the response the client gets."""
+        request_id = uuid.uuid4().hex
         if payload["model"] != model:  # an alias: the backend must see the canonical name
             payload["model"] = model
             body = json.dumps(payload).encode()
@@ -295,12 +337,32 @@ class GatewayApi:
             Route("/v1/chat/completions", self.proxy, methods=["POST"]),
             Route("/v1/completions", self.proxy, methods=["POST"]),
             Route("/v1/embeddings", self.proxy, methods=["POST"]),
+            Route("/v1/messages", self.messages, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/admin/backends", self.backends, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics_endpoint, methods=["GET"]),
         ]
+
+
+def _anthropic_error(status: int, message: str, headers=None) -> Response:
+    kind = anthropic.ERROR_TYPES.get(status, "api_error")
+    return JSONResponse(anthropic.error_body(kind, message), status_code=status,
+                        headers=_tmx_headers(headers) if headers else None)
+
+
+def _tmx_headers(headers) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.startswith("x-tmx-")}
+
+
+async def _anthropic_stream(openai_stream, model: str):
+    translator = anthropic.StreamTranslator(model)
+    async for chunk in openai_stream:
+        for event in translator.feed(chunk if isinstance(chunk, bytes) else chunk.encode()):
+            yield event
+    for event in translator.finish():
+        yield event
 
 
 class _Context:

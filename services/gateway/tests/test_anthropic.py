@@ -1,0 +1,114 @@
+"""The Anthropic edge: translation unit tests, and the official `anthropic` client through the gateway."""
+
+import json
+
+import anthropic
+import pytest
+
+from tmx_gateway.domain.anthropic import AnthropicRequestError, StreamTranslator, from_openai, to_openai
+
+from .test_gateway_http import MODEL, engine_sims, gateway  # noqa: TID252
+
+
+def test_request_translation_covers_system_tools_and_tool_turns():
+    body = {
+        "model": "m", "max_tokens": 100, "system": [{"type": "text", "text": "Be brief."}],
+        "stop_sequences": ["END"], "temperature": 0.2, "metadata": {"user_id": "u-1"},
+        "tools": [{"name": "weather", "description": "Get weather", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "any"},
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"},
+                                         {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                                      "data": "AAA"}}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Checking."},
+                                              {"type": "tool_use", "id": "toolu_1", "name": "weather",
+                                               "input": {"city": "Paris"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}]},
+        ],
+    }
+    out = to_openai(body)
+    assert out["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert out["messages"][1]["content"][1] == {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA"}}
+    assistant = out["messages"][2]
+    assert assistant["content"] == "Checking." and assistant["tool_calls"][0]["function"] == {
+        "name": "weather", "arguments": json.dumps({"city": "Paris"})}
+    assert out["messages"][3] == {"role": "tool", "tool_call_id": "toolu_1", "content": "18C"}
+    assert out["tools"][0]["function"]["parameters"] == {"type": "object"} and out["tool_choice"] == "required"
+    assert (out["stop"], out["temperature"], out["user"], out["max_tokens"]) == (["END"], 0.2, "u-1", 100)
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}, "model"),
+    ({"model": "m", "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
+    ({"model": "m", "max_tokens": 1, "messages": []}, "messages"),
+    ({"model": "m", "max_tokens": 1, "messages": [{"role": "system", "content": "x"}]}, "role"),
+    ({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "video"}]}]}, "video"),
+])
+def test_bad_requests_name_the_problem(body, field):
+    with pytest.raises(AnthropicRequestError, match=field):
+        to_openai(body)
+
+
+def test_response_translation_with_tool_calls_and_cached_usage():
+    message = from_openai({"id": "chatcmpl-9", "choices": [{"finish_reason": "tool_calls", "message": {
+        "content": "Let me check.", "tool_calls": [{"id": "call_1", "type": "function", "function": {
+            "name": "weather", "arguments": "{\"city\": \"Paris\"}"}}]}}],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 32}}}, "m")
+    assert message["id"] == "msg_9" and message["stop_reason"] == "tool_use"
+    assert message["content"] == [{"type": "text", "text": "Let me check."},
+                                  {"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Paris"}}]
+    assert message["usage"] == {"input_tokens": 18, "output_tokens": 7, "cache_read_input_tokens": 32,
+                                "cache_creation_input_tokens": 0}
+
+
+def test_stream_translation_emits_the_anthropic_event_sequence():
+    chunks = [
+        {"choices": [{"delta": {"role": "assistant", "content": ""}}]},
+        {"choices": [{"delta": {"content": "Hi"}}]},
+        {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "w",
+                                                                                        "arguments": "{\"a\""}}]}}]},
+        {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]}}]},
+        {"choices": [{"delta": {}, "finish_reason": "tool_calls"}]},
+        {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3}},
+    ]
+    raw = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
+    translator = StreamTranslator("m")
+    events = []
+    for i in range(0, len(raw), 13):  # arbitrary chunk boundaries
+        events += translator.feed(raw[i:i + 13])
+    events += translator.finish()
+    parsed = [(e.split(b"\n")[0].decode()[7:], json.loads(e.split(b"\n")[1][6:])) for e in events]
+    assert [name for name, _ in parsed] == [
+        "message_start", "content_block_start", "content_block_delta", "content_block_stop", "content_block_start",
+        "content_block_delta", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+    assert parsed[2][1]["delta"] == {"type": "text_delta", "text": "Hi"}
+    assert parsed[4][1]["content_block"]["type"] == "tool_use" and parsed[4][1]["index"] == 1
+    assert "".join(p[1]["delta"]["partial_json"] for p in parsed[5:7]) == "{\"a\": 1}"
+    assert parsed[8][1]["delta"]["stop_reason"] == "tool_use" and parsed[8][1]["usage"]["output_tokens"] == 3
+
+
+async def test_the_official_anthropic_client_through_the_gateway(asgi_server, tmp_path):
+    async with engine_sims(asgi_server, 2) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0]), ("s2", sims[1][0])]) as (http, _):
+            client = anthropic.AsyncAnthropic(base_url=str(http._base_url).rstrip("/"), api_key="unused",
+                                              max_retries=0)
+            reply = await client.messages.create(model=MODEL, max_tokens=5, system="You are terse.",
+                                                 messages=[{"role": "user", "content": "Hello"}])
+            assert reply.role == "assistant" and reply.stop_reason == "max_tokens"
+            assert len(reply.content[0].text.split()) == 5 and reply.usage.output_tokens == 5
+            assert reply.usage.input_tokens > 0
+            async with client.messages.stream(model=MODEL, max_tokens=4,
+                                              messages=[{"role": "user", "content": "Hello"}]) as stream:
+                text = "".join([t async for t in stream.text_stream])
+                final = await stream.get_final_message()
+            assert text == final.content[0].text and len(text.split()) == 4
+            assert final.stop_reason == "max_tokens" and final.usage.output_tokens == 4
+            with pytest.raises(anthropic.NotFoundError) as info:
+                await client.messages.create(model="nope", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+            assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "not_found_error"
+            async with http.post("/v1/messages", json={"model": MODEL, "messages": [{"role": "user",
+                                                                                     "content": "x"}]}) as resp:
+                body = await resp.json()
+            assert resp.status == 400 and body["error"]["type"] == "invalid_request_error"
+            assert "max_tokens" in body["error"]["message"]
+            await client.close()

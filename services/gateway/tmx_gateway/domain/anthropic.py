@@ -1,0 +1,240 @@
+"""Anthropic Messages API <-> OpenAI chat completions, so Anthropic clients reach OpenAI-compatible engines.
+
+Pure translation: requests (system, text/image/tool_use/tool_result blocks, tools, tool_choice, stop
+sequences), responses (content blocks, stop reasons, usage) and the streaming event sequence."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+
+
+class AnthropicRequestError(ValueError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
+                "content_filter": "refusal"}
+
+
+def _text_of(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    raise AnthropicRequestError("content must be a string or a list of content blocks")
+
+
+def _blocks(content) -> list[dict]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list) or not all(isinstance(b, dict) for b in content):
+        raise AnthropicRequestError("content must be a string or a list of content blocks")
+    return content
+
+
+def to_openai(body: dict) -> dict:
+    """An Anthropic /v1/messages body as an OpenAI /v1/chat/completions body (always with usage)."""
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise AnthropicRequestError("model: field required")
+    max_tokens = body.get("max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise AnthropicRequestError("max_tokens: must be a positive integer")
+    messages_in = body.get("messages")
+    if not isinstance(messages_in, list) or not messages_in:
+        raise AnthropicRequestError("messages: must be a non-empty list")
+    messages: list[dict] = []
+    system = body.get("system")
+    if system:
+        messages.append({"role": "system", "content": _text_of(system)})
+    for i, message in enumerate(messages_in):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise AnthropicRequestError(f"messages.{i}.role: must be 'user' or 'assistant'")
+        role = message["role"]
+        parts, tool_calls, tool_results = [], [], []
+        for block in _blocks(message.get("content", "")):
+            kind = block.get("type")
+            if kind == "text":
+                parts.append({"type": "text", "text": block.get("text", "")})
+            elif kind == "image" and role == "user":
+                source = block.get("source") or {}
+                if source.get("type") == "base64":
+                    url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
+                else:
+                    url = source.get("url", "")
+                parts.append({"type": "image_url", "image_url": {"url": url}})
+            elif kind == "tool_use" and role == "assistant":
+                tool_calls.append({"id": block.get("id") or f"toolu_{uuid.uuid4().hex[:24]}", "type": "function",
+                                   "function": {"name": block.get("name", ""),
+                                                "arguments": json.dumps(block.get("input") or {})}})
+            elif kind == "tool_result" and role == "user":
+                result = block.get("content", "")
+                tool_results.append({"role": "tool", "tool_call_id": block.get("tool_use_id", ""),
+                                     "content": result if isinstance(result, str) else _text_of(result)})
+            else:
+                raise AnthropicRequestError(f"messages.{i}: unsupported content block {kind!r} for role {role}")
+        messages.extend(tool_results)
+        if parts or tool_calls:
+            text_only = all(p["type"] == "text" for p in parts)
+            out: dict = {"role": role, "content": "".join(p["text"] for p in parts) if text_only else parts}
+            if tool_calls:
+                out["tool_calls"] = tool_calls
+            messages.append(out)
+    result = {"model": body["model"], "messages": messages, "max_tokens": max_tokens,
+              "stream": bool(body.get("stream"))}
+    if result["stream"]:
+        result["stream_options"] = {"include_usage": True}
+    for name in ("temperature", "top_p"):
+        if name in body:
+            result[name] = body[name]
+    if body.get("stop_sequences"):
+        result["stop"] = list(body["stop_sequences"])
+    if (body.get("metadata") or {}).get("user_id"):
+        result["user"] = body["metadata"]["user_id"]
+    if body.get("tools"):
+        result["tools"] = [{"type": "function", "function": {
+            "name": t.get("name", ""), "description": t.get("description", ""),
+            "parameters": t.get("input_schema") or {"type": "object"}}} for t in body["tools"]]
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        result["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}.get(choice.get("type")) or \
+            {"type": "function", "function": {"name": choice.get("name", "")}}
+    return result
+
+
+def _usage(usage: dict | None) -> dict:
+    usage = usage or {}
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    return {"input_tokens": (usage.get("prompt_tokens") or 0) - cached, "output_tokens": usage.get("completion_tokens")
+            or 0, "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0}
+
+
+def from_openai(response: dict, model: str) -> dict:
+    """An OpenAI chat completion as an Anthropic message."""
+    choice = (response.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    content = []
+    if message.get("content"):
+        content.append({"type": "text", "text": message["content"]})
+    for call in message.get("tool_calls") or []:
+        try:
+            arguments = json.loads(call["function"].get("arguments") or "{}")
+        except ValueError:
+            arguments = {"_raw": call["function"].get("arguments")}
+        content.append({"type": "tool_use", "id": call.get("id", ""), "name": call["function"].get("name", ""),
+                        "input": arguments})
+    return {"id": "msg_" + (response.get("id") or uuid.uuid4().hex).removeprefix("chatcmpl-"), "type": "message",
+            "role": "assistant", "model": model, "content": content,
+            "stop_reason": STOP_REASONS.get(choice.get("finish_reason"), "end_turn"), "stop_sequence": None,
+            "usage": _usage(response.get("usage"))}
+
+
+def error_body(kind: str, message: str) -> dict:
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
+               502: "api_error", 503: "overloaded_error", 529: "overloaded_error"}
+
+
+def _sse(event: str, data: dict) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+@dataclass
+class StreamTranslator:
+    """Feeds OpenAI SSE bytes in, yields Anthropic SSE events out (message_start, content blocks with text
+    and tool-input deltas, message_delta with the stop reason and usage, message_stop)."""
+
+    model: str
+    message_id: str = field(default_factory=lambda: "msg_" + uuid.uuid4().hex)
+    _pending: bytes = b""
+    _started: bool = False
+    _block: int = -1
+    _block_kind: str = ""
+    _tools: dict[int, int] = field(default_factory=dict)  # OpenAI tool index -> Anthropic block index
+    _stop: str = "end_turn"
+    _usage: dict = field(default_factory=dict)
+    _done: bool = False
+
+    def _start(self) -> list[bytes]:
+        if self._started:
+            return []
+        self._started = True
+        return [_sse("message_start", {"type": "message_start", "message": {
+            "id": self.message_id, "type": "message", "role": "assistant", "model": self.model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}})]
+
+    def _close_block(self) -> list[bytes]:
+        if self._block_kind:
+            self._block_kind = ""
+            return [_sse("content_block_stop", {"type": "content_block_stop", "index": self._block})]
+        return []
+
+    def _open_block(self, kind: str, block: dict) -> list[bytes]:
+        out = self._close_block()
+        self._block += 1
+        self._block_kind = kind
+        return out + [_sse("content_block_start", {"type": "content_block_start", "index": self._block,
+                                                   "content_block": block})]
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        data = self._pending + chunk
+        *events, self._pending = data.split(b"\n\n")
+        out: list[bytes] = []
+        for event in events:
+            if not event.startswith(b"data:"):
+                continue
+            payload = event[5:].strip()
+            if payload == b"[DONE]":
+                continue
+            try:
+                parsed = json.loads(payload)
+            except ValueError:
+                continue
+            if "error" in parsed:  # the gateway's own SSE error (a broken upstream): pass it on, Anthropic-shaped
+                out += self._start() + [_sse("error", error_body("api_error", parsed["error"].get("message", "")))]
+                self._done = True  # the stream failed: no message_stop pretending it ended well
+                continue
+            out += self._start()
+            if parsed.get("usage"):
+                self._usage = parsed["usage"]
+            for choice in parsed.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    if self._block_kind != "text":
+                        out += self._open_block("text", {"type": "text", "text": ""})
+                    out.append(_sse("content_block_delta", {"type": "content_block_delta", "index": self._block,
+                                                            "delta": {"type": "text_delta",
+                                                                      "text": delta["content"]}}))
+                for call in delta.get("tool_calls") or []:
+                    index = call.get("index", 0)
+                    if index not in self._tools:
+                        out += self._open_block("tool", {"type": "tool_use", "id": call.get("id", ""),
+                                                         "name": (call.get("function") or {}).get("name", ""),
+                                                         "input": {}})
+                        self._tools[index] = self._block
+                    arguments = (call.get("function") or {}).get("arguments")
+                    if arguments:
+                        out.append(_sse("content_block_delta", {
+                            "type": "content_block_delta", "index": self._tools[index],
+                            "delta": {"type": "input_json_delta", "partial_json": arguments}}))
+                if choice.get("finish_reason"):
+                    self._stop = STOP_REASONS.get(choice["finish_reason"], "end_turn")
+        return out
+
+    def finish(self) -> list[bytes]:
+        if self._done:
+            return []
+        self._done = True
+        usage = _usage(self._usage)
+        return self._start() + self._close_block() + [
+            _sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": self._stop,
+                                                                       "stop_sequence": None},
+                                   "usage": {"output_tokens": usage["output_tokens"]}}),
+            _sse("message_stop", {"type": "message_stop"}),
+        ]
