@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+import time
 
 import aiohttp
 import pytest
@@ -133,7 +134,7 @@ async def test_fails_over_when_a_backend_refuses_or_errors(asgi_server, tmp_path
             for _ in range(6):
                 async with http.post("/v1/chat/completions", json=chat()) as resp:
                     assert resp.status == 200 and resp.headers["x-tmx-backend"] == "good"
-            assert gw.fleet.backends["dead"].ejected_until > 0
+            assert gw.fleet.backends["dead"].breaker.state == "open"  # a refused connection opens it at once
             assert gw.fleet.backends["erroring"].failed >= 1
 
 
@@ -244,3 +245,33 @@ async def test_prefix_aware_routing_end_to_end(asgi_server, tmp_path):
             assert 'outcome="miss_hit"' not in metrics
             async with http.post("/v1/chat/completions", json=chat(), headers={"x-tmx-routing": "magic"}) as resp:
                 assert resp.status == 400 and (await resp.json())["error"]["code"] == "unknown_routing_strategy"
+
+
+async def test_breaker_opens_on_errors_and_closes_through_a_half_open_trial(asgi_server, tmp_path, tmx_async_wait):
+    async with engine_sims(asgi_server, 2) as sims:
+        (good_url, _, _), (flaky_url, flaky, _) = sims
+        async with gateway(asgi_server, tmp_path, [("good", good_url), ("flaky", flaky_url)],
+                           breaker_threshold=2, breaker_cooldown_s=0.3) as (http, gw):
+            flaky.update({"error_rate": 1.0})
+            for _ in range(8):  # every request still succeeds: failover to "good"
+                async with http.post("/v1/chat/completions", json=chat()) as resp:
+                    assert resp.status == 200
+            breaker = gw.fleet.backends["flaky"].breaker
+            assert breaker.state == "open"
+            flaky.update({"error_rate": 0.0})
+            await tmx_async_wait(lambda: breaker.allows(time.monotonic()), 5, what="cooldown over")
+            served = gw.fleet.backends["flaky"].served
+            for _ in range(6):
+                async with http.post("/v1/chat/completions", json=chat()) as resp:
+                    assert resp.status == 200
+            assert breaker.state == "closed" and gw.fleet.backends["flaky"].served > served
+
+
+async def test_a_request_deadline_bounds_all_attempts(asgi_server, tmp_path):
+    async with engine_sims(asgi_server, 1) as sims:
+        sims[0][1].update({"stall_s": 2.0})
+        async with gateway(asgi_server, tmp_path, [("slow", sims[0][0])]) as (http, _):
+            async with http.post("/v1/chat/completions", json=chat(), headers={"x-tmx-deadline-ms": "300"}) as resp:
+                body = await resp.json()
+            assert resp.status == 502 and body["error"]["code"] == "upstream_failed"
+            assert "TimeoutError" in body["error"]["message"] or "deadline" in body["error"]["message"]

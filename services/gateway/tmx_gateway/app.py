@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 class Gateway:
     def __init__(self, settings: Settings, fleet_file: FleetFile) -> None:
         self.settings = settings
-        self.fleet = FleetView()
+        self.fleet = FleetView(breaker_threshold=settings.breaker_threshold,
+                               breaker_cooldown_s=settings.breaker_cooldown_s)
         self.fleet.apply_fleet(fleet_file)
         self.tenancy = Tenancy(fleet_file)
         self.metrics = GatewayMetrics()

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from tmx_gateway.domain import anthropic
 from tmx_gateway.domain.fleet import Backend, FleetView
 from tmx_gateway.domain.metering import StreamMeter, Usage, usage_from_body
+from tmx_gateway.domain.resilience import RetryBudget
 from tmx_gateway.domain.routing import Decision, RouteRequest, Router, UnknownStrategy
 from tmx_gateway.domain.routing.prompt import estimate_tokens, prompt_text
 from tmx_gateway.domain.tenancy import Caller, Tenancy, Unauthorized
@@ -52,6 +53,7 @@ class GatewayApi:
         self.publisher = publisher
         self._ready = ready
         self.session: aiohttp.ClientSession | None = None  # opened by the app's lifespan
+        self.retry_budget = RetryBudget(ratio=settings.retry_budget_ratio)
 
     # --- request intake ------------------------------------------------------------------------------
     async def _read_body(self, request: Request) -> bytes:
@@ -159,19 +161,30 @@ class GatewayApi:
                        request.client.host if request.client else "", route)
         tried: set[str] = set()
         last_error = ""
+        deadline = started + self._deadline_s(request)
+        self.retry_budget.on_request(time.monotonic())
         for attempt in range(self.settings.max_attempts):
-            candidates = self.fleet.candidates(model, time.monotonic(), tried)
+            now = time.monotonic()
+            candidates = self.fleet.candidates(model, now, tried)
             if not candidates:
+                break
+            if time.perf_counter() >= deadline:
+                last_error = "request deadline passed"
+                break
+            if attempt and not self.retry_budget.try_spend(now):
+                self.metrics.retries.labels("budget_exhausted").inc()
+                last_error += "; retry budget exhausted"
                 break
             decision = policy.choose(route, candidates)
             backend = self.fleet.backends[decision.backend_id]
             tried.add(backend.id)
             self._acquire(backend, route)
+            timeout = aiohttp.ClientTimeout(total=max(0.001, deadline - time.perf_counter()),
+                                            sock_connect=self.settings.upstream_connect_timeout_s)
             try:
-                upstream = await self.session.post(backend.url + endpoint, data=body, headers=headers)
+                upstream = await self.session.post(backend.url + endpoint, data=body, headers=headers, timeout=timeout)
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
-                self._release(backend, route, failed=True)
-                self.fleet.eject(backend.id, time.monotonic() + self.settings.local_ejection_s)
+                self._release(backend, route, failed=True, refused=isinstance(exc, aiohttp.ClientConnectorError))
                 self.metrics.retries.labels("connect").inc()
                 last_error = f"{backend.id}: {type(exc).__name__}"
                 self._failed_attempt(ctx, backend, 0, type(exc).__name__)
@@ -181,7 +194,7 @@ class GatewayApi:
             if upstream.status in _RETRYABLE_STATUS and has_next:
                 await upstream.read()
                 upstream.release()
-                self._release(backend, route, failed=True)
+                self._release(backend, route, failed=upstream.status != 429)  # 429 is load, not ill health
                 self.metrics.retries.labels(str(upstream.status)).inc()
                 last_error = f"{backend.id}: HTTP {upstream.status}"
                 self._failed_attempt(ctx, backend, upstream.status, f"HTTP {upstream.status}")
@@ -237,23 +250,40 @@ class GatewayApi:
                 upstream.release()
             else:
                 upstream.close()  # cancels the upstream request (client gone or stream broken)
-            self._release(backend, ctx.route, failed=bool(error))
+            self._release(backend, ctx.route, failed=bool(error), verdict=complete or bool(error))
             if not complete and not error:
                 status, error = 499, "client disconnected"
             self._finish(ctx, backend, status, meter.result(), ttft_ms, error, decision)
 
     # --- bookkeeping ---------------------------------------------------------------------------------
     def _acquire(self, backend: Backend, route: RouteRequest) -> None:
+        backend.breaker.acquire(time.monotonic())
         backend.inflight += 1
         backend.inflight_prompt_tokens += route.prompt_tokens
         backend.inflight_output_tokens += route.max_tokens
         self.metrics.inflight.labels(backend.id).inc()
 
-    def _release(self, backend: Backend, route: RouteRequest, failed: bool) -> None:
+    def _deadline_s(self, request: Request) -> float:
+        header = request.headers.get("x-tmx-deadline-ms", "")
+        if header.isdigit() and int(header) > 0:
+            return min(int(header) / 1000, self.settings.request_deadline_s)
+        return self.settings.request_deadline_s
+
+    def _release(self, backend: Backend, route: RouteRequest, failed: bool, *, refused: bool = False,
+                 verdict: bool = True) -> None:
+        """`failed`: the backend failed this attempt (5xx, broken connection) — its breaker counts it;
+        `refused`: it refused the connection — the breaker opens at once; `verdict=False`: no evidence either
+        way (the client left)."""
         backend.inflight -= 1
         backend.inflight_prompt_tokens -= route.prompt_tokens
         backend.inflight_output_tokens -= route.max_tokens
         self.metrics.inflight.labels(backend.id).dec()
+        if not verdict:
+            backend.breaker.release_trial()
+        elif failed:
+            backend.breaker.failure(time.monotonic(), hard=refused)
+        else:
+            backend.breaker.success()
         if failed:
             backend.failed += 1
         else:
@@ -312,7 +342,7 @@ class GatewayApi:
         now = time.monotonic()
         return JSONResponse({"backends": [
             {"id": b.id, "url": b.url, "models": list(b.models), "state": b.state.value, "routable": b.routable(now),
-             "inflight": b.inflight, "served": b.served, "failed": b.failed,
+             "inflight": b.inflight, "served": b.served, "failed": b.failed, "breaker": b.breaker.state.value,
              "engine_load": None if b.load is None else {
                  "running": b.load.running, "waiting": b.load.waiting, "kv_cache_usage": b.load.kv_cache_usage,
                  "prefix_cache_hit_rate": b.load.prefix_cache_hit_rate, "age_s": round(now - b.load.at, 3)}}

@@ -19,7 +19,10 @@ class Settings(BaseSettings):
     upstream_connect_timeout_s: float = 2.0
     upstream_timeout_s: float = 600.0
     max_attempts: int = 3  # backends tried per request before giving up
-    local_ejection_s: float = 5.0  # a backend that refuses a connection sits out this long
+    breaker_threshold: int = 3  # consecutive failures that open a backend's circuit breaker
+    breaker_cooldown_s: float = 2.0  # first open period; doubles on each re-open up to 30 s
+    retry_budget_ratio: float = 0.2  # retries may add at most this share of requests
+    request_deadline_s: float = 600.0  # per request, all attempts included (header x-tmx-deadline-ms overrides)
     event_queue_size: int = 10_000
     spool_path: str = ".tmx/gateway-events.spool"  # events waiting for NATS survive here (bounded)
     spool_max_bytes: int = 64 * 1024 * 1024

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from tmx_config import FleetFile
+from tmx_gateway.domain.resilience import BreakerState, CircuitBreaker
 
 
 class State(str, Enum):
@@ -43,10 +44,10 @@ class Backend:
     weight: float = 1.0
     state: State = State.UNKNOWN
     inflight: int = 0
-    ejected_until: float = 0.0
     served: int = 0
     failed: int = 0
     load: EngineLoad | None = None
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     inflight_prompt_tokens: int = 0  # estimated prompt tokens of requests in flight (prefill work queued)
     inflight_output_tokens: int = 0  # max_tokens of requests in flight (decode work queued)
     ewma_latency_ms: float = 0.0  # 0 until the first response
@@ -59,7 +60,7 @@ class Backend:
             self.ewma_ttft_ms = ttft_ms if not self.ewma_ttft_ms else alpha * ttft_ms + (1 - alpha) * self.ewma_ttft_ms
 
     def routable(self, now: float) -> bool:
-        return self.state in ROUTABLE and now >= self.ejected_until
+        return self.state in ROUTABLE and self.breaker.allows(now)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class CatalogueEntry:
 @dataclass
 class FleetView:
     backends: dict[str, Backend] = field(default_factory=dict)
+    breaker_threshold: int = 3
+    breaker_cooldown_s: float = 2.0
     _aliases: dict[str, str] = field(default_factory=dict)
     _context: dict[str, int] = field(default_factory=dict)
 
@@ -81,9 +84,9 @@ class FleetView:
         fresh: dict[str, Backend] = {}
         for spec in fleet.backends:
             old = self.backends.get(spec.id)
-            backend = Backend(spec.id, spec.url, tuple(spec.models), spec.weight)
+            backend = Backend(spec.id, spec.url, tuple(spec.models), spec.weight, breaker=self._breaker())
             if old is not None and old.url == spec.url:
-                backend.state, backend.inflight, backend.ejected_until = old.state, old.inflight, old.ejected_until
+                backend.state, backend.inflight, backend.breaker = old.state, old.inflight, old.breaker
                 backend.served, backend.failed = old.served, old.failed
             fresh[spec.id] = backend
         self.backends = fresh
@@ -96,18 +99,22 @@ class FleetView:
         if backend is None:
             if not url:
                 return False
-            backend = self.backends[backend_id] = Backend(backend_id, url, models)
+            backend = self.backends[backend_id] = Backend(backend_id, url, models, breaker=self._breaker())
         elif models:
             backend.models = models
         backend.state = state
         if state == State.HEALTHY:
-            backend.ejected_until = 0.0
+            backend.breaker.success()  # the health service's probes vouch for it again
         return True
 
+    def _breaker(self) -> CircuitBreaker:
+        return CircuitBreaker(threshold=self.breaker_threshold, cooldown_s=self.breaker_cooldown_s)
+
     def eject(self, backend_id: str, until: float) -> None:
-        """Take a backend out locally at once, before the health service has noticed."""
+        """Take a backend out locally until `until` (its breaker forced open), whatever health says."""
         if backend_id in self.backends:
-            self.backends[backend_id].ejected_until = until
+            breaker = self.backends[backend_id].breaker
+            breaker.state, breaker.opened_until = BreakerState.OPEN, until
 
     def resolve_model(self, name: str) -> str | None:
         canonical = self._aliases.get(name, name)
