@@ -41,6 +41,16 @@ def test_passive_failures_take_a_backend_down_but_only_probes_bring_it_back():
     assert b.observe(True, T).current == State.RECOVERING
 
 
+def test_a_gray_failure_goes_down_although_probes_pass():
+    b = BackendHealth("a", "http://a", state=State.HEALTHY)
+    b.observe(False, T, error="HTTP 500", passive=True)
+    assert b.observe(True, T) is None and b.state == State.SUSPECT  # /health is fine, requests are not
+    b.observe(False, T, error="HTTP 500", passive=True)
+    b.observe(True, T)
+    assert b.observe(False, T, error="HTTP 500", passive=True).current == State.UNHEALTHY
+    assert b.observe(True, T).current == State.RECOVERING  # then probes alone bring it back
+
+
 def test_a_failure_while_recovering_goes_straight_back_down():
     b = BackendHealth("a", "http://a", state=State.UNHEALTHY)
     b.observe(True, T)

@@ -58,7 +58,8 @@ class BackendHealth:
     last_error: str = ""
     last_probe_ms: int = 0
     last_latency_ms: float = 0.0
-    passive_failures: int = 0
+    passive_failures: int = 0  # all failed requests reported by gateways
+    passive_streak: int = 0  # consecutive ones, since the last successful request
     context_length: int = 0
     thresholds: Thresholds | None = None  # per-backend override
     interval_s: float | None = None
@@ -72,21 +73,27 @@ class BackendHealth:
 
     def observe(self, ok: bool, thresholds: Thresholds, *, error: str = "", latency_ms: float = 0.0,
                 now_ms: int = 0, passive: bool = False) -> Transition | None:
+        """Probes and gateways' requests keep separate failure streaks: a backend that answers /health but
+        fails requests (a gray failure) still goes down, because a good probe does not erase request
+        failures; only a successful request does."""
         t = self.thresholds or thresholds
         if not passive:
             self.last_probe_ms, self.last_latency_ms = now_ms, latency_ms
         if ok:
-            self.consecutive_successes += 1
-            self.consecutive_failures = 0
-            if not passive:
+            if passive:
+                self.passive_streak = 0
+            else:
+                self.consecutive_successes += 1
+                self.consecutive_failures = 0
                 self.last_error = ""
             if self.state == State.DRAINING:
                 return None
+            clean = self.consecutive_failures == 0 and self.passive_streak == 0
             if self.state == State.SUSPECT:
-                return self._move(State.HEALTHY, "request succeeded" if passive else "probe succeeded")
+                return self._move(State.HEALTHY, "request succeeded" if passive else "probe succeeded") if clean else None
             if passive:
                 return None
-            if self.state == State.UNKNOWN:
+            if self.state == State.UNKNOWN and clean:
                 return self._move(State.HEALTHY, "first good probe")
             if self.state == State.UNHEALTHY:
                 if t.rise <= 1:
@@ -95,18 +102,22 @@ class BackendHealth:
             if self.state == State.RECOVERING and self.consecutive_successes >= t.rise:
                 return self._move(State.HEALTHY, f"{self.consecutive_successes} consecutive good probes")
             return None
-        self.consecutive_failures += 1
+        if passive:
+            self.passive_streak += 1
+            self.passive_failures += 1
+        else:
+            self.consecutive_failures += 1
         self.consecutive_successes = 0
         self.last_error = error
-        if passive:
-            self.passive_failures += 1
         source = "failed requests" if passive else "failed probes"
+        streak = self.passive_streak if passive else self.consecutive_failures
         if self.state == State.DRAINING:
             return None
         if self.state == State.RECOVERING:
             return self._move(State.UNHEALTHY, f"failed while recovering: {error}")
-        if self.state in (State.HEALTHY, State.SUSPECT, State.UNKNOWN) and self.consecutive_failures >= t.fall:
-            return self._move(State.UNHEALTHY, f"{self.consecutive_failures} consecutive {source}: {error}")
+        if self.state in (State.HEALTHY, State.SUSPECT, State.UNKNOWN) and streak >= t.fall:
+            self.passive_streak = 0  # from here only probes decide, and they start afresh
+            return self._move(State.UNHEALTHY, f"{streak} consecutive {source}: {error}")
         if self.state == State.HEALTHY:
             return self._move(State.SUSPECT, f"{source[:-1]}: {error}")
         return None
