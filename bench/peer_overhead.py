@@ -1,0 +1,204 @@
+"""Gateway overhead side by side: direct vs Tensormux vs vllm-router vs LiteLLM proxy, on the same instant
+fake backend (nginx returning a fixed chat completion, or a fixed SSE stream), with the same load generator
+(wrk), at 1 and 64 connections, non-streaming and streaming.
+
+Tensormux runs as `tmx up` runs it, with routing, metering and audit publishing to NATS on. The peers run
+from their own venvs under bench/.venvs (created on first use: `pip install vllm-router` and
+`pip install 'litellm[proxy]'`); nginx and wrk come from Debian (`apt-get install nginx-light wrk`).
+Run: `python bench/peer_overhead.py [--seconds 5]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import save  # noqa: E402
+
+from tmx_cli.ports import free_port  # noqa: E402
+from tmx_cli.stack import Stack, StackConfig  # noqa: E402
+from tmx_config import BackendSpec, FleetFile  # noqa: E402
+from tmx_config.fleet import dump_fleet  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+VENVS = HERE / ".venvs"
+COMPLETION = {"id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "json-model",
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}],
+              "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}
+
+
+def sse_body() -> str:
+    chunk = lambda delta, finish=None: {"id": "chatcmpl-bench", "object": "chat.completion.chunk",  # noqa: E731
+                                        "created": 0, "model": "sse-model",
+                                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    events = [chunk({"role": "assistant", "content": ""})] + [chunk({"content": f" w{i}"}) for i in range(8)] + \
+        [chunk({}, "stop")]
+    return "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+
+
+def nginx_conf(root: Path, json_port: int, sse_port: int) -> Path:
+    def server(port: int, model: str, content_type: str, body: str) -> str:
+        escaped = body.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+        models = json.dumps({"object": "list", "data": [{"id": model, "object": "model", "max_model_len": 8192}]})
+        return f"""
+  server {{
+    listen 127.0.0.1:{port} reuseport; access_log off;
+    location = /health {{ return 200 ''; }}
+    location = /v1/models {{ default_type application/json; return 200 '{models}'; }}
+    location / {{ default_type {content_type}; return 200 '{escaped}'; }}
+  }}"""
+    conf = root / "nginx.conf"
+    conf.write_text(f"""daemon off; worker_processes 1; pid {root}/nginx.pid; error_log {root}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+  client_body_temp_path {root}; proxy_temp_path {root}; fastcgi_temp_path {root}; uwsgi_temp_path {root};
+  scgi_temp_path {root}; keepalive_requests 1000000;
+{server(json_port, "json-model", "application/json", json.dumps(COMPLETION))}
+{server(sse_port, "sse-model", "text/event-stream", sse_body())}
+}}""")
+    return conf
+
+
+def ensure_venv(name: str, requirement: str) -> Path:
+    venv = VENVS / name
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", requirement], check=True)
+    return venv
+
+
+def wait_http(url: str, timeout: float = 60.0, headers: dict | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2) as resp:
+                if resp.status < 500:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def wrk(url: str, model: str, stream: bool, connections: int, seconds: float, token: str = "") -> dict:
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "ping"}], "stream": stream,
+                       "max_tokens": 8})
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    auth = f'wrk.headers["Authorization"] = "Bearer {token}"\n' if token else ""
+    script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+                      f'wrk.headers["Content-Type"] = "application/json"\n{auth}')
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+                          f"{url}/v1/chat/completions"], capture_output=True, text=True, timeout=seconds + 30).stdout
+    script.unlink()
+
+    def latency(pct: str) -> float:
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not match:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"rps": float(rps.group(1)) if rps else 0.0, "p50_ms": latency("50"), "p99_ms": latency("99"),
+            "non_2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(0) if errors else ""}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--peers", default="vllm-router,litellm")
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(f"{tool} not found: apt-get install nginx-light wrk")
+    peers = args.peers.split(",") if args.peers else []
+    procs: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        json_port, sse_port = free_port(), free_port()
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        procs.append(subprocess.Popen([nginx, "-c", str(nginx_conf(root, json_port, sse_port)), "-p", str(root)]))
+        backends = {"json": f"http://127.0.0.1:{json_port}", "sse": f"http://127.0.0.1:{sse_port}"}
+        wait_http(backends["json"] + "/health")
+        fleet = root / "fleet.yaml"
+        dump_fleet(FleetFile(backends=(BackendSpec(id="json", url=backends["json"], models=("json-model",)),
+                                       BackendSpec(id="sse", url=backends["sse"], models=("sse-model",)))), fleet)
+        stack = Stack(StackConfig(data_dir=root / "stack", fleet_file=fleet, gateway_port=0, health_port=0,
+                                  planner_port=0, registry_port=0, nats_port=0, forge_worker=False))
+        stack.start()
+        targets: dict[str, dict[str, tuple[str, str]]] = {
+            "direct": {m: (backends[m], "") for m in backends},
+            "tensormux": {m: (stack.urls["gateway"], "") for m in backends},
+        }
+        try:
+            if "vllm-router" in peers:
+                venv = ensure_venv("vllm-router", "vllm-router")
+                targets["vllm-router"] = {}
+                for mode, url in backends.items():
+                    port = free_port()
+                    procs.append(subprocess.Popen(
+                        [str(venv / "bin" / "vllm-router"), "--host", "127.0.0.1", "--port", str(port),
+                         "--worker-urls", url, "--policy", "round_robin", "--log-level", "warning"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                    wait_http(f"http://127.0.0.1:{port}/health")
+                    targets["vllm-router"][mode] = (f"http://127.0.0.1:{port}", "")
+            if "litellm" in peers:
+                venv = ensure_venv("litellm", "litellm[proxy]")
+                config = root / "litellm.yaml"
+                config.write_text(json.dumps({
+                    "model_list": [{"model_name": f"{m}-model", "litellm_params": {
+                        "model": f"openai/{m}-model", "api_base": f"{backends[m]}/v1", "api_key": "none"}}
+                        for m in backends],
+                    "general_settings": {"master_key": "sk-bench"},
+                    "litellm_settings": {"telemetry": False}}))
+                port = free_port()
+                env = {**os.environ, "LITELLM_LOG": "ERROR"}
+                procs.append(subprocess.Popen([str(venv / "bin" / "litellm"), "--config", str(config), "--port",
+                                               str(port), "--host", "127.0.0.1", "--num_workers", "1"],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+                wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=120)
+                targets["litellm"] = {m: (f"http://127.0.0.1:{port}", "sk-bench") for m in backends}
+            rows = []
+            for mode in ("json", "sse"):
+                for connections in (1, 64):
+                    direct = None
+                    for name, by_mode in targets.items():
+                        url, token = by_mode[mode]
+                        result = wrk(url, f"{mode}-model", mode == "sse", connections, args.seconds, token)
+                        direct = direct or result
+                        row = {"target": name, "stream": mode == "sse", "connections": connections, **result,
+                               "added_p50_ms": result["p50_ms"] - direct["p50_ms"]}
+                        rows.append(row)
+                        print(f"{'stream' if mode == 'sse' else 'json':6} c={connections:<3} {name:12} "
+                              f"{result['rps']:9.0f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f}"
+                              f" ms  added p50 {row['added_p50_ms']:+.2f} ms  non-2xx {result['non_2xx']}",
+                              flush=True)
+        finally:
+            stack.stop()
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    save("peer_overhead", rows, "instant nginx backend; wrk -t1, same body for all; Tensormux with routing, "
+         "metering and NATS audit on; everything on this machine's 2 cores")
+
+
+if __name__ == "__main__":
+    main()
