@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/planner_accuracy.py
 	$(BIN)/python bench/fault_recovery.py
 	$(BIN)/python bench/audit_cost.py
+	$(BIN)/python bench/routing_quality.py
+	$(BIN)/python bench/peer_overhead.py
 
 clean:
 	rm -rf $(VENV) .tmx

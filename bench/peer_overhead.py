@@ -99,7 +99,7 @@ def wrk(url: str, model: str, stream: bool, connections: int, seconds: float, to
     auth = f'wrk.headers["Authorization"] = "Bearer {token}"\n' if token else ""
     script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
                       f'wrk.headers["Content-Type"] = "application/json"\n{auth}')
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
                           f"{url}/v1/chat/completions"], capture_output=True, text=True, timeout=seconds + 30).stdout
     script.unlink()
 
@@ -150,11 +150,15 @@ def main() -> None:
                 targets["vllm-router"] = {}
                 for mode, url in backends.items():
                     port = free_port()
+                    log = open(root / f"vllm-router-{mode}.log", "wb")
                     procs.append(subprocess.Popen(
                         [str(venv / "bin" / "vllm-router"), "--host", "127.0.0.1", "--port", str(port),
-                         "--worker-urls", url, "--policy", "round_robin", "--log-level", "warning"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-                    wait_http(f"http://127.0.0.1:{port}/health")
+                         "--worker-urls", url, "--policy", "round_robin", "--prometheus-port", str(free_port())],
+                        stdout=log, stderr=subprocess.STDOUT))
+                    try:
+                        wait_http(f"http://127.0.0.1:{port}/health")
+                    except TimeoutError:
+                        raise SystemExit("vllm-router did not start:\n" + (root / f"vllm-router-{mode}.log").read_text()[-2000:])
                     targets["vllm-router"][mode] = (f"http://127.0.0.1:{port}", "")
             if "litellm" in peers:
                 venv = ensure_venv("litellm", "litellm[proxy]")
@@ -167,10 +171,14 @@ def main() -> None:
                     "litellm_settings": {"telemetry": False}}))
                 port = free_port()
                 env = {**os.environ, "LITELLM_LOG": "ERROR"}
+                log = open(root / "litellm.log", "wb")
                 procs.append(subprocess.Popen([str(venv / "bin" / "litellm"), "--config", str(config), "--port",
                                                str(port), "--host", "127.0.0.1", "--num_workers", "1"],
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
-                wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=120)
+                                              stdout=log, stderr=subprocess.STDOUT, env=env))
+                try:
+                    wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
+                except TimeoutError:
+                    raise SystemExit("LiteLLM did not start:\n" + (root / "litellm.log").read_text()[-2000:])
                 targets["litellm"] = {m: (f"http://127.0.0.1:{port}", "sk-bench") for m in backends}
             rows = []
             for mode in ("json", "sse"):
