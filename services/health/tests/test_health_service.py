@@ -19,6 +19,25 @@ from tmx_health.app import serve
 from tmx_health.settings import Settings
 
 
+@pytest.fixture
+async def bus(nats_url):
+    bus = await EventBus.connect(nats_url, name="test")
+    await bus.provision()
+    yield bus
+    await bus.close()
+
+
+async def collect(bus: EventBus, subject: str) -> list:
+    """Every event published on `subject` from now on, decoded, in arrival order."""
+    received: list = []
+
+    async def on_msg(msg):
+        received.append(decode(msg.data, msg.headers))
+
+    await bus.nc.subscribe(subject, cb=on_msg)
+    return received
+
+
 @contextlib.asynccontextmanager
 async def running_health(tmp_path, nats_url, backends):
     from conftest import free_port
@@ -48,20 +67,13 @@ async def running_health(tmp_path, nats_url, backends):
         await asyncio.wait_for(task, 10)
 
 
-async def test_probes_publish_transitions_and_keep_state_in_kv(asgi_server, tmp_path, nats_url, tmx_async_wait):
+async def test_probes_publish_transitions_and_keep_state_in_kv(asgi_server, tmp_path, nats_url, bus, tmx_async_wait):
     from conftest import free_port
 
     settings = SimSettings(models="m", time_scale=0.01)
     runner = build_runner(settings)
     dead_url = f"http://127.0.0.1:{free_port()}"
-    bus = await EventBus.connect(nats_url, name="test")
-    await bus.provision()
-    events = []
-
-    async def on_event(msg):
-        events.append(decode(msg.data, msg.headers))
-
-    sub = await bus.nc.subscribe(subjects.ALL_HEALTH, cb=on_event)
+    events = await collect(bus, subjects.ALL_HEALTH)
     async with asgi_server(SimApi(settings, runner, Faults(), lambda: None).app(), lifespan="off") as (url, server):
         async with running_health(tmp_path, nats_url, [("live", url), ("dead", dead_url)]) as stub:
             await tmx_async_wait(lambda: {(e.backend_id, e.current) for e in events} >= {
@@ -81,16 +93,12 @@ async def test_probes_publish_transitions_and_keep_state_in_kv(asgi_server, tmp_
             server.should_exit = True
             await tmx_async_wait(lambda: any(e.backend_id == "live" and e.current == events_pb2.BACKEND_STATE_UNHEALTHY
                                              for e in events), 10, what="live -> unhealthy")
-    await sub.unsubscribe()
-    await bus.close()
 
 
-async def test_a_restarted_service_resumes_from_kv(tmp_path, nats_url):
+async def test_a_restarted_service_resumes_from_kv(tmp_path, nats_url, bus):
     from conftest import free_port
 
     dead_url = f"http://127.0.0.1:{free_port()}"
-    bus = await EventBus.connect(nats_url, name="test")
-    await bus.provision()
     kv = await bus.backends_kv()
     await kv.put("dead", events_pb2.BackendStateChanged(
         backend_id="dead", url=dead_url, current=events_pb2.BACKEND_STATE_UNHEALTHY, consecutive_failures=9,
@@ -98,7 +106,6 @@ async def test_a_restarted_service_resumes_from_kv(tmp_path, nats_url):
     async with running_health(tmp_path, nats_url, [("dead", dead_url)]) as stub:
         backend = await stub.GetBackend(health_pb2.GetBackendRequest(id="dead"))
         assert backend.state == events_pb2.BACKEND_STATE_UNHEALTHY  # not UNKNOWN: it resumed
-    await bus.close()
 
 
 async def test_registration_and_errors(tmp_path, nats_url):
@@ -121,17 +128,10 @@ async def test_registration_and_errors(tmp_path, nats_url):
         assert not (await stub.ListBackends(health_pb2.ListBackendsRequest())).backends
 
 
-async def test_passive_signals_model_discovery_and_draining(asgi_server, tmp_path, nats_url, tmx_async_wait):
+async def test_passive_signals_model_discovery_and_draining(asgi_server, tmp_path, nats_url, bus, tmx_async_wait):
     settings = SimSettings(models="m", time_scale=0.01, max_model_len=512)
     runner = build_runner(settings)
-    bus = await EventBus.connect(nats_url, name="test")
-    await bus.provision()
-    events = []
-
-    async def on_event(msg):
-        events.append(decode(msg.data, msg.headers))
-
-    sub = await bus.nc.subscribe(subjects.ALL_HEALTH, cb=on_event)
+    events = await collect(bus, subjects.ALL_HEALTH)
 
     def states():
         return [e.current for e in events]
@@ -171,23 +171,14 @@ async def test_passive_signals_model_discovery_and_draining(asgi_server, tmp_pat
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.DrainBackend(health_pb2.DrainBackendRequest(id="ghost", drain=True))
             assert info.value.code() == grpc.StatusCode.NOT_FOUND
-    await sub.unsubscribe()
-    await bus.close()
 
 
-async def test_engine_metrics_become_load_snapshots(asgi_server, tmp_path, nats_url, tmx_async_wait):
+async def test_engine_metrics_become_load_snapshots(asgi_server, tmp_path, nats_url, bus, tmx_async_wait):
     import aiohttp
 
     settings = SimSettings(models="m", time_scale=0.01)
     runner = build_runner(settings)
-    bus = await EventBus.connect(nats_url, name="test")
-    await bus.provision()
-    loads = []
-
-    async def on_load(msg):
-        loads.append(decode(msg.data, msg.headers))
-
-    sub = await bus.nc.subscribe(subjects.ALL_LOAD, cb=on_load)
+    loads = await collect(bus, subjects.ALL_LOAD)
     runner.start()
     async with asgi_server(SimApi(settings, runner, Faults(), lambda: None).app(), lifespan="off") as (url, _):
         async with running_health(tmp_path, nats_url, [("live", url)]):
@@ -201,5 +192,3 @@ async def test_engine_metrics_become_load_snapshots(asgi_server, tmp_path, nats_
             await tmx_async_wait(lambda: any(0 < s.prefix_cache_hit_rate < 1 for s in loads), 10,
                                  what="hit rate reported")
     await runner.stop()
-    await sub.unsubscribe()
-    await bus.close()

@@ -11,7 +11,7 @@ from tensormux.events.v1 import events_pb2
 from tensormux.health.v1 import health_pb2, health_pb2_grpc
 from tmx_config import load_fleet
 from tmx_eventbus import EventBus
-from tmx_grpcserver import GrpcServer
+from tmx_grpcserver import GrpcServer, serve_until
 from tmx_health.domain.directory import Directory
 from tmx_health.domain.state_machine import Thresholds
 from tmx_health.events import HEALTH_SIGNALS, StatePublisher, passive_verdict
@@ -60,17 +60,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                         host=settings.host, port=settings.port)
     await server.start()
     start_metrics_server(settings.metrics_port)
-    probing = asyncio.create_task(monitor.run(), name="probe-loops")
-    passive = asyncio.create_task(bus.consume(HEALTH_SIGNALS, _passive_handler(monitor), batch=256),
-                                  name="passive-signals")
-    await server.mark_serving()
     log.info("health serving", extra={"port": server.port, "backends": len(directory.backends), "resumed": resumed})
-    try:
-        await stop.wait()
-    finally:
-        probing.cancel()
-        passive.cancel()
-        await asyncio.gather(probing, passive, return_exceptions=True)
-        await server.stop()
-        await session.close()
-        await bus.close()
+    await serve_until(stop, server, background={
+        "probe-loops": monitor.run(),
+        "passive-signals": bus.consume(HEALTH_SIGNALS, _passive_handler(monitor), batch=256),
+    }, cleanup=[session.close, bus.close])

@@ -9,7 +9,7 @@ import logging
 from tensormux.planner.v1 import planner_pb2, planner_pb2_grpc
 from tmx_config import load_fleet
 from tmx_eventbus import EventBus
-from tmx_grpcserver import GrpcServer
+from tmx_grpcserver import GrpcServer, serve_until
 from tmx_planner.domain.fleet_learning import DeclaredBackend, FleetLearner
 from tmx_planner.events import OutcomeFeed
 from tmx_planner.grpc_api import PlannerServicer
@@ -34,19 +34,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                           SERVICE_NAME)], host=settings.host, port=settings.port)
     await server.start()
     start_metrics_server(settings.metrics_port)
-    bus, tasks = None, []
+    background, cleanup = {}, []
     if settings.nats_url:
         bus = await EventBus.connect(settings.nats_url, name="planner")
         await bus.provision()
-        tasks.append(asyncio.create_task(OutcomeFeed(bus, learner).run(), name="outcome-feed"))
-    await server.mark_serving()
+        background["outcome-feed"], cleanup = OutcomeFeed(bus, learner).run(), [bus.close]
     log.info("planner serving", extra={"port": server.port, "declared_backends": len(learner.declared)})
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if bus:
-            await bus.close()
+    await serve_until(stop, server, background, cleanup)

@@ -8,7 +8,7 @@ import logging
 from tensormux.forge.v1 import forge_pb2, forge_pb2_grpc
 from tensormux.registry.v1 import registry_pb2, registry_pb2_grpc
 from tmx_eventbus import EventBus
-from tmx_grpcserver import GrpcServer
+from tmx_grpcserver import GrpcServer, serve_until
 from tmx_registry.db.migrate import upgrade
 from tmx_registry.events import JobWatchHub, RegistryEvents
 from tmx_registry.grpc_api import ForgeServicer, RegistryServicer
@@ -42,18 +42,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     )
     await server.start()
     start_metrics_server(settings.metrics_port)
-    tasks = [
-        asyncio.create_task(events.consume_progress(), name="progress-consumer"),
-        asyncio.create_task(events.redispatch_loop(settings.redispatch_interval_s), name="outbox"),
-    ]
-    await server.mark_serving()
     log.info("registry serving", extra={"port": server.port})
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await bus.close()
-        engine.dispose()
+    await serve_until(stop, server, background={
+        "progress-consumer": events.consume_progress(),
+        "outbox": events.redispatch_loop(settings.redispatch_interval_s),
+    }, cleanup=[bus.close, engine.dispose])
