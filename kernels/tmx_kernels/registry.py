@@ -9,7 +9,14 @@ from types import ModuleType
 
 import torch
 
-_OPS = {"rmsnorm": "tmx_kernels.ops.rmsnorm"}
+# op name -> (module, attribute holding its OpSpec)
+_OPS = {
+    "rmsnorm": ("tmx_kernels.ops.rmsnorm", "SPEC"),
+    "fused_add_rmsnorm": ("tmx_kernels.ops.fused_add_rmsnorm", "SPEC"),
+    "swiglu": ("tmx_kernels.ops.swiglu", "SWIGLU"),
+    "geglu": ("tmx_kernels.ops.swiglu", "GEGLU"),
+    "softmax": ("tmx_kernels.ops.softmax", "SPEC"),
+}
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ def op_names() -> list[str]:
 
 def get_op(name: str) -> OpSpec:
     try:
-        module = importlib.import_module(_OPS[name])
+        module_name, attribute = _OPS[name]
     except KeyError:
         raise KeyError(f"unknown op {name!r}; known: {', '.join(op_names())}") from None
-    return module.SPEC
+    return getattr(importlib.import_module(module_name), attribute)

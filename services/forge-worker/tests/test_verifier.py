@@ -23,3 +23,9 @@ async def test_a_candidate_that_runs_too_long_is_killed():
     result = await verify("rmsnorm", "float32", "cpu", [[4, 64]], {"num_warps": 1, "rows_per_program": 1},
                           seed=1, repeats=1, timeout_s=0.2)
     assert not result.ok and "timed out" in result.reason
+
+
+async def test_every_output_of_a_multi_output_op_is_verified():
+    result = await verify("fused_add_rmsnorm", "float16", "cpu", [[3, 40]], {"num_warps": 2, "rows_per_program": 1},
+                          seed=9, repeats=1, timeout_s=120)
+    assert result.ok, result.reason

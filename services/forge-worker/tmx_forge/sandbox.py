@@ -21,6 +21,10 @@ def _dtype(name: str):
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
+def _outputs(result) -> tuple:
+    return result if isinstance(result, tuple) else (result,)
+
+
 def _time(fn, device: str) -> float:
     import torch
 
@@ -47,13 +51,17 @@ def run(request: dict) -> dict:
     for i, shape in enumerate(request["shapes"]):
         key = "x".join(map(str, shape))
         inputs = op.make_inputs(shape, dtype, request["seed"] + i, device)
-        expected = op.reference(*inputs)
-        got = op.launch(*inputs, **config)
-        if got.shape != expected.shape or got.dtype != expected.dtype:
-            return {"ok": False, "reason": f"shape {key}: output {tuple(got.shape)}/{got.dtype} != reference"}
-        if not torch.allclose(got.float(), expected.float(), atol=tol.atol, rtol=tol.rtol):
-            err = (got.float() - expected.float()).abs().max().item()
-            return {"ok": False, "reason": f"shape {key}: max abs error {err:.3g} exceeds atol {tol.atol}"}
+        expected = _outputs(op.reference(*inputs))
+        got = _outputs(op.launch(*inputs, **config))
+        if len(got) != len(expected):
+            return {"ok": False, "reason": f"shape {key}: {len(got)} outputs, the reference has {len(expected)}"}
+        for n, (g, e) in enumerate(zip(got, expected)):
+            if g.shape != e.shape or g.dtype != e.dtype:
+                return {"ok": False, "reason": f"shape {key}: output {n} {tuple(g.shape)}/{g.dtype} != reference"}
+            if not torch.allclose(g.float(), e.float(), atol=tol.atol, rtol=tol.rtol):
+                err = (g.float() - e.float()).abs().max().item()
+                return {"ok": False, "reason": f"shape {key}: output {n} max abs error {err:.3g} exceeds atol "
+                                              f"{tol.atol}"}
         op.launch(*inputs, **config), op.baseline(*inputs)  # warm-up (compilation, caches)
         cand, base = [], []
         for _ in range(repeats):  # interleaved so drift hits both sides alike
