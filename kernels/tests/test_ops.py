@@ -8,7 +8,9 @@ from tmx_kernels import get_op, op_names
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 SHAPES = {"fused_add_rmsnorm": [(1, 1), (7, 33), (3, 5, 129)], "swiglu": [(1,), (7, 33), (3, 1000)],
-          "geglu": [(1,), (7, 33), (3, 1000)], "softmax": [(1, 1), (7, 33), (5, 300)]}
+          "geglu": [(1,), (7, 33), (3, 1000)], "softmax": [(1, 1), (7, 33), (5, 300)],
+          "layernorm": [(1, 1), (7, 33), (3, 2500)], "rope_neox": [(1, 1, 2), (5, 3, 64), (3, 2, 96)],
+          "rope_gptj": [(1, 1, 2), (5, 3, 64), (3, 2, 96)]}
 
 
 def outputs(result):
@@ -32,13 +34,14 @@ def test_matches_reference(name, shape, dtype):
 
 
 def test_every_op_carries_what_a_search_and_a_benchmark_need():
-    assert {"rmsnorm", "fused_add_rmsnorm", "swiglu", "geglu", "softmax"} <= set(op_names())
+    assert {"rmsnorm", "fused_add_rmsnorm", "swiglu", "geglu", "softmax", "layernorm", "rope_neox",
+            "rope_gptj"} <= set(op_names())
     for name in op_names():
         op = get_op(name)
         assert op.name == name and set(op.tolerances) == set(DTYPES)
         assert all(t.why for t in op.tolerances.values())
         assert all(op.default_config[k] in v for k, v in op.search_space.items())
-        shape = (4, 64)
+        shape = (4, 2, 64) if name.startswith("rope") else (4, 64)
         assert op.bytes_moved(shape, torch.float16) > 0 and op.flops(shape) > 0
 
 
@@ -66,3 +69,20 @@ def test_softmax_masks_variable_lengths_and_survives_huge_logits():
     assert torch.allclose(y[:2].sum(-1), torch.ones(2))
     with pytest.raises(ValueError, match="lengths"):
         op.launch(x, torch.tensor([5, 1, 1], dtype=torch.int32))
+
+
+def test_layernorm_keeps_the_variance_of_a_large_mean_row_across_tiles():
+    op = get_op("layernorm")
+    x, w, b = op.make_inputs((2, 3000), torch.float32, seed=4)  # mean ~50, 3 tiles of 1024
+    torch.testing.assert_close(op.launch(x, w, b, block_n=1024), op.reference(x, w, b), atol=2e-5, rtol=1e-5)
+    torch.testing.assert_close(op.launch(x, w, b, block_n=64), op.reference(x, w, b), atol=2e-5, rtol=1e-5)
+
+
+def test_rope_layouts_differ_and_position_zero_is_the_identity():
+    x, p = get_op("rope_neox").make_inputs((4, 2, 8), torch.float32, seed=3)
+    neox, gptj = get_op("rope_neox").launch(x, p), get_op("rope_gptj").launch(x, p)
+    assert not torch.allclose(neox, gptj, atol=1e-3)
+    zero = torch.zeros(4, dtype=torch.long)
+    assert torch.equal(get_op("rope_neox").launch(x, zero), x)
+    norms = torch.linalg.vector_norm  # a rotation keeps each pair's length
+    torch.testing.assert_close(norms(gptj.view(4, 2, 4, 2), dim=-1), norms(x.view(4, 2, 4, 2), dim=-1))

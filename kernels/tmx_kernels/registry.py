@@ -16,6 +16,9 @@ _OPS = {
     "swiglu": ("tmx_kernels.ops.swiglu", "SWIGLU"),
     "geglu": ("tmx_kernels.ops.swiglu", "GEGLU"),
     "softmax": ("tmx_kernels.ops.softmax", "SPEC"),
+    "layernorm": ("tmx_kernels.ops.layernorm", "SPEC"),
+    "rope_neox": ("tmx_kernels.ops.rope", "NEOX"),
+    "rope_gptj": ("tmx_kernels.ops.rope", "GPTJ"),
 }
 
 

@@ -1,0 +1,111 @@
+"""Rotary position embeddings applied in place of a copy: x [tokens, heads, head_dim] at `positions`
+[tokens], angle = position x base^(-2i/head_dim), in fp32. Two layouts: GPT-NeoX rotates the two halves
+of each head (i pairs with i + d/2); GPT-J rotates interleaved pairs (2i with 2i + 1)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import triton
+import triton.language as tl
+
+from tmx_kernels.registry import OpSpec, Tolerance
+
+
+@triton.jit
+def _rope_fwd(X, P, Y, n_heads, head_dim, log2_base, HALF: tl.constexpr, NEOX: tl.constexpr):
+    token = tl.program_id(0)
+    head = tl.program_id(1)
+    i = tl.arange(0, HALF)
+    valid = i < head_dim // 2
+    position = tl.load(P + token).to(tl.float32)
+    inv_freq = tl.exp2(-(2.0 * i.to(tl.float32) / head_dim) * log2_base)
+    angle = position * inv_freq
+    cos, sin = tl.cos(angle), tl.sin(angle)
+    base = (token * n_heads + head) * head_dim
+    if NEOX:
+        first, second = i, i + head_dim // 2
+    else:
+        first, second = 2 * i, 2 * i + 1
+    a = tl.load(X + base + first, mask=valid, other=0.0).to(tl.float32)
+    b = tl.load(X + base + second, mask=valid, other=0.0).to(tl.float32)
+    tl.store(Y + base + first, (a * cos - b * sin).to(Y.dtype.element_ty), mask=valid)
+    tl.store(Y + base + second, (b * cos + a * sin).to(Y.dtype.element_ty), mask=valid)
+
+
+def rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0, *, neox: bool = True,
+         num_warps: int = 1) -> torch.Tensor:
+    if x.dim() != 3 or x.shape[-1] % 2:
+        raise ValueError("x must be [tokens, heads, head_dim] with an even head_dim")
+    if positions.shape != (x.shape[0],):
+        raise ValueError("positions must hold one position per token")
+    tokens, heads, head_dim = x.shape
+    x = x.contiguous()
+    y = torch.empty_like(x)
+    _rope_fwd[(tokens, heads)](x, positions.contiguous(), y, heads, head_dim, float(torch.log2(torch.tensor(base))),
+                               HALF=triton.next_power_of_2(head_dim // 2), NEOX=neox, num_warps=num_warps)
+    return y
+
+
+def reference(x, positions, base: float = 10000.0, neox: bool = True):
+    head_dim = x.shape[-1]
+    inv_freq = base ** (-torch.arange(0, head_dim // 2, dtype=torch.float64) * 2 / head_dim)
+    angle = positions.double()[:, None, None] * inv_freq[None, None, :]
+    cos, sin = angle.cos(), angle.sin()
+    x64 = x.double()
+    if neox:
+        a, b = x64[..., : head_dim // 2], x64[..., head_dim // 2:]
+        return torch.cat([a * cos - b * sin, b * cos + a * sin], dim=-1).to(x.dtype)
+    a, b = x64[..., 0::2], x64[..., 1::2]
+    out = torch.empty_like(x64)
+    out[..., 0::2], out[..., 1::2] = a * cos - b * sin, b * cos + a * sin
+    return out.to(x.dtype)
+
+
+def eager(x, positions, base: float = 10000.0, neox: bool = True):
+    head_dim = x.shape[-1]
+    inv_freq = base ** (-torch.arange(0, head_dim // 2, dtype=torch.float32, device=x.device) * 2 / head_dim)
+    angle = positions.float()[:, None, None] * inv_freq[None, None, :]
+    cos, sin = angle.cos(), angle.sin()
+    xf = x.float()
+    if neox:
+        a, b = xf[..., : head_dim // 2], xf[..., head_dim // 2:]
+        return torch.cat([a * cos - b * sin, b * cos + a * sin], dim=-1).to(x.dtype)
+    a, b = xf[..., 0::2], xf[..., 1::2]
+    return torch.stack([a * cos - b * sin, b * cos + a * sin], dim=-1).flatten(-2).to(x.dtype)
+
+
+def make_inputs(shape: Sequence[int], dtype: torch.dtype, seed: int, device: str = "cpu") -> tuple:
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    x = torch.randn(*shape, generator=gen)
+    positions = torch.randint(0, 8192, (shape[0],), generator=gen)  # far positions: large angles
+    return x.to(device=device, dtype=dtype), positions.to(device)
+
+
+def bytes_moved(shape: Sequence[int], dtype: torch.dtype) -> int:
+    return 2 * shape[0] * shape[1] * shape[2] * (torch.finfo(dtype).bits // 8) + shape[0] * 8
+
+
+def flops(shape: Sequence[int]) -> int:
+    return 3 * shape[0] * shape[1] * shape[2]
+
+
+def _spec(name: str, neox: bool) -> OpSpec:
+    return OpSpec(
+        name=name, module=__import__(__name__, fromlist=["_"]),
+        launch=lambda x, p, **config: rope(x, p, neox=neox, **config),
+        reference=lambda x, p: reference(x, p, neox=neox), baseline=lambda x, p: eager(x, p, neox=neox),
+        make_inputs=make_inputs,
+        tolerances={
+            # angles up to 8191 rad: fp32 cos/sin of a large argument differ from fp64 by ~1e-4 of magnitude
+            torch.float32: Tolerance(5e-4, 1e-4, "fp32 angle (position x frequency) vs fp64 at positions < 8192"),
+            torch.float16: Tolerance(2e-3, 2e-3, "fp32 angle error plus one fp16 output rounding"),
+            torch.bfloat16: Tolerance(1.6e-2, 1.6e-2, "bf16 output rounding; the interpreter truncates: 2 ulp"),
+        },
+        bytes_moved=bytes_moved, flops=flops, search_space={"num_warps": (1, 2, 4)}, default_config={"num_warps": 1},
+    )
+
+
+NEOX = _spec("rope_neox", True)
+GPTJ = _spec("rope_gptj", False)
