@@ -304,15 +304,14 @@ def plan_estimate(
     with grpc.insecure_channel(planner_addr) as channel:
         outputs = iter(_rpc(planner_pb2_grpc.PlannerServiceStub(channel).Estimate,
                             planner_pb2.EstimateRequest(inputs=valid)).outputs) if valid else iter(())
+    failed = dict.fromkeys(("output_tok_s_total", "ttft_p50_ms", "ttft_p95_ms", "tpot_ms", "fits"))
     for index, item in enumerate(inputs):
         if item is None:
-            print(json.dumps({"output_tok_s_total": None, "ttft_p50_ms": None, "ttft_p95_ms": None, "tpot_ms": None,
-                              "fits": None, "error": errors[index]}))
+            print(json.dumps({**failed, "error": errors[index]}))
             continue
         o = next(outputs)
         if o.error:
-            print(json.dumps({"output_tok_s_total": None, "ttft_p50_ms": None, "ttft_p95_ms": None, "tpot_ms": None,
-                              "fits": None, "error": o.error}))
+            print(json.dumps({**failed, "error": o.error}))
         else:
             print(json.dumps({"output_tok_s_total": o.output_tok_s_total, "ttft_p50_ms": o.ttft_p50_ms,
                               "ttft_p95_ms": o.ttft_p95_ms, "tpot_ms": o.tpot_ms, "fits": o.fits, "error": None}))

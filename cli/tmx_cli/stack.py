@@ -219,8 +219,7 @@ class Stack:
     def _check_alive(self, name: str) -> None:
         child = self.child(name)
         if child.proc.poll() is not None:
-            raise StackError(f"{name} exited with {child.proc.returncode}; see {child.log_path}:\n"
-                             + _tail(child.log_path))
+            raise _exited(child)
 
     def _wait_grpc(self, name: str, address: str, deadline: float) -> None:
         def serving() -> bool:
@@ -257,6 +256,11 @@ def _tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
+def _exited(child: Child) -> StackError:
+    return StackError(f"{child.name} exited with {child.proc.returncode}; see {child.log_path}:\n"
+                      + _tail(child.log_path))
+
+
 def _wait(check, deadline: float, name: str, stack: Stack) -> None:
     """Poll `check` until the deadline; fail at once if a child we are starting has died (children stopped on
     purpose later, e.g. by fault tests, are not watched)."""
@@ -264,8 +268,7 @@ def _wait(check, deadline: float, name: str, stack: Stack) -> None:
     while time.monotonic() < deadline:
         for child in watched:
             if child.proc.poll() is not None:
-                raise StackError(f"{child.name} exited with {child.proc.returncode}; see {child.log_path}:\n"
-                                 + _tail(child.log_path))
+                raise _exited(child)
         if check():
             return
         time.sleep(0.05)

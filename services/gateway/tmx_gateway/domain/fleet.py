@@ -125,9 +125,6 @@ class FleetView:
 
     def catalogue(self) -> list[CatalogueEntry]:
         names = sorted({m for b in self.backends.values() for m in b.models})
-        by_model = {n: [] for n in names}
-        for alias, target in self._aliases.items():
-            by_model.setdefault(target, [])
         return [
             CatalogueEntry(
                 name=name,

@@ -113,8 +113,6 @@ def _precisions_for(q: PlanQuery, model: Model, gpu) -> list[str]:
         options.append("nvfp4")
     if model.native_precision == "mxfp4":
         options.append("mxfp4")
-    if model.native_precision == "fp8" and "fp8" not in options:
-        options.append("fp8")  # weight-only on GPUs without FP8 tensor cores is not offered; see validate()
     return options
 
 
