@@ -19,6 +19,19 @@ _OPS = {
     "layernorm": ("tmx_kernels.ops.layernorm", "SPEC"),
     "rope_neox": ("tmx_kernels.ops.rope", "NEOX"),
     "rope_gptj": ("tmx_kernels.ops.rope", "GPTJ"),
+    "attention": ("tmx_kernels.ops.attention", "SPEC"),
+    "kv_append": ("tmx_kernels.ops.kv_cache", "CONTIGUOUS"),
+    "kv_append_paged": ("tmx_kernels.ops.kv_cache", "PAGED"),
+    "sampling": ("tmx_kernels.ops.sampling", "SPEC"),
+    "int8_matmul": ("tmx_kernels.ops.int8_matmul", "SPEC"),
+    "fp8_quant": ("tmx_kernels.ops.fp8", "QUANT"),
+    "fp8_matmul": ("tmx_kernels.ops.fp8", "MATMUL"),
+    "rmsnorm_bwd": ("tmx_kernels.ops.rmsnorm", "BACKWARD"),
+    "layernorm_bwd": ("tmx_kernels.ops.layernorm", "BACKWARD"),
+    "swiglu_bwd": ("tmx_kernels.ops.swiglu", "SWIGLU_BACKWARD"),
+    "geglu_bwd": ("tmx_kernels.ops.swiglu", "GEGLU_BACKWARD"),
+    "rope_neox_bwd": ("tmx_kernels.ops.rope", "NEOX_BACKWARD"),
+    "rope_gptj_bwd": ("tmx_kernels.ops.rope", "GPTJ_BACKWARD"),
 }
 
 
@@ -42,6 +55,14 @@ class OpSpec:
     flops: Callable[[Sequence[int]], int]
     search_space: dict[str, tuple] = field(default_factory=dict)
     default_config: dict = field(default_factory=dict)
+    bound: str = "memory"  # "memory": report % of copy bandwidth; "compute": % of the measured matmul rate
+    test_shapes: tuple[tuple[int, ...], ...] = ()  # small, odd sizes for the interpreter
+    bench_shapes: tuple[tuple[int, ...], ...] = ()  # production sizes for the GPU benchmark
+    mutates: tuple[int, ...] = ()  # inputs the op writes in place (a KV cache); all others must stay unchanged
+
+    @property
+    def dtypes(self) -> list[torch.dtype]:
+        return list(self.tolerances)
 
 
 def op_names() -> list[str]:

@@ -98,4 +98,6 @@ SPEC = OpSpec(
     bytes_moved=bytes_moved, flops=flops,
     search_space={"num_warps": (1, 2, 4, 8, 16), "rows_per_program": (1, 2, 4, 8)},
     default_config={"num_warps": 4, "rows_per_program": 1},
+    test_shapes=((1, 1), (7, 33), (3, 5, 129)),
+    bench_shapes=((4096, 4096), (16384, 8192), (65536, 4096)),
 )

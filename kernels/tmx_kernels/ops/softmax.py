@@ -99,4 +99,6 @@ SPEC = OpSpec(
     bytes_moved=bytes_moved, flops=flops,
     search_space={"block_n": (64, 128, 256, 512, 1024), "num_warps": (1, 2, 4, 8)},
     default_config={"block_n": 256, "num_warps": 4},
+    test_shapes=((1, 1), (7, 33), (5, 300)),
+    bench_shapes=((4096, 4096), (16384, 8192), (2048, 32768)),
 )
