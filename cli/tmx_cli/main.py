@@ -26,7 +26,9 @@ app = typer.Typer(help="Tensormux: the control plane for self-hosted LLM inferen
 audit_app = typer.Typer(help="The audit event stream.", no_args_is_help=True)
 plan_app = typer.Typer(help="Deployment plans and estimates.", no_args_is_help=True)
 forge_app = typer.Typer(help="Kernel jobs.", no_args_is_help=True)
+skills_app = typer.Typer(help="Kernel engineering playbooks.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(skills_app, name="skills")
 app.add_typer(plan_app, name="plan")
 app.add_typer(forge_app, name="forge")
 console = Console()
@@ -369,6 +371,60 @@ def forge_jobs(limit: int = 20, registry_addr: str = REGISTRY) -> None:
         table.add_row(row["id"][:12], row["op"], row["dtype"], row["target"], " ".join(row["shapes"]), row["state"],
                       f"{row['best_speedup']:.3g}x", row["reason"][:120])
     console.print(table)
+
+
+def _skills():
+    try:
+        from tmx_kernels.skills import Library, SkillError
+    except ImportError:
+        _fail("the playbooks ship with the kernel library: pip install -e kernels")
+    try:
+        return Library.load(), SkillError
+    except SkillError as exc:
+        _fail(str(exc))
+
+
+@skills_app.command("list")
+def skills_list(category: Annotated[Optional[str], typer.Option(help="op, technique or process")] = None) -> None:
+    """Every playbook, optionally of one category."""
+    library, _ = _skills()
+    table = Table(title="playbooks")
+    for col in ("name", "category", "applies to", "description"):
+        table.add_column(col, overflow="fold")
+    for skill in library.list(category):
+        table.add_row(skill.name, skill.category, ", ".join(skill.applies_to), skill.description)
+    console.print(table)
+
+
+@skills_app.command("search")
+def skills_search(query: str, limit: int = 5) -> None:
+    """Playbooks ranked by relevance to QUERY (BM25F over name, tags, ops, description and body)."""
+    library, _ = _skills()
+    hits = library.search(query, limit)
+    if not hits:
+        _fail(f"no playbook matches {query!r}")
+    for skill, score in hits:
+        console.print(f"{score:6.2f}  [bold]{skill.name}[/bold]  {skill.description}", highlight=False)
+
+
+@skills_app.command("show")
+def skills_show(name: str) -> None:
+    """One playbook, whole."""
+    library, error = _skills()
+    try:
+        print(library.get(name).text)
+    except error as exc:
+        _fail(str(exc))
+
+
+@skills_app.command("bundle")
+def skills_bundle(names: list[str], max_chars: Annotated[int, typer.Option(help="size budget")] = 12000) -> None:
+    """The named playbooks as one prompt block within a size budget."""
+    library, error = _skills()
+    try:
+        print(library.bundle(names, max_chars))
+    except error as exc:
+        _fail(str(exc))
 
 
 if __name__ == "__main__":
