@@ -358,6 +358,48 @@ def forge_submit(
                 _fail(f"{exc.code().name}: {exc.details()}")
 
 
+@forge_app.command("verify")
+def forge_verify(
+    op: Annotated[str, typer.Option(help="op name, e.g. rmsnorm")],
+    candidate: Annotated[Path, typer.Option(help="a Python file defining launch(*inputs, **config)",
+                                            exists=True, dir_okay=False)],
+    shape: Annotated[list[str], typer.Option(help="shape like 4096x8192; repeat for several")],
+    dtype: str = "float32",
+    target: Annotated[str, typer.Option(help="cpu, cuda-sm90, ...")] = "cpu",
+    config: Annotated[str, typer.Option(help="JSON object of keyword arguments for launch")] = "{}",
+    repeats: int = 7,
+    compile_baseline: Annotated[bool, typer.Option(help="also time torch.compile as a baseline")] = True,
+    timeout: Annotated[float, typer.Option(help="wall limit in seconds")] = 600.0,
+) -> None:
+    """Run the forge's verifier on one candidate file and print its JSON verdict (exit 1 when rejected)."""
+    try:
+        from tmx_forge.domain.candidates import Candidate
+        from tmx_forge.domain.promotion import decide
+        from tmx_forge.verifier import Limits, Verifier
+    except ImportError:
+        _fail("the verifier ships with the forge worker: pip install -e services/forge-worker")
+    try:
+        kwargs = json.loads(config)
+        if not isinstance(kwargs, dict):
+            raise ValueError
+    except ValueError:
+        raise typer.BadParameter("--config must be a JSON object") from None
+    dims = [list(_shape(s).dims) for s in shape]
+    try:
+        verifier = Verifier(op, dtype, target, dims, Limits(wall_s=timeout, repeats=repeats,
+                                                            compile_baseline=compile_baseline))
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc).strip("'\""))
+    verdict = verifier.verify(Candidate(candidate.read_text(), kwargs, label=candidate.name))
+    result = verdict.to_dict()
+    if verdict.benchmarked:
+        decision = decide(verdict.speedups)
+        result["promotion"] = {"promote": decision.promote, "geomean_speedup": decision.geomean,
+                               "reason": decision.reason}
+    print(json.dumps(result, indent=2))
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
 @forge_app.command("jobs")
 def forge_jobs(limit: int = 20, registry_addr: str = REGISTRY) -> None:
     """Recent kernel jobs."""

@@ -134,13 +134,9 @@ def test_forge_job_ends_with_a_kernel_or_a_recorded_reason(stack):
         updates = list(forge.WatchJob(forge_pb2.WatchJobRequest(id=job.id), timeout=240))
         final = updates[-1]
         assert events_pb2.JOB_STATE_RUNNING in {u.state for u in updates}
-        if final.state == events_pb2.JOB_STATE_PROMOTED:
-            kernel = registry_pb2_grpc.RegistryServiceStub(channel).ResolveKernel(
-                registry_pb2.ResolveKernelRequest(op="rmsnorm", dtype="float32", hardware="cpu"))
-            assert kernel.id == final.kernel_id
-        else:
-            assert final.state == events_pb2.JOB_STATE_NOT_PROMOTED
-            assert "below 1.1x" in final.reason or "slower" in final.reason
+        # Triton templates on the cpu target: verified under the interpreter, never timed or promoted there
+        assert final.state == events_pb2.JOB_STATE_NOT_PROMOTED, final.reason
+        assert "2 candidate(s) verified correct but none was benchmarked" in final.reason
 
 
 def test_tmx_commands_against_the_stack(stack, tmp_path):

@@ -1,88 +1,165 @@
-"""Runs ONE candidate configuration in a fresh process: correctness against the reference on fresh seeded
-inputs, then interleaved timing against the eager baseline. Invoked by the verifier as
-`python -m tmx_forge.sandbox REQUEST_JSON RESULT_PATH`; the verdict is written to RESULT_PATH by this
-harness, never by the candidate.
+"""The child side of the verifier: one process runs one candidate (or one trusted baseline) and nothing else.
 
-On the `cpu` target Triton runs under its interpreter (TRITON_INTERPRET=1 is set before triton loads).
+    python -m tmx_forge.sandbox SPEC_JSON
+
+It never sees the reference, the expected outputs or the seed: the parent sends inputs as files in the
+scratch directory and judges the outputs this process writes back. Commands arrive as JSON lines on a
+private duplicate of stdin and replies leave on a private duplicate of stdout; fds 0 and 1 are pointed at
+/dev/null before the candidate loads, so nothing it prints reaches the channel.
+
+Before the candidate's module executes, resource limits (CPU seconds, address space) and an audit hook are
+installed: no sockets, no subprocesses, no writes outside the scratch directory. A violation is recorded
+where the candidate cannot reach it and reported with every reply, even if the candidate swallowed the error.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import statistics
+import resource
 import sys
-import time
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_BLOCKED_EVENTS = ("socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.fork", "os.spawn",
+                   "os.kill", "ctypes.", "os.remove", "os.rename", "os.rmdir", "shutil.")
 
 
-def _dtype(name: str):
+def _guard(scratch: str, violations: list[str]) -> None:
+    scratch = os.path.realpath(scratch)
+
+    def hook(event: str, args: tuple) -> None:
+        if event.startswith(_BLOCKED_EVENTS):
+            violations.append(f"{event} is not allowed in the sandbox")
+            raise PermissionError(f"sandbox: {event} is not allowed")
+        if event == "open" and args and isinstance(args[0], (str, bytes)):
+            path, mode, flags = (list(args) + [None, 0])[:3]
+            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & _WRITE_FLAGS)
+            target = os.path.realpath(os.fsdecode(path))
+            if writes and not (target == scratch or target.startswith(scratch + os.sep)):
+                violations.append(f"write outside the scratch directory ({target})")
+                raise PermissionError("sandbox: writes outside the scratch directory are not allowed")
+
+    sys.addaudithook(hook)
+
+
+def _limits(cpu_s: int, memory_bytes: int) -> None:
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
+    if memory_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+
+def _load_candidate(path: str):
+    spec = importlib.util.spec_from_file_location("tmx_candidate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.launch
+
+
+def _as_outputs(result) -> list:
     import torch
 
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+    outputs = list(result) if isinstance(result, (tuple, list)) else [result]
+    if not all(isinstance(t, torch.Tensor) for t in outputs):
+        raise TypeError("launch must return a tensor or a tuple of tensors")
+    return [t.detach().clone() for t in outputs]  # a copy the candidate holds no reference to
 
 
-def _outputs(result) -> tuple:
-    return result if isinstance(result, tuple) else (result,)
-
-
-def _time(fn, device: str) -> float:
+def _poison(inputs: tuple, device: str) -> None:
+    """Fill and free memory the size of the inputs with NaN, so an output that is allocated but never written
+    reads NaN instead of whatever an earlier computation left behind."""
     import torch
 
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    size = sum(t.numel() * t.element_size() for t in inputs if isinstance(t, torch.Tensor))
+    junk = torch.full((max(size, 1024) // 2,), float("nan"), dtype=torch.float32, device=device)
+    del junk
 
 
-def run(request: dict) -> dict:
+def _clone(inputs) -> tuple:
+    import torch
+
+    return tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in inputs)
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    channel_in = os.fdopen(os.dup(0), "r")
+    channel_out = os.fdopen(os.dup(1), "w")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    if spec["device"] == "cpu":
+        os.environ["TRITON_INTERPRET"] = "1"
     import torch
 
     from tmx_kernels import get_op
 
-    op = get_op(request["op"])
-    dtype = _dtype(request["dtype"])
-    device = "cpu" if request["target"] == "cpu" else "cuda"
-    config, repeats = request["config"], request["repeats"]
-    tol = op.tolerances[dtype]
-    per_shape = {}
-    for i, shape in enumerate(request["shapes"]):
-        key = "x".join(map(str, shape))
-        inputs = op.make_inputs(shape, dtype, request["seed"] + i, device)
-        expected = _outputs(op.reference(*inputs))
-        got = _outputs(op.launch(*inputs, **config))
-        if len(got) != len(expected):
-            return {"ok": False, "reason": f"shape {key}: {len(got)} outputs, the reference has {len(expected)}"}
-        for n, (g, e) in enumerate(zip(got, expected)):
-            if g.shape != e.shape or g.dtype != e.dtype:
-                return {"ok": False, "reason": f"shape {key}: output {n} {tuple(g.shape)}/{g.dtype} != reference"}
-            if not torch.allclose(g.float(), e.float(), atol=tol.atol, rtol=tol.rtol):
-                err = (g.float() - e.float()).abs().max().item()
-                return {"ok": False, "reason": f"shape {key}: output {n} max abs error {err:.3g} exceeds atol "
-                                              f"{tol.atol}"}
-        op.launch(*inputs, **config), op.baseline(*inputs)  # warm-up (compilation, caches)
-        cand, base = [], []
-        for _ in range(repeats):  # interleaved so drift hits both sides alike
-            cand.append(_time(lambda: op.launch(*inputs, **config), device))
-            base.append(_time(lambda: op.baseline(*inputs), device))
-        c, b = statistics.median(cand), statistics.median(base)
-        per_shape[key] = {"candidate_s": c, "baseline_s": b, "speedup": b / c if c > 0 else 0.0}
-    return {"ok": True, "reason": "", "shapes": per_shape}
+    op = get_op(spec["op"])
+    violations: list[str] = []
+    role = spec["role"]
+    if role == "candidate":
+        _limits(spec["cpu_s"], spec["memory_bytes"])
+        _guard(spec["scratch"], violations)
+        try:
+            launch = _load_candidate(spec["source"])
+        except BaseException as exc:  # noqa: BLE001 - a candidate that fails to load is a verdict
+            channel_out.write(json.dumps({"ok": False, "error": f"failed to load: {type(exc).__name__}: {exc}",
+                                          "violations": violations}) + "\n")
+            channel_out.flush()
+            return
+        config = spec["config"]
+        fn = lambda *inputs: launch(*inputs, **config)  # noqa: E731
+    elif role == "eager":
+        fn = op.baseline
+    elif role == "compile":
+        fn = torch.compile(op.baseline, dynamic=False)
+    elif role == "copy":  # moves the same bytes as the op: a floor no honest kernel can beat by much
+        fn = lambda src, dst: dst.copy_(src)  # noqa: E731
+    else:
+        raise SystemExit(f"unknown role {role}")
 
+    def sync() -> None:
+        if spec["device"] == "cuda":
+            torch.cuda.synchronize()
 
-def main() -> None:
-    request_json, result_path = sys.argv[1], sys.argv[2]
-    request = json.loads(request_json)
-    if request["target"] == "cpu":
-        os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        result = run(request)
-    except Exception as exc:  # noqa: BLE001 - any failure is a verdict, reported with its type
-        result = {"ok": False, "reason": f"candidate raised {type(exc).__name__}: {exc}"}
-    with open(result_path, "w") as fh:
-        json.dump(result, fh)
+    timing_sets: list = []
+    last: dict[int, list] = {}
+    channel_out.write(json.dumps({"ok": True, "ready": True, "violations": violations}) + "\n")
+    channel_out.flush()
+    for line in channel_in:
+        command = json.loads(line)
+        reply: dict = {"ok": True}
+        try:
+            kind = command["cmd"]
+            if kind == "run":  # two runs on fresh copies; the inputs as the first run left them
+                inputs = torch.load(command["inputs"], weights_only=True)
+                _poison(inputs, spec["device"])
+                first_inputs = _clone(inputs)
+                first = _as_outputs(fn(*first_inputs))
+                _poison(inputs, spec["device"])
+                second = _as_outputs(fn(*_clone(inputs)))
+                sync()
+                torch.save({"first": first, "second": second, "inputs_after": list(_clone(first_inputs))},
+                           command["out"])
+            elif kind == "load":
+                timing_sets = torch.load(command["inputs"], weights_only=True)
+                last.clear()
+            elif kind == "time":  # the parent's clock times this whole command; calls rotate the input sets
+                for i in range(command["calls"]):
+                    index = i % len(timing_sets)
+                    result = fn(*timing_sets[index])
+                    if command.get("keep"):
+                        last[index] = result
+                sync()
+            elif kind == "save_last":
+                torch.save({str(k): _as_outputs(v) for k, v in last.items()}, command["out"])
+            elif kind == "quit":
+                break
+        except BaseException as exc:  # noqa: BLE001 - reported as the candidate's failure, never crashes the parent
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
+        reply["violations"] = violations
+        channel_out.write(json.dumps(reply) + "\n")
+        channel_out.flush()
 
 
 if __name__ == "__main__":

@@ -14,5 +14,6 @@ class Settings(BaseSettings):
     worker_id: str = "forge-0"
     candidate_timeout_s: float = 120.0
     bench_repeats: int = 7
+    compile_baseline: bool = True  # the baseline is the better of eager and torch.compile
     metrics_port: int = 0
     log_level: str = "INFO"

@@ -3,12 +3,11 @@ winner to the registry only when it clears the promotion rule, and report every 
 
 from __future__ import annotations
 
-import inspect
+import asyncio
 import json
 import logging
 import math
 import platform
-import secrets
 
 import grpc
 
@@ -16,20 +15,20 @@ from tensormux.events.v1 import events_pb2
 from tensormux.forge.v1 import forge_pb2, forge_pb2_grpc
 from tensormux.registry.v1 import registry_pb2, registry_pb2_grpc
 from tmx_eventbus import EventBus, subjects
-from tmx_forge.domain.candidates import template_configs
+from tmx_forge.domain.candidates import inductor_candidates, template_candidates
 from tmx_forge.domain.promotion import decide
 from tmx_forge.settings import Settings
-from tmx_forge.verifier import CandidateResult, verify
+from tmx_forge.verifier import Candidate, Limits, Verdict, Verifier
 
 log = logging.getLogger(__name__)
 
 TERMINAL = {events_pb2.JOB_STATE_PROMOTED, events_pb2.JOB_STATE_NOT_PROMOTED, events_pb2.JOB_STATE_FAILED,
             events_pb2.JOB_STATE_CANCELLED}
-CPU_NOTE = ("on the cpu target Triton runs under its interpreter, so its timings are not those of a compiled "
-            "kernel; GPU targets measure compiled kernels")
+CPU_NOTE = ("on the cpu target Triton candidates run under the interpreter, which checks correctness but says "
+            "nothing of compiled speed; a GPU worker benchmarks them")
 
 
-def _geomean(result: CandidateResult) -> float:
+def _geomean(result: Verdict) -> float:
     speedups = [s for s in result.speedups.values() if s > 0]
     return math.exp(sum(map(math.log, speedups)) / len(speedups)) if speedups else 0.0
 
@@ -79,50 +78,67 @@ class JobRunner:
         except KeyError as exc:
             await self._progress(job.job_id, events_pb2.JOB_STATE_FAILED, "failed", str(exc))
             return
-        if job.dtype not in ("float32", "float16", "bfloat16"):
-            await self._progress(job.job_id, events_pb2.JOB_STATE_FAILED, "failed", f"unsupported dtype {job.dtype}")
-            return
         shapes = [list(s.dims) for s in job.shapes]
-        configs = template_configs(op.search_space, op.default_config, job.max_candidates or 4)
-        seed = secrets.randbelow(2**31)
-        results: list[CandidateResult] = []
-        for index, config in enumerate(configs, 1):
+        limits = Limits(wall_s=self.settings.candidate_timeout_s, repeats=self.settings.bench_repeats,
+                        compile_baseline=self.settings.compile_baseline)
+        try:
+            verifier = Verifier(job.op, job.dtype, job.target, shapes, limits)
+        except ValueError as exc:
+            await self._progress(job.job_id, events_pb2.JOB_STATE_FAILED, "failed", str(exc))
+            return
+        candidates = self._candidates(job, op)
+        results: list[tuple[Candidate, Verdict]] = []
+        for index, candidate in enumerate(candidates, 1):
             if await self._state(job.job_id) == events_pb2.JOB_STATE_CANCELLED:
                 log.info("job cancelled", extra={"job": job.job_id})
                 return
-            result = await verify(job.op, job.dtype, job.target, shapes, config, seed, self.settings.bench_repeats,
-                                  self.settings.candidate_timeout_s)
-            results.append(result)
-            summary = (f"passed, geomean {_geomean(result):.3g}x" if result.ok else f"rejected: {result.reason}")
-            await self._progress(job.job_id, events_pb2.JOB_STATE_RUNNING, f"candidate {index}/{len(configs)}",
-                                 f"{json.dumps(config, sort_keys=True)} {summary}")
-        await self._conclude(job, op, shapes, seed, results)
+            verdict = await asyncio.to_thread(verifier.verify, candidate)
+            results.append((candidate, verdict))
+            summary = (f"passed, geomean {_geomean(verdict):.3g}x" if verdict.ok
+                       else f"rejected ({verdict.reason_code}): {verdict.reason}")
+            await self._progress(job.job_id, events_pb2.JOB_STATE_RUNNING, f"candidate {index}/{len(candidates)}",
+                                 f"{candidate.label} {summary}")
+        await self._conclude(job, shapes, verifier.seed, results)
 
-    async def _conclude(self, job, op, shapes, seed: int, results: list[CandidateResult]) -> None:
-        passing = [r for r in results if r.ok]
+    @staticmethod
+    def _candidates(job, op) -> list[Candidate]:
+        limit = job.max_candidates or 4
+        if job.generator == "inductor":
+            return inductor_candidates(job.op, limit)
+        return template_candidates(job.op, op.search_space, op.default_config, limit)
+
+    async def _conclude(self, job, shapes, seed: int, results: list[tuple[Candidate, Verdict]]) -> None:
+        passing = [(c, v) for c, v in results if v.ok]
+        benchmarked = [(c, v) for c, v in passing if v.benchmarked]
         if not passing:
-            reasons = "; ".join(sorted({r.reason for r in results}))[:500]
+            reasons = "; ".join(sorted({f"{v.reason_code}: {v.reason}" for _, v in results}))[:500]
             await self._progress(job.job_id, events_pb2.JOB_STATE_NOT_PROMOTED, "finished",
                                  f"no candidate passed verification ({reasons})")
             return
-        best = max(passing, key=_geomean)
+        if not benchmarked:
+            await self._progress(job.job_id, events_pb2.JOB_STATE_NOT_PROMOTED, "finished",
+                                 f"{len(passing)} candidate(s) verified correct but none was benchmarked ({CPU_NOTE})")
+            return
+        best_candidate, best = max(benchmarked, key=lambda cv: _geomean(cv[1]))
         verdict = decide(best.speedups)
         evidence = {
             "worker": self.settings.worker_id, "target": job.target, "dtype": job.dtype, "shapes": shapes,
-            "seed": seed, "repeats": self.settings.bench_repeats, "baseline": "eager PyTorch",
-            "best_config": best.config, "per_shape": best.shapes, "geomean_speedup": verdict.geomean,
-            "candidates": [{"config": r.config, "ok": r.ok, "reason": r.reason, "geomean": _geomean(r)}
-                           for r in results],
+            "seed": seed, "repeats": self.settings.bench_repeats,
+            "baseline": "the better of eager PyTorch and torch.compile" if self.settings.compile_baseline
+            else "eager PyTorch",
+            "generator": job.generator or "template", "best": best_candidate.label,
+            "best_config": best_candidate.config, "per_shape": best.shapes, "geomean_speedup": verdict.geomean,
+            "candidates": [{"label": c.label, "ok": v.ok, "reason_code": v.reason_code, "reason": v.reason,
+                            "geomean": _geomean(v)} for c, v in results],
             "toolchain": _toolchain(),
         }
         if not verdict.promote:
-            reason = verdict.reason + (f" ({CPU_NOTE})" if job.target == "cpu" else "")
-            await self._progress(job.job_id, events_pb2.JOB_STATE_NOT_PROMOTED, "finished", reason,
+            await self._progress(job.job_id, events_pb2.JOB_STATE_NOT_PROMOTED, "finished", verdict.reason,
                                  best_speedup=verdict.geomean)
             return
         kernel = await self.registry.PublishKernel(registry_pb2.PublishKernelRequest(
-            op=job.op, dtype=job.dtype, hardware=job.target, source=inspect.getsource(op.module),
-            config_json=json.dumps(best.config, sort_keys=True), speedup=verdict.geomean,
+            op=job.op, dtype=job.dtype, hardware=job.target, source=best_candidate.source,
+            config_json=json.dumps(best_candidate.config, sort_keys=True), speedup=verdict.geomean,
             evidence_json=json.dumps(evidence), job_id=job.job_id), timeout=30)
         await self._progress(job.job_id, events_pb2.JOB_STATE_PROMOTED, "finished", verdict.reason,
                              kernel_id=kernel.id, best_speedup=verdict.geomean)

@@ -1,8 +1,52 @@
-"""Template generator: configurations of an op's kernel drawn from its search space."""
+"""Candidate generators. Each yields Candidates: module source defining launch(*inputs, **config), plus the
+config to call it with. Sources built here from the library's own code are trusted (no static check); the
+sandbox, the correctness checks and the timing rules apply to every candidate alike."""
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Candidate:
+    source: str  # a module defining launch(*inputs, **config)
+    config: dict = field(default_factory=dict)
+    trusted: bool = False  # generated from the library's own templates: skips the static check only
+    label: str = ""
+
+    @property
+    def is_triton(self) -> bool:
+        return "triton" in self.source
+
+TRITON_TEMPLATE = '''\
+from tmx_kernels import get_op
+
+_op = get_op({op!r})
+
+
+def launch(*inputs, **config):
+    return _op.launch(*inputs, **config)
+'''
+
+INDUCTOR_TEMPLATE = '''\
+import torch
+from tmx_kernels import get_op
+
+_fn = torch.compile(get_op({op!r}).baseline, dynamic=False, options={options!r})
+
+
+def launch(*inputs, **config):
+    return _fn(*inputs)
+'''
+
+# inductor settings worth trying against a default torch.compile baseline on CPU
+INDUCTOR_VARIANTS = (
+    {},
+    {"max_autotune": True},
+    {"coordinate_descent_tuning": True},
+    {"epilogue_fusion": False},
+)
 
 
 def template_configs(search_space: dict[str, tuple], default: dict, limit: int) -> list[dict]:
@@ -11,3 +55,15 @@ def template_configs(search_space: dict[str, tuple], default: dict, limit: int) 
     grid = [dict(zip(names, values)) for values in itertools.product(*(search_space[n] for n in names))]
     ordered = [default] + [c for c in grid if c != default]
     return ordered[: max(limit, 0)]
+
+
+def template_candidates(op: str, search_space: dict[str, tuple], default: dict, limit: int) -> list[Candidate]:
+    source = TRITON_TEMPLATE.format(op=op)
+    return [Candidate(source, config, trusted=True, label=f"triton {config}")
+            for config in template_configs(search_space, default, limit)]
+
+
+def inductor_candidates(op: str, limit: int) -> list[Candidate]:
+    return [Candidate(INDUCTOR_TEMPLATE.format(op=op, options=options), {}, trusted=True,
+                      label=f"torch.compile {options or 'default'}")
+            for options in INDUCTOR_VARIANTS[: max(limit, 0)]]
