@@ -14,6 +14,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
+from tmx_kernels.ops.tiling import MATMUL_DEFAULT, MATMUL_SEARCH, grouped_tile
 from tmx_kernels.registry import OpSpec, Tolerance
 
 
@@ -21,14 +22,7 @@ from tmx_kernels.registry import OpSpec, Tolerance
 def _w8_matmul(X, W, S, Y, M, N, K, s_xm, s_wn, s_ym,
                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
                DOT_FP32: tl.constexpr):
-    pid = tl.program_id(0)
-    tiles_m = tl.cdiv(M, BLOCK_M)
-    tiles_n = tl.cdiv(N, BLOCK_N)
-    per_group = GROUP_M * tiles_n
-    first_m = (pid // per_group) * GROUP_M
-    group_rows = tl.minimum(tiles_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % per_group) % group_rows
-    pid_n = (pid % per_group) // group_rows
+    pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     rk = tl.arange(0, BLOCK_K)
@@ -103,9 +97,7 @@ SPEC = OpSpec(
     bytes_moved=lambda shape, dtype: (shape[0] * shape[2] + shape[0] * shape[1]) * (torch.finfo(dtype).bits // 8)
     + shape[1] * shape[2] + 4 * shape[1],
     flops=lambda shape: 2 * shape[0] * shape[1] * shape[2], bound="compute",
-    search_space={"block_m": (16, 32, 64, 128), "block_n": (32, 64, 128, 256), "block_k": (32, 64, 128),
-                  "group_m": (1, 4, 8), "num_warps": (4, 8), "num_stages": (2, 3, 4, 5)},
-    default_config={"block_m": 64, "block_n": 64, "block_k": 64, "group_m": 8, "num_warps": 4, "num_stages": 3},
+    search_space=MATMUL_SEARCH, default_config=MATMUL_DEFAULT,
     test_shapes=((1, 1, 1), (7, 33, 50), (70, 19, 129)),
     bench_shapes=((1, 4096, 4096), (16, 14336, 4096), (4096, 4096, 4096)),
 )

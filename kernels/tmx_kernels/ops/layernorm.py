@@ -11,6 +11,7 @@ import triton
 import triton.language as tl
 
 from tmx_kernels.autodiff import vjp_reference
+from tmx_kernels.ops.tiling import NORM_BACKWARD_DEFAULT, NORM_BACKWARD_SEARCH, NORM_BENCH_SHAPES
 from tmx_kernels.registry import OpSpec, Tolerance
 
 
@@ -161,7 +162,7 @@ SPEC = OpSpec(
     search_space={"block_n": (64, 128, 256, 512, 1024, 2048), "num_warps": (1, 2, 4, 8)},
     default_config={"block_n": 1024, "num_warps": 4},
     test_shapes=((1, 1), (7, 33), (3, 2500)),
-    bench_shapes=((4096, 4096), (16384, 8192), (65536, 4096)),
+    bench_shapes=NORM_BENCH_SHAPES,
 )
 
 BACKWARD = OpSpec(
@@ -174,8 +175,7 @@ BACKWARD = OpSpec(
         torch.bfloat16: Tolerance(6e-2, 2e-2, "bf16 rounding of dx, dw, db; the interpreter truncates: 2 ulp"),
     },
     bytes_moved=lambda shape, dtype: 3 * bytes_moved(shape, dtype) // 2, flops=lambda shape: 2 * flops(shape),
-    search_space={"num_warps": (1, 2, 4, 8, 16), "rows_per_program": (1, 2, 4, 8, 16)},
-    default_config={"num_warps": 4, "rows_per_program": 4},
+    search_space=NORM_BACKWARD_SEARCH, default_config=NORM_BACKWARD_DEFAULT,
     test_shapes=((1, 1), (7, 33), (3, 700)),
-    bench_shapes=((4096, 4096), (16384, 8192), (65536, 4096)),
+    bench_shapes=NORM_BENCH_SHAPES,
 )

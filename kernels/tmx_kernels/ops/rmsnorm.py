@@ -14,6 +14,7 @@ import triton
 import triton.language as tl
 
 from tmx_kernels.autodiff import vjp_reference
+from tmx_kernels.ops.tiling import NORM_BACKWARD_DEFAULT, NORM_BACKWARD_SEARCH, NORM_BENCH_SHAPES
 from tmx_kernels.registry import OpSpec, Tolerance
 
 MAX_BLOCK_N = 65536
@@ -173,7 +174,7 @@ SPEC = OpSpec(
     search_space={"num_warps": (1, 2, 4, 8, 16), "rows_per_program": (1, 2, 4, 8)},
     default_config={"num_warps": 4, "rows_per_program": 1},
     test_shapes=((1, 1), (7, 33), (3, 5, 129), (2, 1000)),
-    bench_shapes=((4096, 4096), (16384, 8192), (65536, 4096)),
+    bench_shapes=NORM_BENCH_SHAPES,
 )
 
 BACKWARD = OpSpec(
@@ -185,8 +186,7 @@ BACKWARD = OpSpec(
         torch.bfloat16: Tolerance(3e-2, 2e-2, "bf16 rounding of dx and dw; the interpreter truncates: 2 ulp"),
     },
     bytes_moved=lambda shape, dtype: 3 * bytes_moved(shape, dtype) // 2, flops=lambda shape: 3 * flops(shape),
-    search_space={"num_warps": (1, 2, 4, 8, 16), "rows_per_program": (1, 2, 4, 8, 16)},
-    default_config={"num_warps": 4, "rows_per_program": 4},
+    search_space=NORM_BACKWARD_SEARCH, default_config=NORM_BACKWARD_DEFAULT,
     test_shapes=((1, 1), (7, 33), (3, 5, 129)),
-    bench_shapes=((4096, 4096), (16384, 8192), (65536, 4096)),
+    bench_shapes=NORM_BENCH_SHAPES,
 )

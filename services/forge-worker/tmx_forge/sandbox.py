@@ -22,22 +22,35 @@ import sys
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _BLOCKED_EVENTS = ("socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.fork", "os.spawn",
-                   "os.kill", "ctypes.", "os.remove", "os.rename", "os.rmdir", "shutil.")
+                   "os.kill", "ctypes.")
+_PATH_EVENTS = ("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.symlink", "os.link", "os.chmod",
+                "shutil.rmtree", "shutil.move", "shutil.copyfile")  # allowed inside the scratch directory only
 
 
-def _guard(scratch: str, violations: list[str]) -> None:
+def _guard(scratch: str, violations: list[str], allow_processes: bool) -> None:
+    """allow_processes: trusted templates (torch.compile runs the C++ compiler in subprocesses)."""
     scratch = os.path.realpath(scratch)
+    blocked = tuple(e for e in _BLOCKED_EVENTS
+                    if not (allow_processes and e in ("subprocess.", "os.posix_spawn", "os.fork", "os.exec")))
+
+    def inside(path) -> bool:
+        target = os.path.realpath(os.fsdecode(path))
+        return target == scratch or target.startswith(scratch + os.sep)
 
     def hook(event: str, args: tuple) -> None:
-        if event.startswith(_BLOCKED_EVENTS):
+        if event.startswith(blocked):
             violations.append(f"{event} is not allowed in the sandbox")
             raise PermissionError(f"sandbox: {event} is not allowed")
+        if event in _PATH_EVENTS:
+            paths = [a for a in args if isinstance(a, (str, bytes, os.PathLike))]
+            if not all(inside(p) for p in paths):
+                violations.append(f"{event} outside the scratch directory")
+                raise PermissionError(f"sandbox: {event} outside the scratch directory is not allowed")
         if event == "open" and args and isinstance(args[0], (str, bytes)):
             path, mode, flags = (list(args) + [None, 0])[:3]
             writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & _WRITE_FLAGS)
-            target = os.path.realpath(os.fsdecode(path))
-            if writes and not (target == scratch or target.startswith(scratch + os.sep)):
-                violations.append(f"write outside the scratch directory ({target})")
+            if writes and not inside(path) and os.fsdecode(path) != os.devnull:
+                violations.append(f"write outside the scratch directory ({os.path.realpath(os.fsdecode(path))})")
                 raise PermissionError("sandbox: writes outside the scratch directory are not allowed")
 
     sys.addaudithook(hook)
@@ -99,7 +112,7 @@ def main() -> None:
     role = spec["role"]
     if role == "candidate":
         _limits(spec["cpu_s"], spec["memory_bytes"])
-        _guard(spec["scratch"], violations)
+        _guard(spec["scratch"], violations, allow_processes=spec["trusted"])
         try:
             launch = _load_candidate(spec["source"])
         except BaseException as exc:  # noqa: BLE001 - a candidate that fails to load is a verdict

@@ -76,9 +76,10 @@ class _Child:
     """One sandboxed process and its private command channel."""
 
     def __init__(self, role: str, op: str, device: str, scratch: str, limits: Limits, source: str = "",
-                 config: dict | None = None) -> None:
+                 config: dict | None = None, trusted: bool = False) -> None:
         spec = {"role": role, "op": op, "device": device, "scratch": scratch, "source": source,
-                "config": config or {}, "cpu_s": limits.cpu_s, "memory_bytes": limits.memory_bytes}
+                "config": config or {}, "cpu_s": limits.cpu_s, "memory_bytes": limits.memory_bytes,
+                "trusted": trusted}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TMX_", "NATS", "PG", "DATABASE"))}
         env.update(TMPDIR=scratch, TRITON_CACHE_DIR=os.path.join(scratch, "triton"),
                    TORCHINDUCTOR_CACHE_DIR=os.path.join(scratch, "inductor"), HOME=scratch)
@@ -222,7 +223,8 @@ class Verifier:
         source = Path(scratch, "candidate.py")
         source.write_text(candidate.source)
         deadline = time.monotonic() + self.limits.wall_s
-        cand = self._spawn(children, scratch, "candidate", source=str(source), config=candidate.config)
+        cand = self._spawn(children, scratch, "candidate", source=str(source), config=candidate.config,
+                           trusted=candidate.trusted)
         for i, shape in enumerate(self.check_shapes):
             for seed in (self.seed + 2 * i, self.seed + 2 * i + 1):
                 inputs = self.op.make_inputs(shape, self.dtype, seed, self.device)
