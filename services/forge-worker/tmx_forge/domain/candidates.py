@@ -14,10 +14,11 @@ class Candidate:
     config: dict = field(default_factory=dict)
     trusted: bool = False  # generated from the library's own templates: skips the static check only
     label: str = ""
+    triton: bool = False  # set by generators that know; untrusted sources are judged by their imports
 
     @property
     def is_triton(self) -> bool:
-        return "triton" in self.source
+        return self.triton or "triton" in self.source
 
 TRITON_TEMPLATE = '''\
 from tmx_kernels import get_op
@@ -59,7 +60,7 @@ def template_configs(search_space: dict[str, tuple], default: dict, limit: int) 
 
 def template_candidates(op: str, search_space: dict[str, tuple], default: dict, limit: int) -> list[Candidate]:
     source = TRITON_TEMPLATE.format(op=op)
-    return [Candidate(source, config, trusted=True, label=f"triton {config}")
+    return [Candidate(source, config, trusted=True, label=f"triton {config}", triton=True)
             for config in template_configs(search_space, default, limit)]
 
 
