@@ -87,18 +87,11 @@ def matmul_rate(timer: Timer, device: str) -> float:
     return 2 * n**3 / timer(lambda: a @ b)
 
 
-def _outputs(result) -> tuple:
-    return result if isinstance(result, tuple) else (result,)
-
-
 def _verified(op, inputs, dtype) -> bool:
-    import torch
+    from tmx_kernels import as_outputs, clone_inputs
 
-    fresh = [t.clone() if isinstance(t, torch.Tensor) else t for t in inputs]
-    expected = _outputs(op.reference(*[t.clone() if isinstance(t, torch.Tensor) else t for t in inputs]))
-    got = _outputs(op.launch(*fresh, **op.default_config))
-    tol = op.tolerances[dtype]
-    return all(torch.allclose(g.float(), e.float(), atol=tol.atol, rtol=tol.rtol) for g, e in zip(got, expected))
+    expected = as_outputs(op.reference(*clone_inputs(inputs)))
+    return op.mismatch(as_outputs(op.launch(*clone_inputs(inputs), **op.default_config)), expected, dtype) is None
 
 
 def bench_op(op, shape, dtype, timer: Timer, device: str, copy_bps: float, matmul_fps: float, compile_: bool,

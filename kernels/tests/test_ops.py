@@ -4,24 +4,16 @@ all dtypes, checking every output; plus each op's own edge cases."""
 import pytest
 import torch
 
-from tmx_kernels import get_op, op_names
+from tmx_kernels import as_outputs, clone_inputs, get_op, op_names
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 CASES = [(name, shape) for name in op_names() for shape in get_op(name).test_shapes]
 
 
-def outputs(result):
-    return result if isinstance(result, tuple) else (result,)
-
-
-def clone(inputs):
-    return tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in inputs)
-
-
 def assert_matches(op, inputs, dtype, config):
     tol = op.tolerances[dtype]
-    expected = outputs(op.reference(*clone(inputs)))
-    got = outputs(op.launch(*clone(inputs), **config))
+    expected = as_outputs(op.reference(*clone_inputs(inputs)))
+    got = as_outputs(op.launch(*clone_inputs(inputs), **config))
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
         assert g.shape == e.shape and g.dtype == e.dtype

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tmx_kernels.registry import OpSpec, get_op, op_names
+    from tmx_kernels.registry import OpSpec, as_outputs, clone_inputs, get_op, op_names
 
-__all__ = ["OpSpec", "get_op", "op_names"]
+__all__ = ["OpSpec", "as_outputs", "clone_inputs", "get_op", "op_names"]
 
 
 def __getattr__(name: str) -> Any:

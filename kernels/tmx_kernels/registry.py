@@ -64,6 +64,33 @@ class OpSpec:
     def dtypes(self) -> list[torch.dtype]:
         return list(self.tolerances)
 
+    def mismatch(self, got: Sequence, expected: Sequence, dtype: torch.dtype) -> str | None:
+        """Why the outputs `got` are not the reference's `expected` at this op's tolerance, or None."""
+        tol = self.tolerances[dtype]
+        if len(got) != len(expected):
+            return f"{len(got)} outputs, the reference has {len(expected)}"
+        for n, (g, e) in enumerate(zip(got, expected)):
+            if not isinstance(g, torch.Tensor) or g.shape != e.shape or g.dtype != e.dtype:
+                return (f"output {n} is {tuple(getattr(g, 'shape', ()))}/{getattr(g, 'dtype', type(g).__name__)}, "
+                        f"the reference {tuple(e.shape)}/{e.dtype}")
+            gf, ef = g.float(), e.float()
+            if bool((~torch.isfinite(gf) & torch.isfinite(ef)).any()):
+                return f"output {n} has NaN/inf where the reference is finite (an unwritten or poisoned output)"
+            if not torch.allclose(gf, ef, atol=tol.atol, rtol=tol.rtol, equal_nan=True):
+                err = (gf - ef).abs().nan_to_num(nan=float("inf")).max().item()
+                return f"output {n} max abs error {err:.3g} exceeds atol {tol.atol} rtol {tol.rtol}"
+        return None
+
+
+def as_outputs(result) -> tuple:
+    """An op returns one tensor or a tuple of them; callers compare tuples."""
+    return tuple(result) if isinstance(result, (tuple, list)) else (result,)
+
+
+def clone_inputs(inputs: Sequence) -> tuple:
+    """Fresh copies of an op's inputs (non-tensor arguments such as an output dtype pass through)."""
+    return tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in inputs)
+
 
 def op_names() -> list[str]:
     return sorted(_OPS)

@@ -9,7 +9,7 @@ import torch
 import triton
 import triton.language as tl
 
-from tmx_kernels.ops.rmsnorm import MAX_BLOCK_N
+from tmx_kernels.ops.tiling import NORM_BENCH_SHAPES, row_block
 from tmx_kernels.registry import OpSpec, Tolerance
 
 
@@ -39,9 +39,7 @@ def fused_add_rmsnorm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Ten
     if x.shape[-1] != weight.shape[0]:
         raise ValueError(f"weight has {weight.shape[0]} elements, rows have {x.shape[-1]}")
     n_cols = x.shape[-1]
-    block_n = triton.next_power_of_2(n_cols)
-    if block_n > MAX_BLOCK_N:
-        raise ValueError(f"rows longer than {MAX_BLOCK_N} elements are not supported")
+    block_n = row_block(n_cols)
     x2, r2 = x.reshape(-1, n_cols).contiguous(), residual.reshape(-1, n_cols).contiguous()
     y, h = torch.empty_like(x2), torch.empty_like(x2)
     n_rows = x2.shape[0]
@@ -99,5 +97,5 @@ SPEC = OpSpec(
     search_space={"num_warps": (1, 2, 4, 8, 16), "rows_per_program": (1, 2, 4, 8)},
     default_config={"num_warps": 4, "rows_per_program": 1},
     test_shapes=((1, 1), (7, 33), (3, 5, 129)),
-    bench_shapes=((4096, 4096), (16384, 8192), (65536, 4096)),
+    bench_shapes=NORM_BENCH_SHAPES,
 )

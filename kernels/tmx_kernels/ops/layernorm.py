@@ -11,7 +11,7 @@ import triton
 import triton.language as tl
 
 from tmx_kernels.autodiff import vjp_reference
-from tmx_kernels.ops.tiling import NORM_BACKWARD_DEFAULT, NORM_BACKWARD_SEARCH, NORM_BENCH_SHAPES
+from tmx_kernels.ops.tiling import NORM_BACKWARD_DEFAULT, NORM_BACKWARD_SEARCH, NORM_BENCH_SHAPES, row_block
 from tmx_kernels.registry import OpSpec, Tolerance
 
 
@@ -79,9 +79,7 @@ def layernorm_bwd(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias:
     n_cols = x.shape[-1]
     if dy.shape != x.shape or weight.shape != (n_cols,) or bias.shape != (n_cols,):
         raise ValueError("dy must match x, and weight and bias the last dimension of x")
-    block_n = triton.next_power_of_2(n_cols)
-    if block_n > 65536:
-        raise ValueError("rows longer than 65536 elements are not supported by the backward")
+    block_n = row_block(n_cols)
     x2, dy2 = x.reshape(-1, n_cols).contiguous(), dy.reshape(-1, n_cols).contiguous()
     programs = triton.cdiv(x2.shape[0], rows_per_program)
     dx = torch.empty_like(x2)

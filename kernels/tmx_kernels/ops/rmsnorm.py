@@ -14,10 +14,8 @@ import triton
 import triton.language as tl
 
 from tmx_kernels.autodiff import vjp_reference
-from tmx_kernels.ops.tiling import NORM_BACKWARD_DEFAULT, NORM_BACKWARD_SEARCH, NORM_BENCH_SHAPES
+from tmx_kernels.ops.tiling import NORM_BACKWARD_DEFAULT, NORM_BACKWARD_SEARCH, NORM_BENCH_SHAPES, row_block
 from tmx_kernels.registry import OpSpec, Tolerance
-
-MAX_BLOCK_N = 65536
 
 
 @triton.jit
@@ -65,9 +63,7 @@ def rmsnorm_bwd(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, eps: fl
     if dy.shape != x.shape or x.shape[-1] != weight.shape[0]:
         raise ValueError("dy must match x, and weight the last dimension of x")
     n_cols = x.shape[-1]
-    block_n = triton.next_power_of_2(n_cols)
-    if block_n > MAX_BLOCK_N:
-        raise ValueError(f"rows longer than {MAX_BLOCK_N} elements are not supported")
+    block_n = row_block(n_cols)
     x2, dy2 = x.reshape(-1, n_cols).contiguous(), dy.reshape(-1, n_cols).contiguous()
     n_rows = x2.shape[0]
     programs = triton.cdiv(n_rows, rows_per_program)
@@ -84,9 +80,7 @@ def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6, *, num_war
     if x.shape[-1] != weight.shape[0]:
         raise ValueError(f"weight has {weight.shape[0]} elements, rows have {x.shape[-1]}")
     n_cols = x.shape[-1]
-    block_n = triton.next_power_of_2(n_cols)
-    if block_n > MAX_BLOCK_N:
-        raise ValueError(f"rows longer than {MAX_BLOCK_N} elements are not supported")
+    block_n = row_block(n_cols)
     x2 = x.reshape(-1, n_cols)
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()

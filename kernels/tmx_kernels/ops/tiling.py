@@ -13,6 +13,15 @@ MATMUL_DEFAULT = {"block_m": 64, "block_n": 64, "block_k": 64, "group_m": 8, "nu
 NORM_BACKWARD_SEARCH = {"num_warps": (1, 2, 4, 8, 16), "rows_per_program": (1, 2, 4, 8, 16)}
 NORM_BACKWARD_DEFAULT = {"num_warps": 4, "rows_per_program": 4}
 NORM_BENCH_SHAPES = ((4096, 4096), (16384, 8192), (65536, 4096))
+MAX_ROW_BLOCK = 65536  # kernels that keep a whole row in registers
+
+
+def row_block(n_cols: int) -> int:
+    """The power-of-two tile that holds a whole row, or a clear error when a row is too long for one."""
+    block = triton.next_power_of_2(n_cols)
+    if block > MAX_ROW_BLOCK:
+        raise ValueError(f"rows longer than {MAX_ROW_BLOCK} elements are not supported")
+    return block
 
 
 @triton.jit

@@ -61,12 +61,30 @@ def test_cheats_are_rejected_with_a_named_reason(name, code, detail):
     assert detail in verdict.reason
 
 
-def test_an_output_cache_keyed_by_a_fingerprint_is_caught_at_timing():
-    # correct on every check (it computes on a miss), but the timed calls hit its cache: at a size where the
-    # op is bandwidth-bound (8 MB) a cache hit is far faster than merely copying the bytes
-    limits = Limits(wall_s=120, repeats=3, min_batch_s=0.05, compile_baseline=False)
-    verdict = verifier(limits, shapes=([4096, 2048],)).verify(candidate("cheat_caches_by_content"))
-    assert not verdict.ok and verdict.reason_code == "faster_than_hardware", verdict.reason
+def test_an_output_cache_keyed_by_a_fingerprint_never_hits_a_timed_call():
+    # correct on every check (it computes on a miss). With inputs re-used across timed calls its cache would
+    # hit and it would measure several times faster than eager at this small, overhead-bound size, where the
+    # copy floor cannot catch it; every timed call gets a never-seen input set, so it pays full price
+    limits = Limits(wall_s=120, repeats=5, min_batch_s=0.02, compile_baseline=False)
+    verdict = verifier(limits, shapes=([64, 256],)).verify(candidate("cheat_caches_by_content"))
+    assert verdict.ok, verdict.reason
+    assert verdict.speedups["64x256"] < 1.10 and not decide(verdict.speedups).promote, verdict.shapes
+
+
+def test_a_skipped_computation_in_timed_calls_is_caught():
+    # a launch that returns a correct result only for the first few calls it ever sees (the checks), then stops
+    # computing: every batch re-checks one random timed call against the reference
+    lazy = Candidate(
+        "import torch\n"
+        "SEEN = []\n\n\n"
+        "def launch(x, w, eps=1e-6):\n"
+        "    SEEN.append(1)\n"
+        "    if len(SEEN) > 16:\n"
+        "        return torch.zeros_like(x)\n"
+        "    xf = x.float()\n"
+        "    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * w.float()).to(x.dtype)\n")
+    verdict = verifier().verify(lazy)
+    assert not verdict.ok and verdict.reason_code == "incorrect" and "(timed call)" in verdict.reason
 
 
 @pytest.mark.parametrize("name, detail", [("cheat_opens_a_socket", "socket"),

@@ -72,7 +72,9 @@ def _load_candidate(path: str):
 def _as_outputs(result) -> list:
     import torch
 
-    outputs = list(result) if isinstance(result, (tuple, list)) else [result]
+    from tmx_kernels import as_outputs
+
+    outputs = as_outputs(result)
     if not all(isinstance(t, torch.Tensor) for t in outputs):
         raise TypeError("launch must return a tensor or a tuple of tensors")
     return [t.detach().clone() for t in outputs]  # a copy the candidate holds no reference to
@@ -88,12 +90,6 @@ def _poison(inputs: tuple, device: str) -> None:
     del junk
 
 
-def _clone(inputs) -> tuple:
-    import torch
-
-    return tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in inputs)
-
-
 def main() -> None:
     spec = json.loads(sys.argv[1])
     channel_in = os.fdopen(os.dup(0), "r")
@@ -105,7 +101,7 @@ def main() -> None:
         os.environ["TRITON_INTERPRET"] = "1"
     import torch
 
-    from tmx_kernels import get_op
+    from tmx_kernels import clone_inputs, get_op
 
     op = get_op(spec["op"])
     violations: list[str] = []
@@ -147,22 +143,23 @@ def main() -> None:
             if kind == "run":  # two runs on fresh copies; the inputs as the first run left them
                 inputs = torch.load(command["inputs"], weights_only=True)
                 _poison(inputs, spec["device"])
-                first_inputs = _clone(inputs)
+                first_inputs = clone_inputs(inputs)
                 first = _as_outputs(fn(*first_inputs))
                 _poison(inputs, spec["device"])
-                second = _as_outputs(fn(*_clone(inputs)))
+                second = _as_outputs(fn(*clone_inputs(inputs)))
                 sync()
-                torch.save({"first": first, "second": second, "inputs_after": list(_clone(first_inputs))},
+                torch.save({"first": first, "second": second, "inputs_after": list(clone_inputs(first_inputs))},
                            command["out"])
             elif kind == "load":
                 timing_sets = torch.load(command["inputs"], weights_only=True)
                 last.clear()
-            elif kind == "time":  # the parent's clock times this whole command; calls rotate the input sets
+            elif kind == "time":  # the parent's clock times this whole command; call i takes input set i
+                keep = set(command.get("keep", ()))
+                last.clear()
                 for i in range(command["calls"]):
-                    index = i % len(timing_sets)
-                    result = fn(*timing_sets[index])
-                    if command.get("keep"):
-                        last[index] = result
+                    result = fn(*timing_sets[i % len(timing_sets)])
+                    if i in keep:
+                        last[i] = result
                 sync()
             elif kind == "save_last":
                 torch.save({str(k): _as_outputs(v) for k, v in last.items()}, command["out"])

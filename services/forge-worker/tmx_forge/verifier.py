@@ -9,9 +9,9 @@ For one candidate it
    compared to the fp64 reference computed here, memory poisoned before each run, the inputs checked
    unmodified, two runs required to agree, non-finite outputs rejected where the reference is finite;
 4. times it against the better of eager and torch.compile, each in a clean process of its own, interleaved
-   run by run on this process's clock, with the candidate's process stopped (SIGSTOP) while a baseline runs;
-   the calls rotate over three distinct input sets, and the outputs of the timed calls are re-checked
-   (an output cache or a skipped computation fails here);
+   batch by batch on this process's clock, with the candidate's process stopped (SIGSTOP) while a baseline runs; every timed call gets an input set never
+   presented before, so no output cache can hit, and one randomly chosen timed call per batch is re-checked
+   against the reference (a skipped computation fails here);
 5. rejects a time below half that of a plain copy of the same bytes (faster than the hardware allows).
 
 Every rejection has a named reason (`Verdict.reason_code`).
@@ -23,6 +23,7 @@ import json
 import math
 import os
 import secrets
+import selectors
 import signal
 import statistics
 import subprocess
@@ -45,7 +46,9 @@ class Limits:
     cpu_s: int = 600
     memory_bytes: int = 0  # 0: no address-space cap (CUDA reserves large virtual ranges)
     repeats: int = 7
-    min_batch_s: float = 0.02  # each timed command runs enough calls to last about this long
+    min_batch_s: float = 0.02  # a timed batch runs enough calls for the fastest side to last this long
+    max_batch_s: float = 1.0  # ... unless the slowest side would take longer than this
+    timing_bytes: int = 256 * 2**20  # fresh input sets per batch are capped at this much memory
     compile_baseline: bool = True
 
 
@@ -92,8 +95,6 @@ class _Child:
         self._expect(self.limits.wall_s)
 
     def _expect(self, timeout: float) -> dict:
-        import selectors
-
         with selectors.DefaultSelector() as sel:
             sel.register(self.proc.stdout, selectors.EVENT_READ)
             if not sel.select(timeout):
@@ -121,13 +122,27 @@ class _Child:
             raise Rejected("crashed", f"{self.role} process is gone") from None
         return self._expect(timeout or self.limits.wall_s)
 
-    def timed(self, calls: int, keep: bool = False) -> float:
+    def timed(self, calls: int, keep: tuple[int, ...] = ()) -> float:
+        """Seconds per call of `calls` calls, on this process's clock. The command's round trip is included on
+        every side alike; batches last min_batch_s so it stays small, and it can only pull ratios toward 1."""
         start = time.perf_counter()
-        self.call(cmd="time", calls=calls, keep=keep)
-        return time.perf_counter() - start
+        self.call(cmd="time", calls=calls, keep=list(keep))
+        return (time.perf_counter() - start) / calls
 
     def stop(self) -> None:
+        """SIGSTOP, then wait (bounded) until every thread of the process is seen stopped: a signal is
+        delivered asynchronously, and a thread still running would steal from what is timed next."""
         self.proc.send_signal(signal.SIGSTOP)
+        tasks = Path(f"/proc/{self.proc.pid}/task")
+        deadline = time.monotonic() + 1.0
+        while tasks.is_dir() and time.monotonic() < deadline:
+            try:
+                states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in tasks.iterdir()]
+            except (OSError, IndexError):
+                return  # the process is gone: nothing of it runs
+            if all(state in "Tt" for state in states):
+                return
+            time.sleep(0.001)
 
     def resume(self) -> None:
         self.proc.send_signal(signal.SIGCONT)
@@ -141,34 +156,10 @@ class _Child:
             self.proc.wait()
 
 
-def _outputs(result) -> list:
-    return list(result) if isinstance(result, (tuple, list)) else [result]
-
-
-def _clone(inputs) -> tuple:
-    import torch
-
-    return tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in inputs)
-
-
-def _compare(op, dtype, got: list, expected: list, what: str) -> None:
-    import torch
-
-    tol = op.tolerances[dtype]
-    if len(got) != len(expected):
-        raise Rejected("incorrect", f"{what}: {len(got)} outputs, the reference has {len(expected)}")
-    for n, (g, e) in enumerate(zip(got, expected)):
-        if not isinstance(g, torch.Tensor) or g.shape != e.shape or g.dtype != e.dtype:
-            raise Rejected("incorrect", f"{what}: output {n} is {getattr(g, 'shape', type(g))}/"
-                                        f"{getattr(g, 'dtype', '')}, the reference {tuple(e.shape)}/{e.dtype}")
-        gf, ef = g.float(), e.float()
-        if bool((~torch.isfinite(gf) & torch.isfinite(ef)).any()):
-            raise Rejected("incorrect", f"{what}: output {n} has NaN/inf where the reference is finite "
-                                        f"(an unwritten or poisoned output)")
-        if not torch.allclose(gf, ef, atol=tol.atol, rtol=tol.rtol, equal_nan=True):
-            err = (gf - ef).abs().nan_to_num(nan=float("inf")).max().item()
-            raise Rejected("incorrect", f"{what}: output {n} max abs error {err:.3g} exceeds atol {tol.atol} "
-                                        f"rtol {tol.rtol}")
+def _check(op, dtype, got, expected, what: str) -> None:
+    reason = op.mismatch(got, expected, dtype)
+    if reason:
+        raise Rejected("incorrect", f"{what}: {reason}")
 
 
 def _key(shape) -> str:
@@ -220,30 +211,36 @@ class Verifier:
     def _verify(self, candidate: Candidate, scratch: str, children: list) -> Verdict:
         import torch
 
+        from tmx_kernels import as_outputs, clone_inputs
+
         source = Path(scratch, "candidate.py")
         source.write_text(candidate.source)
         deadline = time.monotonic() + self.limits.wall_s
         cand = self._spawn(children, scratch, "candidate", source=str(source), config=candidate.config,
                            trusted=candidate.trusted)
+        path_in, path_out = Path(scratch, "in.pt"), Path(scratch, "out.pt")
         for i, shape in enumerate(self.check_shapes):
             for seed in (self.seed + 2 * i, self.seed + 2 * i + 1):
                 inputs = self.op.make_inputs(shape, self.dtype, seed, self.device)
-                expected = _outputs(self.op.reference(*_clone(inputs)))
-                path_in, path_out = Path(scratch, "in.pt"), Path(scratch, "out.pt")
+                expected = as_outputs(self.op.reference(*clone_inputs(inputs)))
                 torch.save(list(inputs), path_in)
                 cand.call(cmd="run", inputs=str(path_in), out=str(path_out), timeout=self._left(deadline))
                 result = torch.load(path_out, weights_only=True)
                 what = f"shape {_key(shape)}"
-                _compare(self.op, self.dtype, result["first"], expected, what)
-                _compare(self.op, self.dtype, result["second"], result["first"], f"{what} (second run)")
+                _check(self.op, self.dtype, result["first"], expected, what)
+                _check(self.op, self.dtype, result["second"], result["first"], f"{what} (second run)")
                 for n, (before, after) in enumerate(zip(inputs, result["inputs_after"])):
                     if n not in self.op.mutates and isinstance(before, torch.Tensor) and not torch.equal(before, after):
                         raise Rejected("modified_inputs", f"{what}: the candidate modified input {n}")
         if self.device == "cpu" and candidate.is_triton:
             return Verdict(True, "passed", "correct under the Triton interpreter; a GPU worker benchmarks it")
+        baselines = {"eager": self._spawn(children, scratch, "eager")}
+        if self.limits.compile_baseline:
+            baselines["torch.compile"] = self._spawn(children, scratch, "compile")
+        copy = self._spawn(children, scratch, "copy")
         shapes = {}
         for i, shape in enumerate(self.shapes):
-            shapes[_key(shape)] = self._time(cand, children, scratch, shape, 10_000 + i, deadline)
+            shapes[_key(shape)] = self._time(cand, baselines, copy, scratch, shape, 10_000 * (i + 1), deadline)
         return Verdict(True, "passed", "correct on every shape and seed; timed against the baseline", shapes,
                        benchmarked=True)
 
@@ -253,60 +250,95 @@ class Verifier:
             raise Rejected("timed_out", f"verification exceeded its {self.limits.wall_s:g}s wall limit")
         return left
 
-    def _time(self, cand: _Child, children: list, scratch: str, shape, salt: int, deadline: float) -> dict:
+    def _save(self, scratch: str, sets: list) -> str:
         import torch
 
-        sets = [self.op.make_inputs(shape, self.dtype, self.seed + salt + k, self.device) for k in range(3)]
-        path = Path(scratch, f"timing-{_key(shape)}.pt")
+        path = Path(scratch, "timing.pt")
         torch.save([list(s) for s in sets], path)
-        baselines = {"eager": self._spawn(children, scratch, "eager")}
-        if self.limits.compile_baseline:
-            baselines["torch.compile"] = self._spawn(children, scratch, "compile")
-        for child in [cand, *baselines.values()]:
-            child.call(cmd="load", inputs=str(path), timeout=self._left(deadline))
-        # warm-up (compilation, caches) and the batch size, both on this process's clock
-        single = max(cand.timed(1), 1e-6)
-        for child in baselines.values():
+        return str(path)
+
+    def _time(self, cand: _Child, baselines: dict[str, _Child], copy: _Child, scratch: str, shape, salt: int,
+              deadline: float) -> dict:
+        import torch
+
+        from tmx_kernels import as_outputs
+
+        def fresh(index: int) -> tuple:
+            return self.op.make_inputs(shape, self.dtype, self.seed + salt + index, self.device)
+
+        everyone = (cand, *baselines.values())
+        # warm-up (compilation, caches) on one set that is never timed, then each side's batch size: enough
+        # calls to last min_batch_s on its own, so the command round trip stays small on every side
+        first = fresh(0)
+        path = self._save(scratch, [first])
+        for child in everyone:
+            child.call(cmd="load", inputs=path, timeout=self._left(deadline))
             child.timed(1)
-        calls = max(1, min(1000, math.ceil(self.limits.min_batch_s / single)))
-        samples: dict[str, list[float]] = {"candidate": [], **{name: [] for name in baselines}}
-        for _ in range(self.limits.repeats):
-            self._left(deadline)
-            samples["candidate"].append(cand.timed(calls) / calls)
-            cand.stop()  # nothing of the candidate runs while a baseline is timed
-            try:
-                for name, child in baselines.items():
-                    samples[name].append(child.timed(calls) / calls)
-            finally:
-                cand.resume()
-        # the timed calls must still be correct: rotate once more over the sets and re-check every output
-        cand.call(cmd="time", calls=len(sets), keep=True, timeout=self._left(deadline))
-        out = Path(scratch, "last.pt")
-        cand.call(cmd="save_last", out=str(out), timeout=self._left(deadline))
-        kept = torch.load(out, weights_only=True)
-        for k, inputs in enumerate(sets):
-            # mutating ops ran many times on the same set: the reference replays them on an untouched copy
-            fresh = self.op.make_inputs(shape, self.dtype, self.seed + salt + k, self.device)
-            _compare(self.op, self.dtype, kept[str(k)], _outputs(self.op.reference(*fresh)),
-                     f"shape {_key(shape)} (timed call)")
+        set_bytes = sum(t.numel() * t.element_size() for t in first if isinstance(t, torch.Tensor))
+        most = max(1, min(1000, self.limits.timing_bytes // max(set_bytes, 1)))
+        # one batch size for every side, so each walks the same number of fresh sets through the caches:
+        # enough calls for the fastest side to last min_batch_s, but the slowest side's batch under max_batch_s
+        singles = [self._single(child) for child in everyone]
+        count = max(1, min(most, math.ceil(self.limits.min_batch_s / min(singles)),
+                           math.floor(self.limits.max_batch_s / max(singles)) or 1))
+        samples: dict[str, list[float]] = {child.role: [] for child in everyone}
+        next_index = 1
+        for repeat in range(self.limits.repeats):
+            # every timed call gets a set no process has seen: an output cache cannot hit
+            indices = list(range(next_index, next_index + count))
+            next_index += count
+            path = self._save(scratch, [fresh(k) for k in indices])
+            checked = secrets.randbelow(count)
+
+            def candidate_batch() -> None:
+                cand.call(cmd="load", inputs=path, timeout=self._left(deadline))
+                samples["candidate"].append(cand.timed(count, keep=(checked,)))
+
+            def baseline_batches() -> None:
+                cand.stop()  # nothing of the candidate runs while a baseline is timed
+                try:
+                    for child in baselines.values():
+                        child.call(cmd="load", inputs=path, timeout=self._left(deadline))
+                        samples[child.role].append(child.timed(count))
+                finally:
+                    cand.resume()
+
+            # each side loads its sets right before its own batch, so none finds them warmer in a shared cache;
+            # the order alternates so that whatever the previous step leaves running (thread pools spinning
+            # down, the reference just computed here) falls on both sides alike
+            for batch in ((candidate_batch, baseline_batches) if repeat % 2 == 0 else
+                          (baseline_batches, candidate_batch)):
+                batch()
+            out = Path(scratch, "last.pt")
+            cand.call(cmd="save_last", out=str(out), timeout=self._left(deadline))
+            kept = torch.load(out, weights_only=True)
+            _check(self.op, self.dtype, kept.get(str(checked), []),
+                   as_outputs(self.op.reference(*fresh(indices[checked]))), f"shape {_key(shape)} (timed call)")
         candidate_s = statistics.median(samples["candidate"])
-        best = min(baselines, key=lambda name: statistics.median(samples[name]))
-        baseline_s = statistics.median(samples[best])
-        floor_s = self._copy_floor(children, scratch, shape, calls)
+        best = min(baselines, key=lambda name: statistics.median(samples[baselines[name].role]))
+        baseline_s = statistics.median(samples[baselines[best].role])
+        cand.stop()
+        try:
+            floor_s = self._copy_floor(copy, scratch, shape, deadline)
+        finally:
+            cand.resume()
         if candidate_s < 0.5 * floor_s:
             raise Rejected("faster_than_hardware", f"shape {_key(shape)}: {candidate_s * 1e6:.1f} us per call is "
                                                    f"under half of a plain copy of its bytes ({floor_s * 1e6:.1f} us)")
         return {"candidate_s": candidate_s, "baseline_s": baseline_s, "baseline": best,
-                "speedup": baseline_s / candidate_s, "copy_floor_s": floor_s, "calls_per_sample": calls}
+                "speedup": baseline_s / candidate_s, "copy_floor_s": floor_s, "calls_per_sample": count}
 
-    def _copy_floor(self, children: list, scratch: str, shape, calls: int) -> float:
+    @staticmethod
+    def _single(child: _Child) -> float:
+        return max(statistics.median(child.timed(1) for _ in range(3)), 1e-7)
+
+    def _copy_floor(self, copy: _Child, scratch: str, shape, deadline: float) -> float:
         import torch
 
         half = max(self.op.bytes_moved(shape, self.dtype) // 2, 1)  # copying n bytes moves 2n
-        path = Path(scratch, "copy.pt")
-        torch.save([[torch.zeros(half, dtype=torch.uint8, device=self.device),
-                     torch.empty(half, dtype=torch.uint8, device=self.device)]], path)
-        child = self._spawn(children, scratch, "copy")
-        child.call(cmd="load", inputs=str(path))
-        child.timed(1)
-        return statistics.median(child.timed(calls) / calls for _ in range(3))
+        buffers = (torch.zeros(half, dtype=torch.uint8, device=self.device),
+                   torch.empty(half, dtype=torch.uint8, device=self.device))
+        copy.call(cmd="load", inputs=self._save(scratch, [buffers]), timeout=self._left(deadline))
+        copy.timed(1)
+        calls = max(1, min(1000, math.ceil(self.limits.min_batch_s / self._single(copy))))
+        return statistics.median(copy.timed(calls) for _ in range(3))

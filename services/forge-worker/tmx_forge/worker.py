@@ -4,9 +4,9 @@ winner to the registry only when it clears the promotion rule, and report every 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
-import math
 import platform
 
 import grpc
@@ -15,10 +15,10 @@ from tensormux.events.v1 import events_pb2
 from tensormux.forge.v1 import forge_pb2, forge_pb2_grpc
 from tensormux.registry.v1 import registry_pb2, registry_pb2_grpc
 from tmx_eventbus import EventBus, subjects
-from tmx_forge.domain.candidates import inductor_candidates, template_candidates
-from tmx_forge.domain.promotion import decide
+from tmx_forge.domain.candidates import Candidate, inductor_candidates, template_candidates
+from tmx_forge.domain.promotion import decide, geomean
 from tmx_forge.settings import Settings
-from tmx_forge.verifier import Candidate, Limits, Verdict, Verifier
+from tmx_forge.verifier import Limits, Verdict, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,6 @@ TERMINAL = {events_pb2.JOB_STATE_PROMOTED, events_pb2.JOB_STATE_NOT_PROMOTED, ev
             events_pb2.JOB_STATE_CANCELLED}
 CPU_NOTE = ("on the cpu target Triton candidates run under the interpreter, which checks correctness but says "
             "nothing of compiled speed; a GPU worker benchmarks them")
-
-
-def _geomean(result: Verdict) -> float:
-    speedups = [s for s in result.speedups.values() if s > 0]
-    return math.exp(sum(map(math.log, speedups)) / len(speedups)) if speedups else 0.0
 
 
 def _toolchain() -> dict:
@@ -94,7 +89,7 @@ class JobRunner:
                 return
             verdict = await asyncio.to_thread(verifier.verify, candidate)
             results.append((candidate, verdict))
-            summary = (f"passed, geomean {_geomean(verdict):.3g}x" if verdict.ok
+            summary = (f"passed, geomean {geomean(verdict.speedups):.3g}x" if verdict.ok
                        else f"rejected ({verdict.reason_code}): {verdict.reason}")
             await self._progress(job.job_id, events_pb2.JOB_STATE_RUNNING, f"candidate {index}/{len(candidates)}",
                                  f"{candidate.label} {summary}")
@@ -105,7 +100,7 @@ class JobRunner:
         limit = job.max_candidates or 4
         if job.generator == "inductor":
             return inductor_candidates(job.op, limit)
-        return template_candidates(job.op, op.search_space, op.default_config, limit)
+        return template_candidates(job.op, op.search_space, op.default_config, limit, inspect.getsource(op.module))
 
     async def _conclude(self, job, shapes, seed: int, results: list[tuple[Candidate, Verdict]]) -> None:
         passing = [(c, v) for c, v in results if v.ok]
@@ -119,8 +114,12 @@ class JobRunner:
             await self._progress(job.job_id, events_pb2.JOB_STATE_NOT_PROMOTED, "finished",
                                  f"{len(passing)} candidate(s) verified correct but none was benchmarked ({CPU_NOTE})")
             return
-        best_candidate, best = max(benchmarked, key=lambda cv: _geomean(cv[1]))
+        best_candidate, best = max(benchmarked, key=lambda cv: geomean(cv[1].speedups))
         verdict = decide(best.speedups)
+        if not verdict.promote:
+            await self._progress(job.job_id, events_pb2.JOB_STATE_NOT_PROMOTED, "finished", verdict.reason,
+                                 best_speedup=verdict.geomean)
+            return
         evidence = {
             "worker": self.settings.worker_id, "target": job.target, "dtype": job.dtype, "shapes": shapes,
             "seed": seed, "repeats": self.settings.bench_repeats,
@@ -129,15 +128,11 @@ class JobRunner:
             "generator": job.generator or "template", "best": best_candidate.label,
             "best_config": best_candidate.config, "per_shape": best.shapes, "geomean_speedup": verdict.geomean,
             "candidates": [{"label": c.label, "ok": v.ok, "reason_code": v.reason_code, "reason": v.reason,
-                            "geomean": _geomean(v)} for c, v in results],
+                            "geomean": geomean(v.speedups)} for c, v in results],
             "toolchain": _toolchain(),
         }
-        if not verdict.promote:
-            await self._progress(job.job_id, events_pb2.JOB_STATE_NOT_PROMOTED, "finished", verdict.reason,
-                                 best_speedup=verdict.geomean)
-            return
         kernel = await self.registry.PublishKernel(registry_pb2.PublishKernelRequest(
-            op=job.op, dtype=job.dtype, hardware=job.target, source=best_candidate.source,
+            op=job.op, dtype=job.dtype, hardware=job.target, source=best_candidate.published_source,
             config_json=json.dumps(best_candidate.config, sort_keys=True), speedup=verdict.geomean,
             evidence_json=json.dumps(evidence), job_id=job.job_id), timeout=30)
         await self._progress(job.job_id, events_pb2.JOB_STATE_PROMOTED, "finished", verdict.reason,

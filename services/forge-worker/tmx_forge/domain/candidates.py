@@ -15,6 +15,11 @@ class Candidate:
     trusted: bool = False  # generated from the library's own templates: skips the static check only
     label: str = ""
     triton: bool = False  # set by generators that know; untrusted sources are judged by their imports
+    artifact: str = ""  # the code a promotion publishes when it is not `source` (a template's kernel module)
+
+    @property
+    def published_source(self) -> str:
+        return self.artifact or self.source
 
     @property
     def is_triton(self) -> bool:
@@ -58,9 +63,11 @@ def template_configs(search_space: dict[str, tuple], default: dict, limit: int) 
     return ordered[: max(limit, 0)]
 
 
-def template_candidates(op: str, search_space: dict[str, tuple], default: dict, limit: int) -> list[Candidate]:
+def template_candidates(op: str, search_space: dict[str, tuple], default: dict, limit: int,
+                        kernel_source: str = "") -> list[Candidate]:
+    """kernel_source: the op module's code, published with a winning configuration."""
     source = TRITON_TEMPLATE.format(op=op)
-    return [Candidate(source, config, trusted=True, label=f"triton {config}", triton=True)
+    return [Candidate(source, config, trusted=True, label=f"triton {config}", triton=True, artifact=kernel_source)
             for config in template_configs(search_space, default, limit)]
 
 

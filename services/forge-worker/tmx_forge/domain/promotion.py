@@ -15,15 +15,21 @@ class Verdict:
     reason: str
 
 
+def geomean(speedups: dict[str, float]) -> float:
+    """Geometric mean of the valid (positive) speedups; 0 when there are none."""
+    valid = [s for s in speedups.values() if s > 0]
+    return math.exp(sum(map(math.log, valid)) / len(valid)) if valid else 0.0
+
+
 def decide(speedups: dict[str, float], threshold: float = THRESHOLD) -> Verdict:
     if not speedups:
         return Verdict(False, 0.0, "no shape was measured")
     if any(s <= 0 for s in speedups.values()):
         return Verdict(False, 0.0, "a shape has no valid measurement")
-    geomean = math.exp(sum(math.log(s) for s in speedups.values()) / len(speedups))
+    mean = geomean(speedups)
     slowest_shape, slowest = min(speedups.items(), key=lambda kv: kv[1])
-    if geomean < threshold:
-        return Verdict(False, geomean, f"geometric-mean speedup {geomean:.3g}x is below {threshold}x")
+    if mean < threshold:
+        return Verdict(False, mean, f"geometric-mean speedup {mean:.3g}x is below {threshold}x")
     if slowest < 1.0:
-        return Verdict(False, geomean, f"shape {slowest_shape} is slower than the baseline ({slowest:.3g}x)")
-    return Verdict(True, geomean, f"geometric-mean speedup {geomean:.3g}x >= {threshold}x on every shape")
+        return Verdict(False, mean, f"shape {slowest_shape} is slower than the baseline ({slowest:.3g}x)")
+    return Verdict(True, mean, f"geometric-mean speedup {mean:.3g}x >= {threshold}x on every shape")
