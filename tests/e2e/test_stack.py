@@ -171,3 +171,38 @@ def test_tmx_commands_against_the_stack(stack, tmp_path):
     assert recommend.returncode == 0, recommend.stderr
     reply = json.loads(recommend.stdout)
     assert reply["profile"] == "batch" and len(reply["plans"]) == 2 and reply["plans"][0]["launch_command"]
+
+
+def test_verified_kernels_export_lock_and_integrity_checked_load(stack, tmp_path):
+    from tmx_artifacts import IntegrityError, LockError, from_registry
+
+    source = "def launch(x, scale=1):\n    return [v * scale for v in x]\n"
+    with grpc.insecure_channel(stack.urls["registry"]) as channel:
+        registry = registry_pb2_grpc.RegistryServiceStub(channel)
+        published = [registry.PublishKernel(registry_pb2.PublishKernelRequest(
+            op="toy_scale", dtype="float32", hardware="cuda-sm90", source=source, config_json=json.dumps(config),
+            speedup=speedup, evidence_json=json.dumps({"bench": "test"}))) for config, speedup in
+            (({"scale": 2}, 1.2), ({"scale": 3}, 1.5))]
+        resolved = registry.ResolveKernel(registry_pb2.ResolveKernelRequest(op="toy_scale", dtype="float32",
+                                                                            hardware="cuda-sm90"))
+    assert resolved.id == published[1].id  # the faster one
+    tmx = [sys.executable, "-m", "tmx_cli.main", "kernels"]
+    addr = ["--registry-addr", stack.urls["registry"]]
+    subprocess.run(tmx + ["export", "--out", str(tmp_path), "--hardware", "cuda-sm90"] + addr, check=True,
+                   capture_output=True, timeout=60)
+    exported = json.loads((tmp_path / "verified_kernels.json").read_text())
+    assert {k["id"] for k in exported["kernels"]} == {k.id for k in published}
+    lock = json.loads((tmp_path / "tmx-kernels.lock").read_text())
+    assert lock["kernels"]["toy_scale/float32/cuda-sm90"]["content_hash"] == published[1].content_hash
+    out = subprocess.run(tmx + ["resolve", "--op", "toy_scale", "--dtype", "float32", "--hardware", "cuda-sm90",
+                                "--lock", str(tmp_path / "tmx-kernels.lock")] + addr,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and json.loads(out.stdout)["config"] == {"scale": 3}
+    # an engine loads the pinned kernel only; a record whose code changed, or another pin, is refused
+    assert from_registry(resolved, lock)([1, 2]) == [3, 6]
+    resolved.source = source.replace("v * scale", "v * scale + 1")
+    with pytest.raises(IntegrityError):
+        from_registry(resolved, lock)
+    lock["kernels"]["toy_scale/float32/cuda-sm90"]["content_hash"] = published[0].content_hash
+    with pytest.raises(LockError, match="pins"):
+        from_registry(resolved, lock)

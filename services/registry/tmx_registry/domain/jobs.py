@@ -11,7 +11,7 @@ from tmx_errors import InvalidArgument
 _OP = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _TARGET = re.compile(r"^(cpu|cuda-sm[0-9]{2,3}|rocm-gfx[0-9a-f]{3,4})$")
 DTYPES = ("float32", "float16", "bfloat16")
-GENERATORS = ("template", "inductor")
+GENERATORS = ("template", "inductor", "agent")
 MAX_DIM = 1 << 20
 MAX_ELEMENTS = 1 << 28
 

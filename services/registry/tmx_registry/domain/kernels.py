@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
+from tmx_artifacts import content_hash as artifact_hash
 from tmx_errors import InvalidArgument
 
 PROMOTION_THRESHOLD = 1.10
@@ -16,8 +16,9 @@ def content_hash(source: str, config_json: str) -> str:
         config = json.loads(config_json or "{}")
     except ValueError as exc:
         raise InvalidArgument("config_json", f"not valid JSON: {exc}") from None
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(source.encode() + b"\0" + canonical.encode()).hexdigest()
+    if not isinstance(config, dict):
+        raise InvalidArgument("config_json", "must be a JSON object of launch keyword arguments")
+    return artifact_hash(source, config)
 
 
 def validate_publication(op: str, dtype: str, hardware: str, source: str, speedup: float, evidence_json: str) -> None:
