@@ -20,6 +20,7 @@ from tensormux.events.v1 import events_pb2
 from tensormux.forge.v1 import forge_pb2, forge_pb2_grpc
 from tensormux.health.v1 import health_pb2, health_pb2_grpc
 from tensormux.planner.v1 import planner_pb2, planner_pb2_grpc
+from tensormux.registry.v1 import registry_pb2, registry_pb2_grpc
 from tmx_cli.stack import Stack, StackConfig, StackError
 
 app = typer.Typer(help="Tensormux: the control plane for self-hosted LLM inference fleets.", no_args_is_help=True)
@@ -27,6 +28,8 @@ audit_app = typer.Typer(help="The audit event stream.", no_args_is_help=True)
 plan_app = typer.Typer(help="Deployment plans and estimates.", no_args_is_help=True)
 forge_app = typer.Typer(help="Kernel jobs.", no_args_is_help=True)
 skills_app = typer.Typer(help="Kernel engineering playbooks.", no_args_is_help=True)
+kernels_app = typer.Typer(help="Verified kernels: export, lockfile, integrity-checked resolve.", no_args_is_help=True)
+app.add_typer(kernels_app, name="kernels")
 app.add_typer(audit_app, name="audit")
 app.add_typer(skills_app, name="skills")
 app.add_typer(plan_app, name="plan")
@@ -339,13 +342,14 @@ def forge_submit(
     shape: Annotated[list[str], typer.Option(help="shape like 4096x8192; repeat for several")],
     dtype: str = "float32",
     target: Annotated[str, typer.Option(help="cpu, cuda-sm90, ...")] = "cpu",
+    generator: Annotated[str, typer.Option(help="template, inductor (torch.compile variants) or agent (LLM)")] = "",
     max_candidates: int = 4,
     wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
     registry_addr: str = REGISTRY,
 ) -> None:
     """Submit a kernel job."""
     request = forge_pb2.SubmitJobRequest(op=op, dtype=dtype, target=target, max_candidates=max_candidates,
-                                         shapes=[_shape(s) for s in shape])
+                                         generator=generator, shapes=[_shape(s) for s in shape])
     with grpc.insecure_channel(registry_addr) as channel:
         stub = forge_pb2_grpc.ForgeServiceStub(channel)
         job = _rpc(stub.SubmitJob, request)
@@ -413,6 +417,56 @@ def forge_jobs(limit: int = 20, registry_addr: str = REGISTRY) -> None:
         table.add_row(row["id"][:12], row["op"], row["dtype"], row["target"], " ".join(row["shapes"]), row["state"],
                       f"{row['best_speedup']:.3g}x", row["reason"][:120])
     console.print(table)
+
+
+def _kernel_record(k) -> dict:
+    return {"id": k.id, "op": k.op, "dtype": k.dtype, "hardware": k.hardware, "content_hash": k.content_hash,
+            "config": json.loads(k.config_json or "{}"), "speedup": k.speedup, "job_id": k.job_id,
+            "created_at_unix_ms": k.created_at_unix_ms}
+
+
+@kernels_app.command("export")
+def kernels_export(
+    out: Annotated[Path, typer.Option(help="folder for verified_kernels.json and tmx-kernels.lock")] = Path("."),
+    hardware: Annotated[str, typer.Option(help="only this hardware target")] = "",
+    registry_addr: str = REGISTRY,
+) -> None:
+    """Write every verified kernel (verified_kernels.json) and the resolved one per op/dtype/hardware
+    pinned by content hash (tmx-kernels.lock)."""
+    from tmx_artifacts import export, lock
+
+    with grpc.insecure_channel(registry_addr) as channel:
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        kernels = _rpc(stub.ListKernels, registry_pb2.ListKernelsRequest(hardware=hardware)).kernels
+        keys = sorted({(k.op, k.dtype, k.hardware) for k in kernels})
+        resolved = [_rpc(stub.ResolveKernel, registry_pb2.ResolveKernelRequest(op=op, dtype=dtype, hardware=hw))
+                    for op, dtype, hw in keys]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "verified_kernels.json").write_text(json.dumps(export([_kernel_record(k) for k in kernels]), indent=2))
+    (out / "tmx-kernels.lock").write_text(json.dumps(lock([_kernel_record(k) for k in resolved]), indent=2))
+    console.print(f"{len(kernels)} verified kernels, {len(resolved)} pinned -> {out}")
+
+
+@kernels_app.command("resolve")
+def kernels_resolve(
+    op: Annotated[str, typer.Option()], dtype: Annotated[str, typer.Option()],
+    hardware: Annotated[str, typer.Option()],
+    lockfile: Annotated[Optional[Path], typer.Option("--lock", exists=True, dir_okay=False,
+                                                     help="require the kernel this lockfile pins")] = None,
+    registry_addr: str = REGISTRY,
+) -> None:
+    """Resolve the best verified kernel, check its content hash (and the lockfile's pin) without running it,
+    and print it as JSON."""
+    from tmx_artifacts import IntegrityError, LockError, check
+
+    with grpc.insecure_channel(registry_addr) as channel:
+        kernel = _rpc(registry_pb2_grpc.RegistryServiceStub(channel).ResolveKernel,
+                      registry_pb2.ResolveKernelRequest(op=op, dtype=dtype, hardware=hardware))
+    try:
+        check(kernel, json.loads(lockfile.read_text()) if lockfile else None)
+    except (IntegrityError, LockError, ValueError) as exc:
+        _fail(str(exc))
+    print(json.dumps({**_kernel_record(kernel), "integrity": "content hash verified"}, indent=2))
 
 
 def _skills():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import aiohttp
 import grpc
 
 from tmx_eventbus import EventBus
@@ -22,7 +23,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     bus = await EventBus.connect(settings.nats_url, name=f"forge-{settings.worker_id}")
     await bus.provision()
     channel = grpc.aio.insecure_channel(settings.registry_addr)
-    runner = JobRunner(bus, channel, settings)
+    http = aiohttp.ClientSession()
+    runner = JobRunner(bus, channel, settings, http)
     start_metrics_server(settings.metrics_port)
     consuming = asyncio.create_task(bus.consume(forge_jobs_consumer(settings.target), runner.handle, batch=1))
     log.info("forge worker consuming", extra={"target": settings.target, "worker": settings.worker_id})
@@ -32,4 +34,5 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         consuming.cancel()
         await asyncio.gather(consuming, return_exceptions=True)
         await channel.close()
+        await http.close()
         await bus.close()

@@ -15,5 +15,12 @@ class Settings(BaseSettings):
     candidate_timeout_s: float = 120.0
     bench_repeats: int = 7
     compile_baseline: bool = True  # the baseline is the better of eager and torch.compile
+    # the LLM agent generator: any OpenAI-compatible endpoint (the Tensormux gateway included)
+    agent_base_url: str = ""  # e.g. http://127.0.0.1:8080/v1
+    agent_model: str = ""
+    agent_api_key: str = ""
+    agent_usd_per_1k_tokens: float = 0.0
+    agent_max_cost_usd: float = 1.0  # per job
+    agent_playbook_chars: int = 12000
     metrics_port: int = 0
     log_level: str = "INFO"

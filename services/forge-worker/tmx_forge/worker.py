@@ -9,13 +9,16 @@ import json
 import logging
 import platform
 
+import aiohttp
 import grpc
 
 from tensormux.events.v1 import events_pb2
 from tensormux.forge.v1 import forge_pb2, forge_pb2_grpc
 from tensormux.registry.v1 import registry_pb2, registry_pb2_grpc
 from tmx_eventbus import EventBus, subjects
-from tmx_forge.domain.candidates import Candidate, inductor_candidates, template_candidates
+from tmx_forge.agent import AgentError, AgentGenerator
+from tmx_forge.domain.agent_prompt import Budget
+from tmx_forge.domain.candidates import Candidate, ListProposer, inductor_candidates, template_candidates
 from tmx_forge.domain.promotion import decide, geomean
 from tmx_forge.settings import Settings
 from tmx_forge.verifier import Limits, Verdict, Verifier
@@ -37,9 +40,11 @@ def _toolchain() -> dict:
 
 
 class JobRunner:
-    def __init__(self, bus: EventBus, channel: grpc.aio.Channel, settings: Settings) -> None:
+    def __init__(self, bus: EventBus, channel: grpc.aio.Channel, settings: Settings,
+                 http: aiohttp.ClientSession | None = None) -> None:
         self.bus = bus
         self.settings = settings
+        self.http = http  # for the agent generator's model endpoint
         self.registry = registry_pb2_grpc.RegistryServiceStub(channel)
         self.forge = forge_pb2_grpc.ForgeServiceStub(channel)
 
@@ -81,26 +86,47 @@ class JobRunner:
         except ValueError as exc:
             await self._progress(job.job_id, events_pb2.JOB_STATE_FAILED, "failed", str(exc))
             return
-        candidates = self._candidates(job, op)
+        try:
+            proposer = self._proposer(job, op, shapes)
+        except AgentError as exc:
+            await self._progress(job.job_id, events_pb2.JOB_STATE_FAILED, "failed", str(exc))
+            return
         results: list[tuple[Candidate, Verdict]] = []
-        for index, candidate in enumerate(candidates, 1):
+        verdict = None
+        while True:
             if await self._state(job.job_id) == events_pb2.JOB_STATE_CANCELLED:
                 log.info("job cancelled", extra={"job": job.job_id})
                 return
+            try:
+                candidate = await proposer.propose(verdict)
+            except AgentError as exc:  # the model endpoint failed mid-job: conclude on what was verified
+                log.warning("agent stopped", extra={"job": job.job_id, "error": str(exc)})
+                break
+            if candidate is None:
+                break
             verdict = await asyncio.to_thread(verifier.verify, candidate)
             results.append((candidate, verdict))
             summary = (f"passed, geomean {geomean(verdict.speedups):.3g}x" if verdict.ok
                        else f"rejected ({verdict.reason_code}): {verdict.reason}")
-            await self._progress(job.job_id, events_pb2.JOB_STATE_RUNNING, f"candidate {index}/{len(candidates)}",
+            await self._progress(job.job_id, events_pb2.JOB_STATE_RUNNING, f"candidate {len(results)}",
                                  f"{candidate.label} {summary}")
         await self._conclude(job, shapes, verifier.seed, results)
 
-    @staticmethod
-    def _candidates(job, op) -> list[Candidate]:
+    def _proposer(self, job, op, shapes):
         limit = job.max_candidates or 4
+        if job.generator == "agent":
+            s = self.settings
+            if self.http is None:
+                raise AgentError("this worker has no HTTP session for the agent generator")
+            agent = AgentGenerator(self.http, s.agent_base_url, s.agent_model, s.agent_api_key,
+                                   Budget(limit, s.agent_max_cost_usd, s.agent_usd_per_1k_tokens),
+                                   s.agent_playbook_chars)
+            agent.start(op, job.dtype, job.target, shapes)
+            return agent
         if job.generator == "inductor":
-            return inductor_candidates(job.op, limit)
-        return template_candidates(job.op, op.search_space, op.default_config, limit, inspect.getsource(op.module))
+            return ListProposer(inductor_candidates(job.op, limit))
+        return ListProposer(template_candidates(job.op, op.search_space, op.default_config, limit,
+                                                inspect.getsource(op.module)))
 
     async def _conclude(self, job, shapes, seed: int, results: list[tuple[Candidate, Verdict]]) -> None:
         passing = [(c, v) for c, v in results if v.ok]

@@ -75,3 +75,13 @@ def inductor_candidates(op: str, limit: int) -> list[Candidate]:
     return [Candidate(INDUCTOR_TEMPLATE.format(op=op, options=options), {}, trusted=True,
                       label=f"torch.compile {options or 'default'}")
             for options in INDUCTOR_VARIANTS[: max(limit, 0)]]
+
+
+class ListProposer:
+    """A fixed list of candidates, proposed in order whatever the verdicts (template and inductor)."""
+
+    def __init__(self, candidates: list[Candidate]) -> None:
+        self._pending = list(candidates)
+
+    async def propose(self, last_verdict=None) -> Candidate | None:
+        return self._pending.pop(0) if self._pending else None
