@@ -206,3 +206,41 @@ def test_verified_kernels_export_lock_and_integrity_checked_load(stack, tmp_path
     lock["kernels"]["toy_scale/float32/cuda-sm90"]["content_hash"] = published[0].content_hash
     with pytest.raises(LockError, match="pins"):
         from_registry(resolved, lock)
+
+
+async def test_a_forge_worker_killed_mid_job_leaves_it_to_be_redelivered_and_finished_once(stack):
+    bus = await EventBus.connect(stack.urls["nats"], name="e2e-forge")
+    events: list = []
+
+    async def on_msg(msg):
+        events.append(decode(msg.data, msg.headers))
+
+    sub = await bus.nc.subscribe(subjects.ALL_FORGE_PROGRESS, cb=on_msg)
+    try:
+        with grpc.insecure_channel(stack.urls["registry"]) as channel:
+            forge = forge_pb2_grpc.ForgeServiceStub(channel)
+            job = forge.SubmitJob(forge_pb2.SubmitJobRequest(op="rmsnorm", dtype="float32", target="cpu",
+                                                             max_candidates=3, shapes=[events_pb2.Shape(dims=[8, 64])]))
+
+            def steps() -> list[str]:
+                return [e.step for e in events if e.job_id == job.id]
+
+            deadline = time.monotonic() + 120
+            while "candidate 1" not in steps():  # mid-job: one candidate verified, more to go
+                assert time.monotonic() < deadline, steps()
+                await asyncio.sleep(0.05)
+            stack.kill_child("forge-worker")
+            assert "finished" not in steps()
+            stack.restart_child("forge-worker")
+            # JetStream redelivers once the dead worker's ack deadline (60 s) passes without a heartbeat
+            final = await asyncio.to_thread(
+                lambda: list(forge.WatchJob(forge_pb2.WatchJobRequest(id=job.id), timeout=240))[-1])
+        assert final.state == events_pb2.JOB_STATE_NOT_PROMOTED, final.reason
+        assert "3 candidate(s) verified correct" in final.reason  # the whole job, run again from the start
+        deadline = time.monotonic() + 10
+        while steps().count("finished") < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert steps().count("finished") == 1 and steps().count("started") == 2
+    finally:
+        await sub.unsubscribe()
+        await bus.close()
