@@ -26,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     import record
     from tmx_forge.domain.candidates import Candidate, inductor_candidates
-    from tmx_forge.domain.promotion import decide
+    from tmx_forge.domain.promotion import decide, geomean
     from tmx_forge.verifier import Limits, Verifier
 
     rows = []
@@ -39,9 +39,11 @@ def main() -> None:
         verdict = Verifier("rmsnorm", "float32", "cpu", [[16, 64], [8, 64]], limits).verify(
             Candidate(path.read_text(), label=path.stem))
         seconds = time.perf_counter() - start
+        speedup = geomean(verdict.speedups) if verdict.benchmarked else None
         rows.append({"kind": "candidate", "name": path.stem, "ok": verdict.ok, "reason_code": verdict.reason_code,
-                     "seconds": round(seconds, 2)})
-        print(f"{path.stem:32} {verdict.reason_code:22} {seconds:6.2f} s")
+                     "seconds": round(seconds, 2), "geomean_speedup": speedup})
+        print(f"{path.stem:32} {verdict.reason_code:22} {seconds:6.2f} s"
+              + (f"  {speedup:.3g}x vs eager" if speedup else ""))
     job_start = time.perf_counter()
     verifier = Verifier("fused_add_rmsnorm", "float32", "cpu", [[2048, 4096], [4096, 4096]],
                         Limits(wall_s=600, repeats=7, compile_baseline=True))

@@ -267,8 +267,7 @@ class Verifier:
             return self.op.make_inputs(shape, self.dtype, self.seed + salt + index, self.device)
 
         everyone = (cand, *baselines.values())
-        # warm-up (compilation, caches) on one set that is never timed, then each side's batch size: enough
-        # calls to last min_batch_s on its own, so the command round trip stays small on every side
+        # warm-up (compilation, caches) on one set that is never timed
         first = fresh(0)
         path = self._save(scratch, [first])
         for child in everyone:
