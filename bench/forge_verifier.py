@@ -51,7 +51,7 @@ def main() -> None:
         start = time.perf_counter()
         verdict = verifier.verify(candidate)
         seconds = time.perf_counter() - start
-        decision = decide(verdict.speedups) if verdict.benchmarked else None
+        decision = decide(verdict.speedups, wins=verdict.wins) if verdict.benchmarked else None
         rows.append({"kind": "job-candidate", "name": candidate.label, "ok": verdict.ok,
                      "reason_code": verdict.reason_code, "seconds": round(seconds, 2), "shapes": verdict.shapes,
                      "geomean_speedup": decision.geomean if decision else None,

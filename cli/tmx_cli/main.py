@@ -397,7 +397,7 @@ def forge_verify(
     verdict = verifier.verify(Candidate(candidate.read_text(), kwargs, label=candidate.name))
     result = verdict.to_dict()
     if verdict.benchmarked:
-        decision = decide(verdict.speedups)
+        decision = decide(verdict.speedups, wins=verdict.wins)
         result["promotion"] = {"promote": decision.promote, "geomean_speedup": decision.geomean,
                                "reason": decision.reason}
     print(json.dumps(result, indent=2))

@@ -30,6 +30,8 @@ def test_an_honest_candidate_passes_and_is_timed_against_the_baseline():
         assert timing["baseline"] == "eager" and timing["candidate_s"] > 0
         assert timing["speedup"] == timing["baseline_s"] / timing["candidate_s"]
         assert timing["candidate_s"] >= 0.5 * timing["copy_floor_s"]
+        assert timing["pairs"] == FAST.repeats and 0 <= timing["pairs_won"] <= FAST.repeats
+    assert verdict.wins == {k: (v["pairs_won"], FAST.repeats) for k, v in verdict.shapes.items()}
 
 
 def test_an_honest_triton_candidate_is_verified_under_the_interpreter_but_not_benchmarked():

@@ -64,6 +64,11 @@ class Verdict:
     def speedups(self) -> dict[str, float]:
         return {k: v["speedup"] for k, v in self.shapes.items()}
 
+    @property
+    def wins(self) -> dict[str, tuple[int, int]]:
+        """Per shape: in how many interleaved pairs the candidate beat the chosen baseline, of how many."""
+        return {k: (v["pairs_won"], v["pairs"]) for k, v in self.shapes.items()}
+
     def to_dict(self) -> dict:
         return {"ok": self.ok, "reason_code": self.reason_code, "reason": self.reason, "shapes": self.shapes,
                 "benchmarked": self.benchmarked}
@@ -316,6 +321,7 @@ class Verifier:
         candidate_s = statistics.median(samples["candidate"])
         best = min(baselines, key=lambda name: statistics.median(samples[baselines[name].role]))
         baseline_s = statistics.median(samples[baselines[best].role])
+        won = sum(c < b for c, b in zip(samples["candidate"], samples[baselines[best].role]))
         cand.stop()
         try:
             floor_s = self._copy_floor(copy, scratch, shape, deadline)
@@ -325,7 +331,8 @@ class Verifier:
             raise Rejected("faster_than_hardware", f"shape {_key(shape)}: {candidate_s * 1e6:.1f} us per call is "
                                                    f"under half of a plain copy of its bytes ({floor_s * 1e6:.1f} us)")
         return {"candidate_s": candidate_s, "baseline_s": baseline_s, "baseline": best,
-                "speedup": baseline_s / candidate_s, "copy_floor_s": floor_s, "calls_per_sample": count}
+                "speedup": baseline_s / candidate_s, "pairs_won": won, "pairs": len(samples["candidate"]),
+                "copy_floor_s": floor_s, "calls_per_sample": count}
 
     @staticmethod
     def _single(child: _Child) -> float:

@@ -141,7 +141,7 @@ class JobRunner:
                                  f"{len(passing)} candidate(s) verified correct but none was benchmarked ({CPU_NOTE})")
             return
         best_candidate, best = max(benchmarked, key=lambda cv: geomean(cv[1].speedups))
-        verdict = decide(best.speedups)
+        verdict = decide(best.speedups, wins=best.wins)
         if not verdict.promote:
             await self._progress(job.job_id, events_pb2.JOB_STATE_NOT_PROMOTED, "finished", verdict.reason,
                                  best_speedup=verdict.geomean)
