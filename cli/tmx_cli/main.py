@@ -336,12 +336,18 @@ def _shape(text: str) -> events_pb2.Shape:
         raise typer.BadParameter(f"shape {text!r} must look like 4096x8192") from None
 
 
+# options the forge commands share
+OpName = Annotated[str, typer.Option(help="op name, e.g. rmsnorm")]
+Shapes = Annotated[list[str], typer.Option(help="shape like 4096x8192; repeat for several")]
+Target = Annotated[str, typer.Option(help="cpu, cuda-sm90, ...")]
+
+
 @forge_app.command("submit")
 def forge_submit(
-    op: Annotated[str, typer.Option(help="op name, e.g. rmsnorm")],
-    shape: Annotated[list[str], typer.Option(help="shape like 4096x8192; repeat for several")],
+    op: OpName,
+    shape: Shapes,
     dtype: str = "float32",
-    target: Annotated[str, typer.Option(help="cpu, cuda-sm90, ...")] = "cpu",
+    target: Target = "cpu",
     generator: Annotated[str, typer.Option(help="template, inductor (torch.compile variants) or agent (LLM)")] = "",
     max_candidates: int = 4,
     wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
@@ -364,12 +370,12 @@ def forge_submit(
 
 @forge_app.command("verify")
 def forge_verify(
-    op: Annotated[str, typer.Option(help="op name, e.g. rmsnorm")],
+    op: OpName,
     candidate: Annotated[Path, typer.Option(help="a Python file defining launch(*inputs, **config)",
                                             exists=True, dir_okay=False)],
-    shape: Annotated[list[str], typer.Option(help="shape like 4096x8192; repeat for several")],
+    shape: Shapes,
     dtype: str = "float32",
-    target: Annotated[str, typer.Option(help="cpu, cuda-sm90, ...")] = "cpu",
+    target: Target = "cpu",
     config: Annotated[str, typer.Option(help="JSON object of keyword arguments for launch")] = "{}",
     repeats: int = 7,
     compile_baseline: Annotated[bool, typer.Option(help="also time torch.compile as a baseline")] = True,

@@ -216,6 +216,7 @@ async def test_a_forge_worker_killed_mid_job_leaves_it_to_be_redelivered_and_fin
         events.append(decode(msg.data, msg.headers))
 
     sub = await bus.nc.subscribe(subjects.ALL_FORGE_PROGRESS, cb=on_msg)
+    await bus.nc.flush()  # the server knows the subscription before the job's first event exists
     try:
         with grpc.insecure_channel(stack.urls["registry"]) as channel:
             forge = forge_pb2_grpc.ForgeServiceStub(channel)
