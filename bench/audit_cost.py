@@ -1,10 +1,18 @@
 """What audit + outcome publishing costs the gateway, measured as cleanly as 2 cores allow.
 
-Two gateways front the same instant engine-sim: one publishes a RequestAudited and a RequestOutcome per
-request to NATS, the other publishes nothing. Both gateways are pinned to CPU 0; the load generator,
-engine-sim and NATS to CPU 1, so each gateway's throughput is bounded by its own CPU cost. The two are
-driven in interleaved rounds (A B A B ...) at the same concurrency and the medians compared.
-Run: `python bench/audit_cost.py [--rounds 5] [--seconds 3]`.
+Three gateways front the same instant engine-sim, all following the fleet over NATS:
+- `audit`: publishes a RequestAudited and a RequestOutcome per request (the default);
+- `off`: TMX_GATEWAY_PUBLISH_EVENTS=false, publishes nothing; the goal (audit costs < 5% of throughput) is
+  `audit` against this;
+- `no_nats`: no NATS at all (no fleet feed either), for context.
+The gateways are pinned to CPU 0; the load generator, engine-sim, NATS and the services that consume the
+events to CPU 1. Each round drives every arm twice, the arm order rotating per round:
+- closed loop at the same concurrency: requests/s. On 2 cores this is confounded: the audit arm's events
+  also cost CPU 1 (NATS storing them, health and planner consuming them), which slows the load generator;
+- paced at the same rate (`--rate`, below every arm's capacity): the gateway's CPU time per request, the
+  clean measure of what publishing costs the gateway itself. Its capacity on one core is 1 / that.
+The per-round ratios are reported with their median.
+Run: `python bench/audit_cost.py [--rounds 9] [--seconds 3] [--rate 800]`.
 """
 
 from __future__ import annotations
@@ -30,9 +38,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measured(pid: int, url: str, concurrency: int, seconds: float) -> dict:
+def measured(pid: int, url: str, concurrency: int, seconds: float, rate: float = 0.0) -> dict:
     before = cpu_seconds(pid)
-    result = asyncio.run(drive(url, concurrency, seconds, False))
+    result = asyncio.run(drive(url, concurrency, seconds, False, rate))
     result["gateway_cpu_us_per_request"] = (cpu_seconds(pid) - before) / max(result["requests"] + 3, 1) * 1e6
     return result
 
@@ -46,9 +54,10 @@ def pin(pid: int, cpus: set[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=800.0)
     args = parser.parse_args()
     two_cores = (os.cpu_count() or 1) >= 2
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,40 +66,56 @@ def main() -> None:
                                   forge_worker=False))
         stack.start()
         try:
-            quiet = stack.add_gateway("gw-quiet", TMX_GATEWAY_NATS_URL="")
+            urls = {"audit": stack.urls["gateway"],
+                    "off": stack.add_gateway("gw-off", TMX_GATEWAY_PUBLISH_EVENTS="false"),
+                    "no_nats": stack.add_gateway("gw-no-nats", TMX_GATEWAY_NATS_URL="")}
+            pids = {"audit": stack.child("gateway").proc.pid, "off": stack.child("gw-off").proc.pid,
+                    "no_nats": stack.child("gw-no-nats").proc.pid}
             if two_cores:
                 for child in stack.children:
                     pin(child.proc.pid, {0} if child.name.startswith("gw") or child.name == "gateway" else {1})
                 pin(0, {1})
+            arms = list(urls)
             rows = []
-            audited_pid, quiet_pid = stack.child("gateway").proc.pid, stack.child("gw-quiet").proc.pid
             for round_ in range(1, args.rounds + 1):
-                audited = measured(audited_pid, stack.urls["gateway"], args.concurrency, args.seconds)
-                silent = measured(quiet_pid, quiet, args.concurrency, args.seconds)
-                rows.append({"round": round_, "audit_rps": audited["rps"], "no_audit_rps": silent["rps"],
-                             "audit_p50_ms": audited["p50_ms"], "no_audit_p50_ms": silent["p50_ms"],
-                             "audit_cpu_us": audited["gateway_cpu_us_per_request"],
-                             "no_audit_cpu_us": silent["gateway_cpu_us_per_request"],
-                             "errors": audited["errors"] + silent["errors"]})
-                print(f"round {round_}: audit {audited['rps']:7.0f} req/s {rows[-1]['audit_cpu_us']:6.0f} us CPU/req"
-                      f" | no audit {silent['rps']:7.0f} req/s {rows[-1]['no_audit_cpu_us']:6.0f} us CPU/req")
+                order = arms[round_ % 3:] + arms[:round_ % 3]
+                cells = {arm: measured(pids[arm], urls[arm], args.concurrency, args.seconds) for arm in order}
+                paced = {arm: measured(pids[arm], urls[arm], args.concurrency, args.seconds, args.rate)
+                         for arm in order}
+                row = {"round": round_, "order": order,
+                       "errors": sum(c["errors"] for c in [*cells.values(), *paced.values()])}
+                for arm in arms:
+                    row[f"{arm}_rps"], row[f"{arm}_p50_ms"] = cells[arm]["rps"], cells[arm]["p50_ms"]
+                    row[f"{arm}_cpu_us"] = cells[arm]["gateway_cpu_us_per_request"]
+                    row[f"{arm}_paced_rps"] = paced[arm]["rps"]
+                    row[f"{arm}_paced_cpu_us"] = paced[arm]["gateway_cpu_us_per_request"]
+                row["rps_ratio_audit_vs_off"] = row["audit_rps"] / row["off_rps"]
+                row["paced_cpu_ratio_audit_vs_off"] = row["audit_paced_cpu_us"] / row["off_paced_cpu_us"]
+                rows.append(row)
+                cols = [f"{arm} {row[arm + '_rps']:5.0f} req/s, {row[arm + '_paced_cpu_us']:4.0f} us CPU/req at "
+                        f"{row[arm + '_paced_rps']:4.0f} req/s" for arm in arms]
+                print(f"round {round_}: " + " | ".join(cols))
         finally:
             stack.stop()
-    a = statistics.median(r["audit_rps"] for r in rows)
-    b = statistics.median(r["no_audit_rps"] for r in rows)
-    ratios = sorted(r["audit_rps"] / r["no_audit_rps"] for r in rows)
-    ca = statistics.median(r["audit_cpu_us"] for r in rows)
-    cb = statistics.median(r["no_audit_cpu_us"] for r in rows)
-    print(f"median: audit {a:.0f} req/s, no audit {b:.0f} req/s -> {100 * (1 - a / b):.1f}% fewer req/s "
-          f"(per-round ratios {', '.join(f'{x:.3f}' for x in ratios)})")
-    print(f"gateway CPU per request: audit {ca:.0f} us, no audit {cb:.0f} us -> audit costs {100 * (ca / cb - 1):.1f}% "
-          "of the gateway's CPU")
-    save("audit_cost", rows + [{"median_audit_rps": a, "median_no_audit_rps": b, "rps_cost_pct": 100 * (1 - a / b),
-                                "median_audit_cpu_us": ca, "median_no_audit_cpu_us": cb,
-                                "cpu_cost_pct": 100 * (ca / cb - 1)}],
-         f"gateways pinned to CPU 0, load generator + engine-sim + NATS to CPU 1 ({'pinned' if two_cores else 'not pinned'});"
-         f" concurrency {args.concurrency}, non-streaming, {args.seconds}s per cell, interleaved rounds")
-
+    med = {key: statistics.median(r[key] for r in rows) for key in rows[0] if key.endswith(("_rps", "_cpu_us"))}
+    rps_ratio = statistics.median(r["rps_ratio_audit_vs_off"] for r in rows)
+    cpu_ratio = statistics.median(r["paced_cpu_ratio_audit_vs_off"] for r in rows)
+    print(f"closed loop, median req/s: audit {med['audit_rps']:.0f}, off {med['off_rps']:.0f}, "
+          f"no NATS {med['no_nats_rps']:.0f} -> audit {100 * (1 - rps_ratio):.1f}% fewer req/s than off "
+          "(confounded by CPU 1, see above)")
+    print(f"paced at {args.rate:.0f} req/s, median gateway CPU per request: audit {med['audit_paced_cpu_us']:.0f} us, "
+          f"off {med['off_paced_cpu_us']:.0f} us, no NATS {med['no_nats_paced_cpu_us']:.0f} us")
+    per_round = ", ".join(f"{r['paced_cpu_ratio_audit_vs_off']:.3f}" for r in rows)
+    print(f"audit publishing costs the gateway {100 * (cpu_ratio - 1):.1f}% more CPU per request, i.e. "
+          f"{100 * (1 - 1 / cpu_ratio):.1f}% of its one-core capacity (median of per-round ratios {per_round})")
+    save("audit_cost", rows + [{**{f"median_{k}": v for k, v in med.items()},
+                                "median_rps_ratio_audit_vs_off": rps_ratio, "rps_cost_pct": 100 * (1 - rps_ratio),
+                                "median_paced_cpu_ratio_audit_vs_off": cpu_ratio,
+                                "capacity_cost_pct": 100 * (1 - 1 / cpu_ratio)}],
+         f"gateways pinned to CPU 0, load generator + engine-sim + NATS + consumers to CPU 1 "
+         f"({'pinned' if two_cores else 'not pinned'}); concurrency {args.concurrency}, non-streaming, "
+         f"{args.seconds}s per cell, {args.rounds} interleaved rounds, arm order rotating; paced cells at "
+         f"{args.rate:.0f} req/s")
 
 if __name__ == "__main__":
     main()

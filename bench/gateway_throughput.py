@@ -28,16 +28,23 @@ from tmx_config.fleet import dump_fleet  # noqa: E402
 MODEL = "tmx-sim-llama"
 
 
-async def drive(url: str, concurrency: int, seconds: float, stream: bool) -> dict:
+async def drive(url: str, concurrency: int, seconds: float, stream: bool, rate: float = 0.0) -> dict:
+    """Closed-loop load from `concurrency` connections; with `rate`, request starts are paced to that many per
+    second in total (a worker that falls behind sends at once), so two targets can be compared at equal load."""
     body = {"model": MODEL, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 4, "stream": stream}
     latencies: list[float] = []
     errors = 0
+    slots = iter(range(1 << 62))
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         async def worker() -> None:
             nonlocal errors
             while time.perf_counter() < deadline:
+                if rate:
+                    delay = started + next(slots) / rate - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
                 start = time.perf_counter()
                 try:
                     async with session.post(f"{url}/v1/chat/completions", json=body) as resp:

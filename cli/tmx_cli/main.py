@@ -142,7 +142,7 @@ def audit_tail(
 async def _audit_tail(nats_url: str, tenant: str, count: int, from_start: bool) -> None:
     from nats.js.api import ConsumerConfig, DeliverPolicy
 
-    from tmx_eventbus import EventBus, decode, subjects
+    from tmx_eventbus import EventBus, decode_all, subjects
     from tmx_eventbus.streams import TMX_AUDIT
 
     try:
@@ -162,9 +162,11 @@ async def _audit_tail(nats_url: str, tenant: str, count: int, from_start: bool) 
     try:
         while not count or seen < count:
             msg = await queue.get()
-            event = decode(msg.data, msg.headers)
-            print(json.dumps(MessageToDict(event, preserving_proto_field_name=True)), flush=True)
-            seen += 1
+            for event in decode_all(msg.data, msg.headers):  # the gateway packs a publish cycle's events
+                if count and seen >= count:
+                    break
+                print(json.dumps(MessageToDict(event, preserving_proto_field_name=True)), flush=True)
+                seen += 1
     finally:
         await sub.unsubscribe()
         await bus.close()
@@ -348,14 +350,21 @@ def forge_submit(
     shape: Shapes,
     dtype: str = "float32",
     target: Target = "cpu",
-    generator: Annotated[str, typer.Option(help="template, inductor (torch.compile variants) or agent (LLM)")] = "",
+    generator: Annotated[str, typer.Option(help="template, inductor (torch.compile variants) or agent (LLM); "
+                                                "--candidate implies file")] = "",
+    candidate: Annotated[Optional[Path], typer.Option(help="your own candidate: a Python file defining "
+                                                           "launch(*inputs)", exists=True, dir_okay=False)] = None,
     max_candidates: int = 4,
     wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
     registry_addr: str = REGISTRY,
 ) -> None:
     """Submit a kernel job."""
+    if candidate is not None and generator not in ("", "file"):
+        _fail("--candidate submits a file job; leave --generator out")
     request = forge_pb2.SubmitJobRequest(op=op, dtype=dtype, target=target, max_candidates=max_candidates,
-                                         generator=generator, shapes=[_shape(s) for s in shape])
+                                         generator="file" if candidate is not None else generator,
+                                         candidate_source=candidate.read_text() if candidate is not None else "",
+                                         shapes=[_shape(s) for s in shape])
     with grpc.insecure_channel(registry_addr) as channel:
         stub = forge_pb2_grpc.ForgeServiceStub(channel)
         job = _rpc(stub.SubmitJob, request)
@@ -428,7 +437,9 @@ def forge_jobs(limit: int = 20, registry_addr: str = REGISTRY) -> None:
 def _kernel_record(k) -> dict:
     return {"id": k.id, "op": k.op, "dtype": k.dtype, "hardware": k.hardware, "content_hash": k.content_hash,
             "config": json.loads(k.config_json or "{}"), "speedup": k.speedup, "job_id": k.job_id,
-            "created_at_unix_ms": k.created_at_unix_ms}
+            "created_at_unix_ms": k.created_at_unix_ms, "status": k.status,
+            "provenance": MessageToDict(k.provenance, preserving_proto_field_name=True),
+            "environment": MessageToDict(k.environment, preserving_proto_field_name=True)}
 
 
 @kernels_app.command("export")
@@ -456,23 +467,68 @@ def kernels_export(
 @kernels_app.command("resolve")
 def kernels_resolve(
     op: Annotated[str, typer.Option()], dtype: Annotated[str, typer.Option()],
-    hardware: Annotated[str, typer.Option()],
+    hardware: Annotated[str, typer.Option(help="the device: cpu, cuda-sm90, ...")],
+    shape: Annotated[Optional[str], typer.Option(help="the shape it will run at, e.g. 4096x4096")] = None,
     lockfile: Annotated[Optional[Path], typer.Option("--lock", exists=True, dir_okay=False,
                                                      help="require the kernel this lockfile pins")] = None,
     registry_addr: str = REGISTRY,
 ) -> None:
-    """Resolve the best verified kernel, check its content hash (and the lockfile's pin) without running it,
-    and print it as JSON."""
+    """Resolve the best verified kernel for a device (and shape), check its content hash (and the lockfile's
+    pin) without running it, and print it as JSON."""
     from tmx_artifacts import IntegrityError, LockError, check
 
+    request = registry_pb2.ResolveKernelRequest(op=op, dtype=dtype, hardware=hardware,
+                                                shape=list(_shape(shape).dims) if shape else [])
     with grpc.insecure_channel(registry_addr) as channel:
-        kernel = _rpc(registry_pb2_grpc.RegistryServiceStub(channel).ResolveKernel,
-                      registry_pb2.ResolveKernelRequest(op=op, dtype=dtype, hardware=hardware))
+        kernel = _rpc(registry_pb2_grpc.RegistryServiceStub(channel).ResolveKernel, request)
     try:
         check(kernel, json.loads(lockfile.read_text()) if lockfile else None)
     except (IntegrityError, LockError, ValueError) as exc:
         _fail(str(exc))
     print(json.dumps({**_kernel_record(kernel), "integrity": "content hash verified"}, indent=2))
+
+
+@kernels_app.command("revoke")
+def kernels_revoke(
+    kernel_id: Annotated[str, typer.Argument(help="the kernel's id")],
+    reason: Annotated[str, typer.Option(help="why it must never be served again")],
+    actor: Annotated[str, typer.Option(help="who revokes it")] = "",
+    registry_addr: str = REGISTRY,
+) -> None:
+    """Revoke a kernel: it is never resolved again; if it was the default, the best remaining one takes over."""
+    with grpc.insecure_channel(registry_addr) as channel:
+        kernel = _rpc(registry_pb2_grpc.RegistryServiceStub(channel).RevokeKernel,
+                      registry_pb2.RevokeKernelRequest(id=kernel_id, reason=reason, actor=actor or _user()))
+    print(json.dumps(_kernel_record(kernel)))
+
+
+@kernels_app.command("history")
+def kernels_history(
+    op: Annotated[str, typer.Option(help="only this op")] = "",
+    kernel_id: Annotated[str, typer.Option("--kernel", help="only this kernel")] = "",
+    limit: int = 50,
+    registry_addr: str = REGISTRY,
+) -> None:
+    """The promotion decision log, newest first: promoted, superseded, revoked."""
+    with grpc.insecure_channel(registry_addr) as channel:
+        decisions = _rpc(registry_pb2_grpc.RegistryServiceStub(channel).ListDecisions,
+                         registry_pb2.ListDecisionsRequest(op=op, kernel_id=kernel_id, limit=limit)).decisions
+    table = Table(title="kernel decisions")
+    for col in ("when", "kernel", "op", "dtype", "hardware", "decision", "reason", "actor"):
+        table.add_column(col, overflow="fold")
+    for d in decisions:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d.created_at_unix_ms / 1000))
+        table.add_row(when, d.kernel_id[:12], d.op, d.dtype, d.hardware, d.decision, d.reason, d.actor)
+    console.print(table)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _skills():

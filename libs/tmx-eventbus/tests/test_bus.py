@@ -4,7 +4,7 @@ import pytest
 from nats.js.api import RetentionPolicy, StreamConfig
 
 from tensormux.events.v1 import events_pb2
-from tmx_eventbus import STREAMS, EventBus, StreamMismatch, subjects
+from tmx_eventbus import STREAMS, EventBus, StreamMismatch, encode_batch, subjects
 from tmx_eventbus.streams import BACKENDS_BUCKET, ConsumerDecl
 
 
@@ -63,6 +63,27 @@ async def test_durable_consumer_redelivers_after_a_handler_failure(bus, tmx_asyn
     await asyncio.gather(task, return_exceptions=True)
     info = await bus.js.consumer_info("TMX_AUDIT", "test-audit")
     assert info.num_ack_pending == 0
+
+
+async def test_a_consumer_handles_each_event_of_a_batch_and_a_failure_redelivers_the_batch(bus, tmx_async_wait):
+    await bus.provision()
+    decl = ConsumerDecl(stream="TMX_AUDIT", durable="test-batch", filter_subject=subjects.ALL_AUDIT,
+                        ack_wait_s=1.0, max_deliver=3, backoff_s=())
+    handled: list[str] = []
+
+    async def handler(event):
+        handled.append(event.request_id)
+        if handled == ["r0", "r1"]:
+            raise RuntimeError("transient")  # fails on the second event of the first delivery
+
+    data, headers = encode_batch([events_pb2.RequestAudited(request_id=f"r{i}", tenant="acme") for i in range(3)])
+    await bus.js.publish(subjects.audit("acme"), data, headers=headers)
+    task = asyncio.create_task(bus.consume(decl, handler))
+    await tmx_async_wait(lambda: len(handled) == 5, 10, what="the batch redelivered and handled whole")
+    assert handled == ["r0", "r1", "r0", "r1", "r2"]  # at least once, in order
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert (await bus.js.consumer_info("TMX_AUDIT", "test-batch")).num_ack_pending == 0
 
 
 async def test_follow_last_per_subject_replays_current_state_then_follows(bus, tmx_async_wait):

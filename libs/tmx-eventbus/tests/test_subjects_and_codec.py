@@ -35,3 +35,50 @@ def test_encode_keeps_a_given_event_id():
 def test_decode_rejects_what_it_cannot_trust(headers, message):
     with pytest.raises(DecodeError, match=message):
         decode(b"\xff\xff\xff", headers)
+
+
+def test_event_ids_are_unique_32_hex_characters_and_differ_after_fork():
+    import os
+
+    from tmx_eventbus import new_event_id
+
+    ids = {new_event_id() for _ in range(10_000)}
+    assert len(ids) == 10_000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child writes the id it draws next; the parent draws its own
+        os.write(write, new_event_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child[:20] != new_event_id()[:20]  # reseeded in the child: no id can repeat the parent's
+
+
+def test_a_batch_round_trips_its_events_in_order_with_their_own_ids():
+    from tmx_eventbus import decode_all, encode_batch
+
+    events = [events_pb2.RequestAudited(request_id=f"r{i}", tenant="acme") for i in range(3)]
+    data, headers = encode_batch(events)
+    assert headers["Tmx-Type"] == "tensormux.events.v1.EventBatch"
+    out = decode_all(data, headers)
+    assert [e.request_id for e in out] == ["r0", "r1", "r2"]
+    assert len({e.event_id for e in out} | {headers["Nats-Msg-Id"]}) == 4  # each event and the batch
+    single, single_headers = encode(events_pb2.RequestOutcome(request_id="x"))
+    assert [e.request_id for e in decode_all(single, single_headers)] == ["x"]
+
+
+def test_a_batch_holds_one_type_and_rejects_bad_contents():
+    from tmx_eventbus import decode_all, encode_batch
+
+    with pytest.raises(ValueError, match="one type"):
+        encode_batch([events_pb2.RequestAudited(), events_pb2.RequestOutcome()])
+    with pytest.raises(ValueError, match="at least one"):
+        encode_batch([])
+    bad = events_pb2.EventBatch(event_type="tensormux.events.v1.Nope", events=[b""])
+    data, headers = encode(bad)
+    with pytest.raises(DecodeError, match="unknown event type"):
+        decode_all(data, headers)
+    garbled = events_pb2.EventBatch(event_type="tensormux.events.v1.RequestAudited", events=[b"\xff\xff\xff"])
+    data, headers = encode(garbled)
+    with pytest.raises(DecodeError, match="bad tensormux.events.v1.RequestAudited payload in a batch"):
+        decode_all(data, headers)

@@ -2,7 +2,7 @@
 
 from tmx_eventbus import subjects
 from tmx_eventbus.bus import EventBus
-from tmx_eventbus.codec import DecodeError, decode, encode, new_event_id
+from tmx_eventbus.codec import DecodeError, decode, decode_all, encode, encode_batch, new_event_id
 from tmx_eventbus.provision import StreamMismatch, provision
 from tmx_eventbus.streams import BACKENDS_BUCKET, CONSUMERS, STREAMS, ConsumerDecl, StreamDecl
 
@@ -16,7 +16,9 @@ __all__ = [
     "StreamDecl",
     "StreamMismatch",
     "decode",
+    "decode_all",
     "encode",
+    "encode_batch",
     "new_event_id",
     "provision",
     "subjects",

@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
 
-from tmx_eventbus.codec import DecodeError, decode, encode
+from tmx_eventbus.codec import DecodeError, decode_all, encode
 from tmx_eventbus.provision import provision
 from tmx_eventbus.streams import BACKENDS_BUCKET, ConsumerDecl
 
@@ -101,7 +101,8 @@ class EventBus:
             while True:
                 msg = await queue.get()
                 try:
-                    await handler(decode(msg.data, msg.headers))
+                    for event in decode_all(msg.data, msg.headers):
+                        await handler(event)
                 except DecodeError as exc:
                     log.warning("dropping undecodable event", extra={"subject": msg.subject, "error": str(exc)})
         finally:
@@ -109,14 +110,15 @@ class EventBus:
 
     async def _handle(self, msg: Msg, handler: Handler, ack_wait_s: float) -> None:
         try:
-            event = decode(msg.data, msg.headers)
+            events = decode_all(msg.data, msg.headers)
         except DecodeError as exc:
             log.error("terminating undecodable message", extra={"subject": msg.subject, "error": str(exc)})
             await msg.term()
             return
         heartbeat = asyncio.create_task(_keep_alive(msg, ack_wait_s))
         try:
-            await handler(event)
+            for event in events:  # a batch is acked whole: on a failure its events come again (at-least-once)
+                await handler(event)
         except asyncio.CancelledError:
             raise
         except Exception:

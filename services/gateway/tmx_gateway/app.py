@@ -38,8 +38,9 @@ class Gateway:
         self.router = _router(fleet_file)
         self.bus: EventBus | None = None
         self.publisher: EventPublisher | None = None
-        if settings.nats_url or settings.audit_file:
-            spool = Spool(settings.spool_path, settings.spool_max_bytes) if settings.nats_url else None
+        publish = bool(settings.nats_url) and settings.publish_events
+        if publish or settings.audit_file:
+            spool = Spool(settings.spool_path, settings.spool_max_bytes) if publish else None
             self.publisher = EventPublisher(None, settings.gateway_id, self.metrics, settings.event_queue_size, spool,
                                             settings.audit_file, settings.spool_replay_interval_s,
                                             settings.event_linger_ms / 1000)
@@ -97,7 +98,8 @@ class Gateway:
                     await self.bus.close()
                     self.bus = None
                 await asyncio.sleep(1.0)
-        self.publisher.bus = self.bus
+        if self.publisher is not None:
+            self.publisher.bus = self.bus
         follower = HealthFollower(self.bus, self.fleet, self.metrics)
         known = await follower.load_snapshot()
         self._synced = True

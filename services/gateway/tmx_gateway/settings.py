@@ -23,10 +23,11 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = 2.0  # first open period; doubles on each re-open up to 30 s
     retry_budget_ratio: float = 0.2  # retries may add at most this share of requests
     request_deadline_s: float = 600.0  # per request, all attempts included (header x-tmx-deadline-ms overrides)
+    publish_events: bool = True  # false: follow the fleet over NATS but publish no audit or outcome events
     event_queue_size: int = 10_000
     spool_path: str = ".tmx/gateway-events.spool"  # events waiting for NATS survive here (bounded)
     spool_max_bytes: int = 64 * 1024 * 1024
     spool_replay_interval_s: float = 1.0
-    event_linger_ms: float = 5.0  # how long the publisher lets events gather into one batch
+    event_linger_ms: float = 50.0  # how long events gather into one publish (fresher events vs less CPU)
     audit_file: str = ""  # also append every audit event to this JSONL file
     log_level: str = "INFO"
