@@ -81,7 +81,7 @@ class EventPublisher:
 
     def __init__(self, bus: EventBus | None, gateway_id: str, metrics: GatewayMetrics, queue_size: int,
                  spool: Spool | None, audit_file: str = "", replay_interval_s: float = 1.0,
-                 linger_s: float = 0.05) -> None:
+                 linger_s: float = 0.05, ack_interval_s: float = 0.25) -> None:
         self.bus = bus  # set once NATS is connected; None until then (events wait in the spool)
         self.gateway_id = gateway_id
         self.metrics = metrics
@@ -93,6 +93,9 @@ class EventPublisher:
         # a deque and a wake-up event, not an asyncio.Queue: enqueueing is on every request's path
         self._pending: deque[RequestRecord | FailedAttempt] = deque()
         self._wake = asyncio.Event()
+        self.ack_interval_s = ack_interval_s
+        self._unconfirmed: dict[str, list[tuple[str, bytes, dict[str, str]]]] = {}  # per stream family
+        self._confirmed_at = time.monotonic()
         self._tasks: list[asyncio.Task] = []
 
     def start(self) -> None:
@@ -125,16 +128,18 @@ class EventPublisher:
         events: list[tuple[str, object]] = []
         gateway_id = self.gateway_id
         for r in items:
+            if isinstance(r, FailedAttempt):
+                events.append((subjects.signal_backend(r.backend_id), events_pb2.RequestOutcome(
+                    occurred_at_unix_ms=r.at_ms, request_id=r.request_id, gateway_id=gateway_id,
+                    backend_id=r.backend_id, model=r.model, endpoint=r.endpoint, http_status=r.http_status,
+                    latency_ms=r.latency_ms, error=r.error)))
+                continue
             if r.backend_id:
                 events.append((subjects.signal_backend(r.backend_id), events_pb2.RequestOutcome(
                     occurred_at_unix_ms=r.at_ms, request_id=r.request_id, gateway_id=gateway_id,
                     backend_id=r.backend_id, model=r.model, endpoint=r.endpoint, http_status=r.http_status,
-                    latency_ms=r.latency_ms, error=r.error,
-                    **({} if isinstance(r, FailedAttempt) else {
-                        "streamed": r.streamed, "ttft_ms": r.ttft_ms, "prompt_tokens": r.prompt_tokens,
-                        "completion_tokens": r.completion_tokens, "cached_tokens": r.cached_tokens}))))
-            if isinstance(r, FailedAttempt):
-                continue
+                    streamed=r.streamed, latency_ms=r.latency_ms, ttft_ms=r.ttft_ms, prompt_tokens=r.prompt_tokens,
+                    completion_tokens=r.completion_tokens, cached_tokens=r.cached_tokens, error=r.error)))
             events.append((subjects.audit(r.tenant), events_pb2.RequestAudited(
                 occurred_at_unix_ms=r.at_ms, request_id=r.request_id, tenant=r.tenant, api_key_id=r.api_key_id,
                 model=r.model, endpoint=r.endpoint, backend_id=r.backend_id, http_status=r.http_status,
@@ -146,7 +151,14 @@ class EventPublisher:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
+            if self._unconfirmed:  # published but not yet acknowledged: confirm them within the ack interval
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.ack_interval_s)
+                except asyncio.TimeoutError:
+                    await self._confirm()
+                    continue
+            else:
+                await self._wake.wait()
             if self.linger_s and len(self._pending) < MAX_BATCH:
                 await asyncio.sleep(self.linger_s)  # let a batch gather: NATS is paid per batch, not per event
             self._wake.clear()
@@ -159,35 +171,45 @@ class EventPublisher:
             if self.spool is None:
                 continue  # no NATS configured: the audit file is the only sink
             if self.spool.size or self.bus is None or not self.bus.connected:
+                self._spool_unconfirmed()
                 self._to_spool(encoded)  # keep order: nothing overtakes what is already spooled
                 continue
-            failed = await self._publish_batch(encoded)
-            if failed:
-                log.warning("NATS publish failed; spooling", extra={"count": len(failed)})
-                self._to_spool(failed)
+            sent = 0
+            try:
+                for entry in encoded:
+                    await self.bus.nc.publish(entry[0], entry[1], headers=entry[2])
+                    self._unconfirmed.setdefault(_stream_family(entry[0]), []).append(entry)
+                    sent += 1
+            except Exception as exc:
+                log.warning("NATS publish failed; spooling", extra={"error": repr(exc)})
+                self._spool_unconfirmed()
+                self._to_spool(encoded[sent:])
+                continue
+            if time.monotonic() - self._confirmed_at >= self.ack_interval_s:
+                await self._confirm()
 
-    async def _publish_batch(self, encoded: list[tuple[str, bytes, dict[str, str]]]) -> list:
-        """Publish a batch cheaply and still know it was stored: every event but the last of each stream goes
-        out as a plain (unacknowledged) publish, and the last one as a JetStream publish whose ack is the
-        barrier — one connection keeps order, so that ack means the server has processed the whole group.
-        A group whose barrier fails is returned whole for the spool; its replay is deduplicated by
-        Nats-Msg-Id, so events that did land are not stored twice. Returns the entries to spool."""
-        groups: dict[str, list] = {}
-        for entry in encoded:
-            groups.setdefault(entry[0].split(".")[1], []).append(entry)  # tmx.<stream family>....
-        try:
-            for group in groups.values():
-                for subject, data, headers in group[:-1]:
-                    await self.bus.nc.publish(subject, data, headers=headers)
-        except Exception:
-            return encoded
-        results = await asyncio.gather(*(self.bus.js.publish(g[-1][0], g[-1][1], headers=g[-1][2], timeout=2.0)
-                                         for g in groups.values()), return_exceptions=True)
-        failed = []
-        for group, result in zip(groups.values(), results):
-            if isinstance(result, BaseException):
-                failed.extend(group)
-        return failed
+    async def _confirm(self) -> None:
+        """Events go out as plain publishes; every `ack_interval_s` one acknowledged JetStream publish per stream
+        (the last event again: JetStream answers a duplicate without storing it twice) is the barrier — one
+        connection keeps order, so its ack means the stream has processed everything before it. A stream whose
+        barrier fails has everything since its last barrier spooled; the replay is deduplicated by Nats-Msg-Id,
+        so events that did land are not stored twice."""
+        self._confirmed_at = time.monotonic()
+        families = list(self._unconfirmed.items())
+        self._unconfirmed = {}
+        results = await asyncio.gather(*(self.bus.js.publish(entries[-1][0], entries[-1][1], headers=entries[-1][2],
+                                                             timeout=2.0) for _, entries in families),
+                                       return_exceptions=True)
+        failed = [entry for (_, entries), result in zip(families, results) if isinstance(result, BaseException)
+                  for entry in entries]
+        if failed:
+            log.warning("NATS did not acknowledge; spooling", extra={"count": len(failed)})
+            self._to_spool(failed)
+
+    def _spool_unconfirmed(self) -> None:
+        if self._unconfirmed:
+            self._to_spool([entry for entries in self._unconfirmed.values() for entry in entries])
+            self._unconfirmed = {}
 
     def _to_spool(self, entries) -> None:
         dropped = self.spool.append(entries)
@@ -238,6 +260,14 @@ class EventPublisher:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._unconfirmed:  # confirm the last events before exiting, or keep them in the spool
+            if self.bus is not None and self.bus.connected:
+                await self._confirm()
+            self._spool_unconfirmed()
+
+
+def _stream_family(subject: str) -> str:
+    return subject.split(".", 2)[1]  # tmx.<family>.… — one JetStream stream per family
 
 
 def _pack(batch: list[tuple[str, object]]) -> list[tuple[str, bytes, dict[str, str]]]:

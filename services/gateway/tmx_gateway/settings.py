@@ -29,5 +29,6 @@ class Settings(BaseSettings):
     spool_max_bytes: int = 64 * 1024 * 1024
     spool_replay_interval_s: float = 1.0
     event_linger_ms: float = 50.0  # how long events gather into one publish (fresher events vs less CPU)
+    event_ack_interval_ms: float = 250.0  # how often a JetStream ack confirms what went out since the last one
     audit_file: str = ""  # also append every audit event to this JSONL file
     log_level: str = "INFO"
