@@ -221,6 +221,71 @@ def database_url(request, tmp_path):
     return request.getfixturevalue("postgres_url")
 
 
+# --- fault injection ------------------------------------------------------------------------------------
+class TcpProxy:
+    """A TCP forwarder on a free loopback port that a test can cut (live connections reset, new ones refused)
+    and restore: a network partition between a service and its database, say, without touching the server."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def _handle(self, client_reader, client_writer) -> None:
+        try:
+            server_reader, server_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.close()
+            return
+        pair = {client_writer, server_writer}
+        self._writers |= pair
+
+        async def pipe(reader, writer) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                writer.close()
+
+        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+        self._writers -= pair
+
+    async def cut(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+        if server is not None:
+            await server.wait_closed()
+
+    async def restore(self) -> None:
+        await self.start()
+
+
+@pytest.fixture
+async def tcp_proxy():
+    proxies: list[TcpProxy] = []
+
+    async def make(host: str, port: int) -> TcpProxy:
+        proxy = TcpProxy(host, port)
+        await proxy.start()
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in proxies:
+        await proxy.cut()
+
+
 # --- HTTP servers ----------------------------------------------------------------------------------------
 @contextlib.asynccontextmanager
 async def serve_asgi(app, port: int | None = None, lifespan: str = "on"):

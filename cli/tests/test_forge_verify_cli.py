@@ -32,5 +32,5 @@ def test_a_cheating_file_is_rejected_with_its_reason_and_exit_code():
 
 def test_bad_arguments_fail_clearly(tmp_path):
     bad = verify(CANDIDATES / "honest_rmsnorm.py", "--dtype", "int4")
-    assert bad.returncode == 1 and "unsupported dtype int4" in bad.stdout
+    assert bad.returncode == 1 and "unsupported dtype int4" in bad.stderr
     assert verify(CANDIDATES / "honest_rmsnorm.py", "--config", "[1]").returncode == 2

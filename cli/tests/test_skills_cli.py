@@ -22,5 +22,5 @@ def test_search_show_bundle_and_list():
 
 def test_unknown_names_and_empty_searches_fail_clearly():
     missing = tmx("show", "nope")
-    assert missing.returncode == 1 and "no skill 'nope'" in missing.stdout
+    assert missing.returncode == 1 and "no skill 'nope'" in missing.stderr
     assert tmx("search", "zzzunknown").returncode == 1

@@ -35,6 +35,7 @@ app.add_typer(skills_app, name="skills")
 app.add_typer(plan_app, name="plan")
 app.add_typer(forge_app, name="forge")
 console = Console()
+errors = Console(stderr=True, soft_wrap=True)  # to stderr, so stdout stays data; never wrapped mid-message
 
 HEALTH = typer.Option("127.0.0.1:50051", "--health-addr", envvar="TMX_HEALTH_ADDR", help="health service address")
 PLANNER = typer.Option("127.0.0.1:50052", "--planner-addr", envvar="TMX_PLANNER_ADDR", help="planner address")
@@ -43,7 +44,7 @@ NATS = typer.Option("nats://127.0.0.1:4222", "--nats-url", envvar="TMX_NATS_URL"
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    errors.print(f"[red]error:[/red] {message}")
     raise typer.Exit(1)
 
 
@@ -325,7 +326,7 @@ def plan_estimate(
 
 
 def _job_row(job: forge_pb2.Job) -> dict:
-    return {"id": job.id, "op": job.op, "dtype": job.dtype, "target": job.target,
+    return {"id": job.id, "op": job.op, "dtype": job.dtype, "target": job.target, "generator": job.generator,
             "shapes": ["x".join(map(str, s.dims)) for s in job.shapes],
             "state": events_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_").lower(), "reason": job.reason,
             "kernel_id": job.kernel_id, "best_speedup": round(job.best_speedup, 4)}
@@ -507,12 +508,17 @@ def kernels_history(
     op: Annotated[str, typer.Option(help="only this op")] = "",
     kernel_id: Annotated[str, typer.Option("--kernel", help="only this kernel")] = "",
     limit: int = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
     registry_addr: str = REGISTRY,
 ) -> None:
     """The promotion decision log, newest first: promoted, superseded, revoked."""
     with grpc.insecure_channel(registry_addr) as channel:
         decisions = _rpc(registry_pb2_grpc.RegistryServiceStub(channel).ListDecisions,
                          registry_pb2.ListDecisionsRequest(op=op, kernel_id=kernel_id, limit=limit)).decisions
+    if as_json:
+        for d in decisions:
+            print(json.dumps(MessageToDict(d, preserving_proto_field_name=True)))
+        return
     table = Table(title="kernel decisions")
     for col in ("when", "kernel", "op", "dtype", "hardware", "decision", "reason", "actor"):
         table.add_column(col, overflow="fold")

@@ -171,6 +171,18 @@ def test_tmx_commands_against_the_stack(stack, tmp_path):
     assert recommend.returncode == 0, recommend.stderr
     reply = json.loads(recommend.stdout)
     assert reply["profile"] == "batch" and len(reply["plans"]) == 2 and reply["plans"][0]["launch_command"]
+    candidate = tmp_path / "mine.py"
+    candidate.write_text("def launch(x, w, eps=1e-6):\n    return x\n")
+    submit = subprocess.run([sys.executable, "-m", "tmx_cli.main", "forge", "submit", "--op", "rmsnorm", "--shape",
+                             "8x64", "--candidate", str(candidate), "--registry-addr", stack.urls["registry"]],
+                            capture_output=True, text=True, timeout=30)
+    assert submit.returncode == 0, submit.stderr
+    assert json.loads(submit.stdout)["generator"] == "file"
+    candidate.write_text("def launch(x:\n")
+    bad = subprocess.run([sys.executable, "-m", "tmx_cli.main", "forge", "submit", "--op", "rmsnorm", "--shape", "8x64",
+                          "--candidate", str(candidate), "--registry-addr", stack.urls["registry"]],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr and "not valid Python" in bad.stderr
 
 
 def test_verified_kernels_export_lock_and_integrity_checked_load(stack, tmp_path):
@@ -206,6 +218,23 @@ def test_verified_kernels_export_lock_and_integrity_checked_load(stack, tmp_path
     lock["kernels"]["toy_scale/float32/cuda-sm90"]["content_hash"] = published[0].content_hash
     with pytest.raises(LockError, match="pins"):
         from_registry(resolved, lock)
+    # an sm100 device is served by the sm90 kernels; revoking the default hands over to the other one
+    resolve = tmx + ["resolve", "--op", "toy_scale", "--dtype", "float32", "--hardware", "cuda-sm100",
+                     "--shape", "8x64"] + addr
+    assert json.loads(subprocess.run(resolve, capture_output=True, text=True, timeout=60).stdout)["id"] == published[1].id
+    revoke = subprocess.run(tmx + ["revoke", published[1].id, "--reason", "wrong on odd rows", "--actor", "e2e"] + addr,
+                            capture_output=True, text=True, timeout=60)
+    assert revoke.returncode == 0 and json.loads(revoke.stdout)["status"] == "revoked", revoke.stderr
+    assert json.loads(subprocess.run(resolve, capture_output=True, text=True, timeout=60).stdout)["id"] == published[0].id
+    history = subprocess.run(tmx + ["history", "--op", "toy_scale", "--json"] + addr, capture_output=True, text=True,
+                             timeout=60)
+    log = [json.loads(line) for line in history.stdout.splitlines()]
+    assert [(d["kernel_id"], d["decision"]) for d in log[:2]] == [(published[0].id, "promoted"),
+                                                                 (published[1].id, "revoked")]
+    assert "reinstated" in log[0]["reason"] and log[1]["actor"] == "e2e"
+    again = subprocess.run(tmx + ["revoke", published[1].id, "--reason", "twice"] + addr, capture_output=True,
+                           text=True, timeout=60)
+    assert again.returncode == 1 and "FAILED_PRECONDITION" in again.stderr and "already revoked" in again.stderr
 
 
 async def test_a_forge_worker_killed_mid_job_leaves_it_to_be_redelivered_and_finished_once(stack):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 FORMAT = 1
 _FIELDS = ("id", "op", "dtype", "hardware", "content_hash", "config", "speedup", "job_id", "created_at_unix_ms")
+_OPTIONAL = ("status", "provenance", "environment")  # carried when the registry record has them
 
 
 class LockError(LookupError):
@@ -21,7 +22,7 @@ def _key(op: str, dtype: str, hardware: str) -> str:
 
 def export(kernels: list[dict]) -> dict:
     """Every verified kernel, in a stable order (op, dtype, hardware, then best first)."""
-    rows = [{f: k[f] for f in _FIELDS} for k in kernels]
+    rows = [{**{f: k[f] for f in _FIELDS}, **{f: k[f] for f in _OPTIONAL if f in k}} for k in kernels]
     rows.sort(key=lambda k: (k["op"], k["dtype"], k["hardware"], -k["speedup"], -k["created_at_unix_ms"]))
     return {"format": FORMAT, "kernels": rows}
 

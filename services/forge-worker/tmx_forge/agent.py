@@ -4,7 +4,9 @@ back, until the candidate or cost budget is spent."""
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import logging
 
 import aiohttp
@@ -58,6 +60,12 @@ class AgentGenerator:
                 op.name, dtype_name, target, shapes, inspect.getsource(op.reference), _describe(inputs),
                 f"atol {tol.atol}, rtol {tol.rtol} ({tol.why})", playbooks)},
         ]
+
+    @property
+    def prompt_hash(self) -> str:
+        """sha256 of the opening prompt (system + first user message): the provenance of what it wrote."""
+        opening = json.dumps(self.messages[:2], sort_keys=True).encode()
+        return "sha256:" + hashlib.sha256(opening).hexdigest()
 
     async def propose(self, last_verdict=None) -> Candidate | None:
         """The next candidate, or None when the budget is spent. `last_verdict` is the previous candidate's."""

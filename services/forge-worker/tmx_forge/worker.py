@@ -8,6 +8,7 @@ import inspect
 import json
 import logging
 import platform
+import time
 
 import aiohttp
 import grpc
@@ -31,12 +32,57 @@ CPU_NOTE = ("on the cpu target Triton candidates run under the interpreter, whic
             "nothing of compiled speed; a GPU worker benchmarks them")
 
 
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
 def _toolchain() -> dict:
     import torch
     import triton
 
     return {"torch": torch.__version__, "triton": triton.__version__, "python": platform.python_version(),
             "machine": platform.machine(), "processor": platform.processor() or platform.machine()}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _environment(target: str) -> registry_pb2.Environment:
+    import torch
+    import triton
+
+    if target == "cpu":
+        return registry_pb2.Environment(device=_cpu_model(), capability="cpu", torch=torch.__version__,
+                                        triton=triton.__version__)
+    major, minor = torch.cuda.get_device_capability()
+    return registry_pb2.Environment(device=torch.cuda.get_device_name(), capability=f"sm{major}{minor}",
+                                    driver=f"cuda {torch.version.cuda}", torch=torch.__version__,
+                                    triton=triton.__version__)
+
+
+def _op_spec(op) -> registry_pb2.OpSpec:
+    tolerances = {str(dtype).removeprefix("torch."): {"atol": t.atol, "rtol": t.rtol}
+                  for dtype, t in op.tolerances.items()}
+    return registry_pb2.OpSpec(name=op.name, reference_source=inspect.getsource(op.reference),
+                               tolerance_json=json.dumps(tolerances, sort_keys=True))
+
+
+def _runs(verifier: Verifier, verdict: Verdict) -> list[registry_pb2.Run]:
+    """The evidence a promotion stores: a verification run per checked shape, a benchmark run per timed one."""
+    runs = [registry_pb2.Run(kind="verification", shape=list(shape), passed=True, seed=verifier.seed)
+            for shape in verifier.check_shapes]
+    for key, rec in verdict.shapes.items():
+        runs.append(registry_pb2.Run(
+            kind="benchmark", shape=[int(d) for d in key.split("x")], passed=True, seed=verifier.seed,
+            candidate_s=rec["candidate_s"], baseline_s=rec["baseline_s"], baseline=rec["baseline"],
+            speedup=rec["speedup"], pairs_won=rec["pairs_won"], pairs=rec["pairs"]))
+    return runs
 
 
 class JobRunner:
@@ -54,9 +100,35 @@ class JobRunner:
             job_id=job_id, state=state, step=step, message=message, worker_id=self.settings.worker_id,
             kernel_id=kernel_id, best_speedup=best_speedup))
 
+    async def _patiently(self, call, request, what: str):
+        """Call the registry. While it or its database is unreachable the job waits here, retrying with backoff,
+        for up to `registry_wait_s` (the job's message stays in progress meanwhile); then the error goes up and
+        JetStream redelivers the job later. Nothing is lost either way."""
+        deadline = time.monotonic() + self.settings.registry_wait_s
+        delay = 0.2
+        while True:
+            try:
+                return await call(request, timeout=30)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in RETRYABLE or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("registry unreachable; the job waits", extra={"call": what, "error": exc.details()})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     async def _state(self, job_id: str) -> int:
-        job = await self.forge.GetJob(forge_pb2.GetJobRequest(id=job_id), timeout=10)
+        job = await self._patiently(self.forge.GetJob, forge_pb2.GetJobRequest(id=job_id), "GetJob")
         return job.state
+
+    async def _cancelled(self, job_id: str) -> bool:
+        """Between candidates: was the job cancelled? An unreachable registry cannot have cancelled it since."""
+        try:
+            job = await self.forge.GetJob(forge_pb2.GetJobRequest(id=job_id), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in RETRYABLE:
+                return False
+            raise
+        return job.state == events_pb2.JOB_STATE_CANCELLED
 
     async def handle(self, job) -> None:
         if not isinstance(job, events_pb2.KernelJob):
@@ -94,7 +166,7 @@ class JobRunner:
         results: list[tuple[Candidate, Verdict]] = []
         verdict = None
         while True:
-            if await self._state(job.job_id) == events_pb2.JOB_STATE_CANCELLED:
+            if await self._cancelled(job.job_id):
                 log.info("job cancelled", extra={"job": job.job_id})
                 return
             try:
@@ -110,7 +182,7 @@ class JobRunner:
                        else f"rejected ({verdict.reason_code}): {verdict.reason}")
             await self._progress(job.job_id, events_pb2.JOB_STATE_RUNNING, f"candidate {len(results)}",
                                  f"{candidate.label} {summary}")
-        await self._conclude(job, shapes, verifier.seed, results)
+        await self._conclude(job, op, verifier, results, proposer)
 
     def _proposer(self, job, op, shapes):
         limit = job.max_candidates or 4
@@ -125,10 +197,14 @@ class JobRunner:
             return agent
         if job.generator == "inductor":
             return ListProposer(inductor_candidates(job.op, limit))
+        if job.generator == "file":  # the user's own candidate, untrusted like any other
+            return ListProposer([Candidate(job.candidate_source, {}, trusted=False, label="user file")])
         return ListProposer(template_candidates(job.op, op.search_space, op.default_config, limit,
                                                 inspect.getsource(op.module)))
 
-    async def _conclude(self, job, shapes, seed: int, results: list[tuple[Candidate, Verdict]]) -> None:
+    async def _conclude(self, job, op, verifier: Verifier, results: list[tuple[Candidate, Verdict]],
+                        proposer) -> None:
+        shapes, seed = verifier.shapes, verifier.seed
         passing = [(c, v) for c, v in results if v.ok]
         benchmarked = [(c, v) for c, v in passing if v.benchmarked]
         if not passing:
@@ -157,9 +233,17 @@ class JobRunner:
                             "geomean": geomean(v.speedups)} for c, v in results],
             "toolchain": _toolchain(),
         }
-        kernel = await self.registry.PublishKernel(registry_pb2.PublishKernelRequest(
+        agent = proposer if isinstance(proposer, AgentGenerator) else None
+        request = registry_pb2.PublishKernelRequest(
             op=job.op, dtype=job.dtype, hardware=job.target, source=best_candidate.published_source,
             config_json=json.dumps(best_candidate.config, sort_keys=True), speedup=verdict.geomean,
-            evidence_json=json.dumps(evidence), job_id=job.job_id), timeout=30)
+            evidence_json=json.dumps(evidence), job_id=job.job_id,
+            provenance=registry_pb2.Provenance(
+                generator=job.generator or "template", model=self.settings.agent_model if agent else "",
+                prompt_hash=agent.prompt_hash if agent else "", worker_id=self.settings.worker_id,
+                toolchain_json=json.dumps(evidence["toolchain"], sort_keys=True)),
+            environment=_environment(job.target), runs=_runs(verifier, best), op_spec=_op_spec(op))
+        # the same artifact is stored once, so a publish retried after a lost reply is harmless
+        kernel = await self._patiently(self.registry.PublishKernel, request, "PublishKernel")
         await self._progress(job.job_id, events_pb2.JOB_STATE_PROMOTED, "finished", verdict.reason,
                              kernel_id=kernel.id, best_speedup=verdict.geomean)

@@ -150,3 +150,61 @@ async def test_jobs_submitted_while_nats_is_down_are_dispatched_later(nats_serve
     await channel.close()
     stop.set()
     await asyncio.wait_for(task, 15)
+
+
+async def test_provenance_runs_decisions_and_revocation_over_grpc(registry):
+    _, reg, _ = registry
+
+    def request(source, speedup, runs=()):
+        return registry_pb2.PublishKernelRequest(
+            op="rmsnorm", dtype="float32", hardware="cuda-sm90", source=source, config_json="{}", speedup=speedup,
+            evidence_json=json.dumps({"x": 1}), job_id="job1",
+            provenance=registry_pb2.Provenance(generator="template", worker_id="forge-gpu-1", toolchain_json="{}"),
+            environment=registry_pb2.Environment(device="NVIDIA H100", capability="sm90", torch="2.13.0"),
+            runs=list(runs), op_spec=registry_pb2.OpSpec(name="rmsnorm", reference_source="def reference(x): ..."))
+
+    first = await reg.PublishKernel(request("a", 1.4, [registry_pb2.Run(kind="benchmark", shape=[8, 64], passed=True,
+                                                                         speedup=1.4, baseline="eager")]))
+    assert first.status == "promoted" and first.provenance.worker_id == "forge-gpu-1"
+    assert first.environment.capability == "sm90" and first.op_reference_hash.startswith("sha256:")
+    second = await reg.PublishKernel(request("b", 1.6))
+    runs = (await reg.ListRuns(registry_pb2.ListRunsRequest(kernel_id=first.id))).runs
+    assert [(r.kind, list(r.shape), r.speedup, r.job_id) for r in runs] == [("benchmark", [8, 64], 1.4, "job1")]
+    spec = await reg.GetOpSpec(registry_pb2.GetOpSpecRequest(name="rmsnorm"))
+    assert spec.reference_hash == first.op_reference_hash and spec.reference_source == "def reference(x): ..."
+    # an sm100 device is served by the sm90 default; at the measured shape the kernel measured there wins
+    resolve = registry_pb2.ResolveKernelRequest(op="rmsnorm", dtype="float32", hardware="cuda-sm100")
+    assert (await reg.ResolveKernel(resolve)).id == second.id
+    resolve.shape.extend([8, 64])
+    assert (await reg.ResolveKernel(resolve)).id == first.id
+    revoked = await reg.RevokeKernel(registry_pb2.RevokeKernelRequest(id=first.id, reason="bad bf16", actor="ops"))
+    assert revoked.status == "revoked"
+    assert (await reg.ResolveKernel(resolve)).id == second.id
+    log = (await reg.ListDecisions(registry_pb2.ListDecisionsRequest(op="rmsnorm"))).decisions
+    assert [(d.kernel_id, d.decision) for d in log][:2] == [(first.id, "revoked"), (second.id, "promoted")]
+    for call, bad, code in (
+            (reg.RevokeKernel, registry_pb2.RevokeKernelRequest(id=first.id, reason="again"),
+             grpc.StatusCode.FAILED_PRECONDITION),
+            (reg.RevokeKernel, registry_pb2.RevokeKernelRequest(id=second.id), grpc.StatusCode.INVALID_ARGUMENT),
+            (reg.ListRuns, registry_pb2.ListRunsRequest(kernel_id="nope"), grpc.StatusCode.NOT_FOUND),
+            (reg.GetOpSpec, registry_pb2.GetOpSpecRequest(name="softmax"), grpc.StatusCode.NOT_FOUND),
+            (reg.PublishKernel, request("c", 1.5, [registry_pb2.Run(kind="vibes", shape=[1])]),
+             grpc.StatusCode.INVALID_ARGUMENT)):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call(bad)
+        assert info.value.code() == code
+
+
+async def test_a_file_job_carries_its_candidate_to_the_workers(registry):
+    forge, _, bus = registry
+    source = "def launch(x, w, eps=1e-6):\n    return x * w\n"
+    job = await forge.SubmitJob(submit_request(generator="file", candidate_source=source))
+    assert job.generator == "file" and job.candidate_source == source
+    psub = await bus.js.pull_subscribe(subjects.forge_job("cpu"), durable="forge-worker-cpu", stream="TMX_FORGE_JOBS")
+    msgs = await psub.fetch(1, timeout=5)
+    assert decode(msgs[0].data, msgs[0].headers).candidate_source == source
+    await msgs[0].ack()
+    await psub.unsubscribe()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await forge.SubmitJob(submit_request(generator="file", candidate_source="def launch(:"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "candidate_source" in info.value.details()

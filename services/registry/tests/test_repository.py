@@ -91,3 +91,15 @@ def test_a_database_that_is_down_is_unavailable_not_a_crash(tmp_path):
     repo = Repository(make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1"))
     with pytest.raises(Unavailable):
         repo.list_jobs()
+
+
+def test_a_file_job_carries_a_candidate_that_parses(repo):
+    job = repo.create_job(spec(generator="file", candidate_source="def launch(x, w):\n    return x * w\n"))
+    assert repo.get_job(job.id).spec.candidate_source.startswith("def launch")
+    for kwargs, message in (({"generator": "file"}, "needs the candidate"),
+                            ({"generator": "file", "candidate_source": "def launch(:"}, "not valid Python: line 1"),
+                            ({"generator": "file", "candidate_source": "x = 1\n" * 60_000}, "larger than 256 KiB"),
+                            ({"candidate_source": "def launch(x): ..."}, "only for generator 'file'")):
+        with pytest.raises(InvalidArgument, match=message) as info:
+            repo.create_job(spec(**kwargs))
+        assert info.value.field == "candidate_source"

@@ -8,6 +8,7 @@ import logging
 from collections import defaultdict
 
 from tensormux.events.v1 import events_pb2
+from tmx_errors import Unavailable
 from tmx_eventbus import EventBus, subjects
 from tmx_eventbus.streams import REGISTRY_PROGRESS
 from tmx_registry.domain.jobs import JobState
@@ -32,7 +33,7 @@ def kernel_job_event(job: Job) -> events_pb2.KernelJob:
         event_id=f"job-{job.id}",  # stable: a re-dispatch of the same job is deduplicated by JetStream
         job_id=job.id, op=spec.op, dtype=spec.dtype, shapes=[events_pb2.Shape(dims=list(s)) for s in spec.shapes],
         target=spec.target, generator=spec.generator, max_candidates=spec.max_candidates,
-        time_budget_s=spec.time_budget_s,
+        time_budget_s=spec.time_budget_s, candidate_source=spec.candidate_source,
     )
 
 
@@ -89,8 +90,18 @@ class RegistryEvents:
         state = STATE_FROM_PROTO.get(event.state)
         if state is None:
             return
-        job = await asyncio.to_thread(self.repo.apply_progress, event.job_id, state, event.message, event.kernel_id,
-                                      event.best_speedup)
+        delay = 0.1
+        while True:
+            try:
+                job = await asyncio.to_thread(self.repo.apply_progress, event.job_id, state, event.message,
+                                              event.kernel_id, event.best_speedup)
+                break
+            except Unavailable as exc:
+                # the database is down: hold this report (the bus keeps its ack deadline alive) and the ones
+                # behind it until the database is back; nothing is lost and nothing overtakes
+                log.warning("progress waits for the database", extra={"job": event.job_id, "error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
         if job is not None:
             self.hub.notify(job)
 

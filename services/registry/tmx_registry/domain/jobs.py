@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -11,7 +12,8 @@ from tmx_errors import InvalidArgument
 _OP = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _TARGET = re.compile(r"^(cpu|cuda-sm[0-9]{2,3}|rocm-gfx[0-9a-f]{3,4})$")
 DTYPES = ("float32", "float16", "bfloat16")
-GENERATORS = ("template", "inductor", "agent")
+GENERATORS = ("template", "inductor", "agent", "file")
+MAX_CANDIDATE_BYTES = 256 * 1024
 MAX_DIM = 1 << 20
 MAX_ELEMENTS = 1 << 28
 
@@ -38,6 +40,7 @@ class JobSpec:
     generator: str = "template"
     max_candidates: int = 4
     time_budget_s: float = 300.0
+    candidate_source: str = ""  # generator "file": the user's candidate module
 
 
 def validate_job(spec: JobSpec) -> JobSpec:
@@ -49,6 +52,7 @@ def validate_job(spec: JobSpec) -> JobSpec:
         raise InvalidArgument("target", "must be 'cpu', 'cuda-smNN' or 'rocm-gfxNNN'")
     if spec.generator not in GENERATORS:
         raise InvalidArgument("generator", f"must be one of {', '.join(GENERATORS)}")
+    _validate_candidate(spec)
     if not spec.shapes:
         raise InvalidArgument("shapes", "at least one shape is required")
     for shape in spec.shapes:
@@ -64,6 +68,23 @@ def validate_job(spec: JobSpec) -> JobSpec:
     if not 0 < spec.time_budget_s <= 24 * 3600:
         raise InvalidArgument("time_budget_s", "must be within (0, 86400]")
     return spec
+
+
+def _validate_candidate(spec: JobSpec) -> None:
+    """A file job carries its candidate; it must parse (it is only parsed here, never run: the worker's sandbox
+    runs it). Other generators make their own candidates."""
+    if spec.generator != "file":
+        if spec.candidate_source:
+            raise InvalidArgument("candidate_source", "is only for generator 'file'")
+        return
+    if not spec.candidate_source.strip():
+        raise InvalidArgument("candidate_source", "generator 'file' needs the candidate's source")
+    if len(spec.candidate_source.encode()) > MAX_CANDIDATE_BYTES:
+        raise InvalidArgument("candidate_source", f"is larger than {MAX_CANDIDATE_BYTES // 1024} KiB")
+    try:
+        ast.parse(spec.candidate_source)
+    except SyntaxError as exc:
+        raise InvalidArgument("candidate_source", f"is not valid Python: line {exc.lineno}: {exc.msg}") from None
 
 
 def next_state(current: JobState, reported: JobState) -> JobState | None:

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Job(_message.Message):
-    __slots__ = ("id", "op", "dtype", "shapes", "target", "generator", "state", "reason", "kernel_id", "best_speedup", "created_at_unix_ms", "updated_at_unix_ms", "max_candidates", "time_budget_s")
+    __slots__ = ("id", "op", "dtype", "shapes", "target", "generator", "state", "reason", "kernel_id", "best_speedup", "created_at_unix_ms", "updated_at_unix_ms", "max_candidates", "time_budget_s", "candidate_source")
     ID_FIELD_NUMBER: _ClassVar[int]
     OP_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class Job(_message.Message):
     UPDATED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     TIME_BUDGET_S_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     op: str
     dtype: str
@@ -37,10 +38,11 @@ class Job(_message.Message):
     updated_at_unix_ms: int
     max_candidates: int
     time_budget_s: float
-    def __init__(self, id: _Optional[str] = ..., op: _Optional[str] = ..., dtype: _Optional[str] = ..., shapes: _Optional[_Iterable[_Union[_events_pb2.Shape, _Mapping]]] = ..., target: _Optional[str] = ..., generator: _Optional[str] = ..., state: _Optional[_Union[_events_pb2.JobState, str]] = ..., reason: _Optional[str] = ..., kernel_id: _Optional[str] = ..., best_speedup: _Optional[float] = ..., created_at_unix_ms: _Optional[int] = ..., updated_at_unix_ms: _Optional[int] = ..., max_candidates: _Optional[int] = ..., time_budget_s: _Optional[float] = ...) -> None: ...
+    candidate_source: str
+    def __init__(self, id: _Optional[str] = ..., op: _Optional[str] = ..., dtype: _Optional[str] = ..., shapes: _Optional[_Iterable[_Union[_events_pb2.Shape, _Mapping]]] = ..., target: _Optional[str] = ..., generator: _Optional[str] = ..., state: _Optional[_Union[_events_pb2.JobState, str]] = ..., reason: _Optional[str] = ..., kernel_id: _Optional[str] = ..., best_speedup: _Optional[float] = ..., created_at_unix_ms: _Optional[int] = ..., updated_at_unix_ms: _Optional[int] = ..., max_candidates: _Optional[int] = ..., time_budget_s: _Optional[float] = ..., candidate_source: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("op", "dtype", "shapes", "target", "generator", "max_candidates", "time_budget_s")
+    __slots__ = ("op", "dtype", "shapes", "target", "generator", "max_candidates", "time_budget_s", "candidate_source")
     OP_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     SHAPES_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +50,7 @@ class SubmitJobRequest(_message.Message):
     GENERATOR_FIELD_NUMBER: _ClassVar[int]
     MAX_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     TIME_BUDGET_S_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
     op: str
     dtype: str
     shapes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Shape]
@@ -55,7 +58,8 @@ class SubmitJobRequest(_message.Message):
     generator: str
     max_candidates: int
     time_budget_s: float
-    def __init__(self, op: _Optional[str] = ..., dtype: _Optional[str] = ..., shapes: _Optional[_Iterable[_Union[_events_pb2.Shape, _Mapping]]] = ..., target: _Optional[str] = ..., generator: _Optional[str] = ..., max_candidates: _Optional[int] = ..., time_budget_s: _Optional[float] = ...) -> None: ...
+    candidate_source: str
+    def __init__(self, op: _Optional[str] = ..., dtype: _Optional[str] = ..., shapes: _Optional[_Iterable[_Union[_events_pb2.Shape, _Mapping]]] = ..., target: _Optional[str] = ..., generator: _Optional[str] = ..., max_candidates: _Optional[int] = ..., time_budget_s: _Optional[float] = ..., candidate_source: _Optional[str] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("id",)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$tensormux/registry/v1/registry.proto\x12\x15tensormux.registry.v1\"\xd0\x01\n\x06Kernel\x12\n\n\x02id\x18\x01 \x01(\t\x12\n\n\x02op\x18\x02 \x01(\t\x12\r\n\x05\x64type\x18\x03 \x01(\t\x12\x10\n\x08hardware\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_hash\x18\x05 \x01(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x07 \x01(\t\x12\x0f\n\x07speedup\x18\x08 \x01(\x01\x12\x15\n\revidence_json\x18\t \x01(\t\x12\x0e\n\x06job_id\x18\n \x01(\t\x12\x1a\n\x12\x63reated_at_unix_ms\x18\x0b \x01(\x03\"\xa0\x01\n\x14PublishKernelRequest\x12\n\n\x02op\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\x10\n\x08hardware\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x05 \x01(\t\x12\x0f\n\x07speedup\x18\x06 \x01(\x01\x12\x15\n\revidence_json\x18\x07 \x01(\t\x12\x0e\n\x06job_id\x18\x08 \x01(\t\"\x1e\n\x10GetKernelRequest\x12\n\n\x02id\x18\x01 \x01(\t\"2\n\x12ListKernelsRequest\x12\n\n\x02op\x18\x01 \x01(\t\x12\x10\n\x08hardware\x18\x02 \x01(\t\"E\n\x13ListKernelsResponse\x12.\n\x07kernels\x18\x01 \x03(\x0b\x32\x1d.tensormux.registry.v1.Kernel\"C\n\x14ResolveKernelRequest\x12\n\n\x02op\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\x10\n\x08hardware\x18\x03 \x01(\t2\x86\x03\n\x0fRegistryService\x12[\n\rPublishKernel\x12+.tensormux.registry.v1.PublishKernelRequest\x1a\x1d.tensormux.registry.v1.Kernel\x12S\n\tGetKernel\x12\'.tensormux.registry.v1.GetKernelRequest\x1a\x1d.tensormux.registry.v1.Kernel\x12\x64\n\x0bListKernels\x12).tensormux.registry.v1.ListKernelsRequest\x1a*.tensormux.registry.v1.ListKernelsResponse\x12[\n\rResolveKernel\x12+.tensormux.registry.v1.ResolveKernelRequest\x1a\x1d.tensormux.registry.v1.Kernelb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$tensormux/registry/v1/registry.proto\x12\x15tensormux.registry.v1\"\xeb\x02\n\x06Kernel\x12\n\n\x02id\x18\x01 \x01(\t\x12\n\n\x02op\x18\x02 \x01(\t\x12\r\n\x05\x64type\x18\x03 \x01(\t\x12\x10\n\x08hardware\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_hash\x18\x05 \x01(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x07 \x01(\t\x12\x0f\n\x07speedup\x18\x08 \x01(\x01\x12\x15\n\revidence_json\x18\t \x01(\t\x12\x0e\n\x06job_id\x18\n \x01(\t\x12\x1a\n\x12\x63reated_at_unix_ms\x18\x0b \x01(\x03\x12\x0e\n\x06status\x18\x0c \x01(\t\x12\x35\n\nprovenance\x18\r \x01(\x0b\x32!.tensormux.registry.v1.Provenance\x12\x37\n\x0b\x65nvironment\x18\x0e \x01(\x0b\x32\".tensormux.registry.v1.Environment\x12\x19\n\x11op_reference_hash\x18\x0f \x01(\t\"n\n\nProvenance\x12\x11\n\tgenerator\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x13\n\x0bprompt_hash\x18\x03 \x01(\t\x12\x11\n\tworker_id\x18\x04 \x01(\t\x12\x16\n\x0etoolchain_json\x18\x05 \x01(\t\"`\n\x0b\x45nvironment\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x0e\n\x06\x64river\x18\x03 \x01(\t\x12\r\n\x05torch\x18\x04 \x01(\t\x12\x0e\n\x06triton\x18\x05 \x01(\t\"\xda\x01\n\x03Run\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0e\n\x06passed\x18\x03 \x01(\x08\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12\x13\n\x0b\x63\x61ndidate_s\x18\x05 \x01(\x01\x12\x12\n\nbaseline_s\x18\x06 \x01(\x01\x12\x10\n\x08\x62\x61seline\x18\x07 \x01(\t\x12\x0f\n\x07speedup\x18\x08 \x01(\x01\x12\x11\n\tpairs_won\x18\t \x01(\r\x12\r\n\x05pairs\x18\n \x01(\r\x12\x0e\n\x06job_id\x18\x0b \x01(\t\x12\x1a\n\x12\x63reated_at_unix_ms\x18\x0c \x01(\x03\"\x97\x01\n\x08\x44\x65\x63ision\x12\x11\n\tkernel_id\x18\x01 \x01(\t\x12\n\n\x02op\x18\x02 \x01(\t\x12\r\n\x05\x64type\x18\x03 \x01(\t\x12\x10\n\x08hardware\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\x12\x1a\n\x12\x63reated_at_unix_ms\x18\x08 \x01(\x03\"|\n\x06OpSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0ereference_hash\x18\x02 \x01(\t\x12\x18\n\x10reference_source\x18\x03 \x01(\t\x12\x16\n\x0etolerance_json\x18\x04 \x01(\t\x12\x1a\n\x12\x63reated_at_unix_ms\x18\x05 \x01(\x03\"\xea\x02\n\x14PublishKernelRequest\x12\n\n\x02op\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\x10\n\x08hardware\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x05 \x01(\t\x12\x0f\n\x07speedup\x18\x06 \x01(\x01\x12\x15\n\revidence_json\x18\x07 \x01(\t\x12\x0e\n\x06job_id\x18\x08 \x01(\t\x12\x35\n\nprovenance\x18\t \x01(\x0b\x32!.tensormux.registry.v1.Provenance\x12\x37\n\x0b\x65nvironment\x18\n \x01(\x0b\x32\".tensormux.registry.v1.Environment\x12(\n\x04runs\x18\x0b \x03(\x0b\x32\x1a.tensormux.registry.v1.Run\x12.\n\x07op_spec\x18\x0c \x01(\x0b\x32\x1d.tensormux.registry.v1.OpSpec\"\x1e\n\x10GetKernelRequest\x12\n\n\x02id\x18\x01 \x01(\t\"K\n\x12ListKernelsRequest\x12\n\n\x02op\x18\x01 \x01(\t\x12\x10\n\x08hardware\x18\x02 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x03 \x01(\x08\"E\n\x13ListKernelsResponse\x12.\n\x07kernels\x18\x01 \x03(\x0b\x32\x1d.tensormux.registry.v1.Kernel\"R\n\x14ResolveKernelRequest\x12\n\n\x02op\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\x10\n\x08hardware\x18\x03 \x01(\t\x12\r\n\x05shape\x18\x04 \x03(\x03\"@\n\x13RevokeKernelRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\"D\n\x14ListDecisionsRequest\x12\n\n\x02op\x18\x01 \x01(\t\x12\x11\n\tkernel_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"K\n\x15ListDecisionsResponse\x12\x32\n\tdecisions\x18\x01 \x03(\x0b\x32\x1f.tensormux.registry.v1.Decision\"$\n\x0fListRunsRequest\x12\x11\n\tkernel_id\x18\x01 \x01(\t\"<\n\x10ListRunsResponse\x12(\n\x04runs\x18\x01 \x03(\x0b\x32\x1a.tensormux.registry.v1.Run\"8\n\x10GetOpSpecRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0ereference_hash\x18\x02 \x01(\t2\xff\x05\n\x0fRegistryService\x12[\n\rPublishKernel\x12+.tensormux.registry.v1.PublishKernelRequest\x1a\x1d.tensormux.registry.v1.Kernel\x12S\n\tGetKernel\x12\'.tensormux.registry.v1.GetKernelRequest\x1a\x1d.tensormux.registry.v1.Kernel\x12\x64\n\x0bListKernels\x12).tensormux.registry.v1.ListKernelsRequest\x1a*.tensormux.registry.v1.ListKernelsResponse\x12[\n\rResolveKernel\x12+.tensormux.registry.v1.ResolveKernelRequest\x1a\x1d.tensormux.registry.v1.Kernel\x12Y\n\x0cRevokeKernel\x12*.tensormux.registry.v1.RevokeKernelRequest\x1a\x1d.tensormux.registry.v1.Kernel\x12j\n\rListDecisions\x12+.tensormux.registry.v1.ListDecisionsRequest\x1a,.tensormux.registry.v1.ListDecisionsResponse\x12[\n\x08ListRuns\x12&.tensormux.registry.v1.ListRunsRequest\x1a\'.tensormux.registry.v1.ListRunsResponse\x12S\n\tGetOpSpec\x12\'.tensormux.registry.v1.GetOpSpecRequest\x1a\x1d.tensormux.registry.v1.OpSpecb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,17 +32,39 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tensormux.registry.v1.regis
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_KERNEL']._serialized_start=64
-  _globals['_KERNEL']._serialized_end=272
-  _globals['_PUBLISHKERNELREQUEST']._serialized_start=275
-  _globals['_PUBLISHKERNELREQUEST']._serialized_end=435
-  _globals['_GETKERNELREQUEST']._serialized_start=437
-  _globals['_GETKERNELREQUEST']._serialized_end=467
-  _globals['_LISTKERNELSREQUEST']._serialized_start=469
-  _globals['_LISTKERNELSREQUEST']._serialized_end=519
-  _globals['_LISTKERNELSRESPONSE']._serialized_start=521
-  _globals['_LISTKERNELSRESPONSE']._serialized_end=590
-  _globals['_RESOLVEKERNELREQUEST']._serialized_start=592
-  _globals['_RESOLVEKERNELREQUEST']._serialized_end=659
-  _globals['_REGISTRYSERVICE']._serialized_start=662
-  _globals['_REGISTRYSERVICE']._serialized_end=1052
+  _globals['_KERNEL']._serialized_end=427
+  _globals['_PROVENANCE']._serialized_start=429
+  _globals['_PROVENANCE']._serialized_end=539
+  _globals['_ENVIRONMENT']._serialized_start=541
+  _globals['_ENVIRONMENT']._serialized_end=637
+  _globals['_RUN']._serialized_start=640
+  _globals['_RUN']._serialized_end=858
+  _globals['_DECISION']._serialized_start=861
+  _globals['_DECISION']._serialized_end=1012
+  _globals['_OPSPEC']._serialized_start=1014
+  _globals['_OPSPEC']._serialized_end=1138
+  _globals['_PUBLISHKERNELREQUEST']._serialized_start=1141
+  _globals['_PUBLISHKERNELREQUEST']._serialized_end=1503
+  _globals['_GETKERNELREQUEST']._serialized_start=1505
+  _globals['_GETKERNELREQUEST']._serialized_end=1535
+  _globals['_LISTKERNELSREQUEST']._serialized_start=1537
+  _globals['_LISTKERNELSREQUEST']._serialized_end=1612
+  _globals['_LISTKERNELSRESPONSE']._serialized_start=1614
+  _globals['_LISTKERNELSRESPONSE']._serialized_end=1683
+  _globals['_RESOLVEKERNELREQUEST']._serialized_start=1685
+  _globals['_RESOLVEKERNELREQUEST']._serialized_end=1767
+  _globals['_REVOKEKERNELREQUEST']._serialized_start=1769
+  _globals['_REVOKEKERNELREQUEST']._serialized_end=1833
+  _globals['_LISTDECISIONSREQUEST']._serialized_start=1835
+  _globals['_LISTDECISIONSREQUEST']._serialized_end=1903
+  _globals['_LISTDECISIONSRESPONSE']._serialized_start=1905
+  _globals['_LISTDECISIONSRESPONSE']._serialized_end=1980
+  _globals['_LISTRUNSREQUEST']._serialized_start=1982
+  _globals['_LISTRUNSREQUEST']._serialized_end=2018
+  _globals['_LISTRUNSRESPONSE']._serialized_start=2020
+  _globals['_LISTRUNSRESPONSE']._serialized_end=2080
+  _globals['_GETOPSPECREQUEST']._serialized_start=2082
+  _globals['_GETOPSPECREQUEST']._serialized_end=2138
+  _globals['_REGISTRYSERVICE']._serialized_start=2141
+  _globals['_REGISTRYSERVICE']._serialized_end=2908
 # @@protoc_insertion_point(module_scope)

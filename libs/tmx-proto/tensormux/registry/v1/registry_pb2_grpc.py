@@ -54,6 +54,26 @@ class RegistryServiceStub:
                 request_serializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.ResolveKernelRequest.SerializeToString,
                 response_deserializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.Kernel.FromString,
                 _registered_method=True)
+        self.RevokeKernel = channel.unary_unary(
+                '/tensormux.registry.v1.RegistryService/RevokeKernel',
+                request_serializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.RevokeKernelRequest.SerializeToString,
+                response_deserializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.Kernel.FromString,
+                _registered_method=True)
+        self.ListDecisions = channel.unary_unary(
+                '/tensormux.registry.v1.RegistryService/ListDecisions',
+                request_serializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.ListDecisionsRequest.SerializeToString,
+                response_deserializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.ListDecisionsResponse.FromString,
+                _registered_method=True)
+        self.ListRuns = channel.unary_unary(
+                '/tensormux.registry.v1.RegistryService/ListRuns',
+                request_serializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.ListRunsRequest.SerializeToString,
+                response_deserializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.ListRunsResponse.FromString,
+                _registered_method=True)
+        self.GetOpSpec = channel.unary_unary(
+                '/tensormux.registry.v1.RegistryService/GetOpSpec',
+                request_serializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.GetOpSpecRequest.SerializeToString,
+                response_deserializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.OpSpec.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -78,6 +98,33 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ResolveKernel(self, request, context):
+        """The best kernel for (op, dtype, hardware[, shape]): an exact hardware match first, else the closest lower
+        capability of the same family (a cuda-sm80 kernel serves sm90); then, where a shape is given, the best
+        speedup measured at that shape; else the best geometric mean. Revoked kernels are never returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeKernel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDecisions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRuns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOpSpec(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -105,6 +152,26 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ResolveKernel,
                     request_deserializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.ResolveKernelRequest.FromString,
                     response_serializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.Kernel.SerializeToString,
+            ),
+            'RevokeKernel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeKernel,
+                    request_deserializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.RevokeKernelRequest.FromString,
+                    response_serializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.Kernel.SerializeToString,
+            ),
+            'ListDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDecisions,
+                    request_deserializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.ListDecisionsRequest.FromString,
+                    response_serializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.ListDecisionsResponse.SerializeToString,
+            ),
+            'ListRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuns,
+                    request_deserializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.ListRunsRequest.FromString,
+                    response_serializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'GetOpSpec': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOpSpec,
+                    request_deserializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.GetOpSpecRequest.FromString,
+                    response_serializer=tensormux_dot_registry_dot_v1_dot_registry__pb2.OpSpec.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +282,114 @@ class RegistryService:
             '/tensormux.registry.v1.RegistryService/ResolveKernel',
             tensormux_dot_registry_dot_v1_dot_registry__pb2.ResolveKernelRequest.SerializeToString,
             tensormux_dot_registry_dot_v1_dot_registry__pb2.Kernel.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeKernel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tensormux.registry.v1.RegistryService/RevokeKernel',
+            tensormux_dot_registry_dot_v1_dot_registry__pb2.RevokeKernelRequest.SerializeToString,
+            tensormux_dot_registry_dot_v1_dot_registry__pb2.Kernel.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tensormux.registry.v1.RegistryService/ListDecisions',
+            tensormux_dot_registry_dot_v1_dot_registry__pb2.ListDecisionsRequest.SerializeToString,
+            tensormux_dot_registry_dot_v1_dot_registry__pb2.ListDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tensormux.registry.v1.RegistryService/ListRuns',
+            tensormux_dot_registry_dot_v1_dot_registry__pb2.ListRunsRequest.SerializeToString,
+            tensormux_dot_registry_dot_v1_dot_registry__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOpSpec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tensormux.registry.v1.RegistryService/GetOpSpec',
+            tensormux_dot_registry_dot_v1_dot_registry__pb2.GetOpSpecRequest.SerializeToString,
+            tensormux_dot_registry_dot_v1_dot_registry__pb2.OpSpec.FromString,
             options,
             channel_credentials,
             insecure,
