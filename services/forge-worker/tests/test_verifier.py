@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from tmx_forge.domain.candidates import Candidate, template_candidates
 from tmx_forge.domain.promotion import decide
@@ -32,6 +33,34 @@ def test_an_honest_candidate_passes_and_is_timed_against_the_baseline():
         assert timing["candidate_s"] >= 0.5 * timing["copy_floor_s"]
         assert timing["pairs"] == FAST.repeats and 0 <= timing["pairs_won"] <= FAST.repeats
     assert verdict.wins == {k: (v["pairs_won"], FAST.repeats) for k, v in verdict.shapes.items()}
+
+
+def test_cpu_timing_does_not_flush_and_records_no_flush_cost():
+    verdict = verifier(shapes=([8, 64],)).verify(candidate("honest_rmsnorm"))
+    assert verdict.ok and verdict.shapes["8x64"]["l2_flush_s"] == 0.0
+
+
+def test_the_flush_command_takes_time_proportional_to_its_calls(tmp_path):
+    from tmx_forge.verifier import _Child
+
+    child = _Child("copy", "rmsnorm", "cpu", str(tmp_path), FAST)
+    try:
+        one, many = child.flushes(1), child.flushes(20)  # a 64 MiB buffer zeroed per call: milliseconds each
+        assert one > 1e-4 and many > 1e-4 and child.violations == []
+    finally:
+        child.kill()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_a_gpu_triton_candidates_are_timed_with_l2_flushed():
+    major, minor = torch.cuda.get_device_capability()
+    limits = Limits(wall_s=300, repeats=5, compile_baseline=True)
+    verdict = Verifier("rmsnorm", "bfloat16", f"cuda-sm{major}{minor}", [[4096, 4096]], limits).verify(
+        candidate("honest_triton_rmsnorm"))
+    assert verdict.ok and verdict.benchmarked, verdict.reason
+    timing = verdict.shapes["4096x4096"]
+    assert timing["l2_flush_s"] > 0 and timing["candidate_s"] >= 0.5 * timing["copy_floor_s"]
 
 
 def test_an_honest_triton_candidate_is_verified_under_the_interpreter_but_not_benchmarked():

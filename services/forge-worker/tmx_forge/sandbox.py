@@ -133,6 +133,16 @@ def main() -> None:
 
     timing_sets: list = []
     last: dict[int, list] = {}
+    flush_buffer = None  # on a GPU, zeroed before every timed call so no call finds its data in L2
+
+    def flush() -> None:
+        nonlocal flush_buffer
+        if flush_buffer is None:
+            size = 256 * 2**20 if spec["device"] == "cuda" else 64 * 2**20
+            if spec["device"] == "cuda":  # twice the L2: nothing of the previous call survives in it
+                size = max(size, 2 * getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0))
+            flush_buffer = torch.empty(size, dtype=torch.uint8, device=spec["device"])
+        flush_buffer.zero_()
     channel_out.write(json.dumps({"ok": True, "ready": True, "violations": violations}) + "\n")
     channel_out.flush()
     for line in channel_in:
@@ -156,10 +166,17 @@ def main() -> None:
             elif kind == "time":  # the parent's clock times this whole command; call i takes input set i
                 keep = set(command.get("keep", ()))
                 last.clear()
+                flushing = command.get("flush", False)
                 for i in range(command["calls"]):
+                    if flushing:
+                        flush()
                     result = fn(*timing_sets[i % len(timing_sets)])
                     if i in keep:
                         last[i] = result
+                sync()
+            elif kind == "flush":  # the flushes alone: the parent subtracts them from flushed batches
+                for _ in range(command["calls"]):
+                    flush()
                 sync()
             elif kind == "save_last":
                 torch.save({str(k): _as_outputs(v) for k, v in last.items()}, command["out"])

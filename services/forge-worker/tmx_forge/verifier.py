@@ -11,7 +11,8 @@ For one candidate it
 4. times it against the better of eager and torch.compile, each in a clean process of its own, interleaved
    batch by batch on this process's clock, with the candidate's process stopped (SIGSTOP) while a baseline runs; every timed call gets an input set never
    presented before, so no output cache can hit, and one randomly chosen timed call per batch is re-checked
-   against the reference (a skipped computation fails here);
+   against the reference (a skipped computation fails here); on a GPU each timed call starts with L2 flushed
+   (the flushes' own time, measured in a trusted process, is subtracted);
 5. rejects a time below half that of a plain copy of the same bytes (faster than the hardware allows).
 
 Every rejection has a named reason (`Verdict.reason_code`).
@@ -127,11 +128,19 @@ class _Child:
             raise Rejected("crashed", f"{self.role} process is gone") from None
         return self._expect(timeout or self.limits.wall_s)
 
-    def timed(self, calls: int, keep: tuple[int, ...] = ()) -> float:
+    def timed(self, calls: int, keep: tuple[int, ...] = (), flush: bool = False) -> float:
         """Seconds per call of `calls` calls, on this process's clock. The command's round trip is included on
-        every side alike; batches last min_batch_s so it stays small, and it can only pull ratios toward 1."""
+        every side alike; batches last min_batch_s so it stays small, and it can only pull ratios toward 1.
+        With `flush` the process zeroes a buffer twice the L2 before each call (GPU timing); the caller
+        subtracts what the flushes alone cost (`flushes`)."""
         start = time.perf_counter()
-        self.call(cmd="time", calls=calls, keep=list(keep))
+        self.call(cmd="time", calls=calls, keep=list(keep), flush=flush)
+        return (time.perf_counter() - start) / calls
+
+    def flushes(self, calls: int) -> float:
+        """Seconds per flush, `calls` flushes in a row on this process's clock."""
+        start = time.perf_counter()
+        self.call(cmd="flush", calls=calls)
         return (time.perf_counter() - start) / calls
 
     def stop(self) -> None:
@@ -285,6 +294,16 @@ class Verifier:
         singles = [self._single(child) for child in everyone]
         count = max(1, min(most, math.ceil(self.limits.min_batch_s / min(singles)),
                            math.floor(self.limits.max_batch_s / max(singles)) or 1))
+        # on a GPU every timed call starts with L2 flushed; the flushes' own time is measured in the trusted
+        # copy process (a candidate could make its own flushes look slow) and subtracted from every side
+        flush = self.device == "cuda"
+        flush_s = 0.0
+        if flush:
+            cand.stop()
+            try:
+                flush_s = statistics.median(copy.flushes(count) for _ in range(3))
+            finally:
+                cand.resume()
         samples: dict[str, list[float]] = {child.role: [] for child in everyone}
         next_index = 1
         for repeat in range(self.limits.repeats):
@@ -296,14 +315,14 @@ class Verifier:
 
             def candidate_batch() -> None:
                 cand.call(cmd="load", inputs=path, timeout=self._left(deadline))
-                samples["candidate"].append(cand.timed(count, keep=(checked,)))
+                samples["candidate"].append(max(cand.timed(count, keep=(checked,), flush=flush) - flush_s, 1e-9))
 
             def baseline_batches() -> None:
                 cand.stop()  # nothing of the candidate runs while a baseline is timed
                 try:
                     for child in baselines.values():
                         child.call(cmd="load", inputs=path, timeout=self._left(deadline))
-                        samples[child.role].append(child.timed(count))
+                        samples[child.role].append(max(child.timed(count, flush=flush) - flush_s, 1e-9))
                 finally:
                     cand.resume()
 
@@ -332,7 +351,7 @@ class Verifier:
                                                    f"under half of a plain copy of its bytes ({floor_s * 1e6:.1f} us)")
         return {"candidate_s": candidate_s, "baseline_s": baseline_s, "baseline": best,
                 "speedup": baseline_s / candidate_s, "pairs_won": won, "pairs": len(samples["candidate"]),
-                "copy_floor_s": floor_s, "calls_per_sample": count}
+                "copy_floor_s": floor_s, "calls_per_sample": count, "l2_flush_s": flush_s}
 
     @staticmethod
     def _single(child: _Child) -> float:
