@@ -12,7 +12,7 @@ events to CPU 1. Each round drives every arm twice, the arm order rotating per r
 - paced at the same rate (`--rate`, below every arm's capacity): the gateway's CPU time per request, the
   clean measure of what publishing costs the gateway itself. Its capacity on one core is 1 / that.
 The per-round ratios are reported with their median.
-Run: `python bench/audit_cost.py [--rounds 9] [--seconds 3] [--rate 800]`.
+Run: `python bench/audit_cost.py [--rounds 21] [--seconds 5] [--rate 800]`.
 """
 
 from __future__ import annotations
@@ -54,10 +54,11 @@ def pin(pid: int, cpus: set[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of the paced cells")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=800.0)
+    parser.add_argument("--closed-seconds", type=float, default=2.0, help="length of the closed-loop cells")
     args = parser.parse_args()
     two_cores = (os.cpu_count() or 1) >= 2
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,7 +80,7 @@ def main() -> None:
             rows = []
             for round_ in range(1, args.rounds + 1):
                 order = arms[round_ % 3:] + arms[:round_ % 3]
-                cells = {arm: measured(pids[arm], urls[arm], args.concurrency, args.seconds) for arm in order}
+                cells = {arm: measured(pids[arm], urls[arm], args.concurrency, args.closed_seconds) for arm in order}
                 paced = {arm: measured(pids[arm], urls[arm], args.concurrency, args.seconds, args.rate)
                          for arm in order}
                 row = {"round": round_, "order": order,
@@ -114,8 +115,8 @@ def main() -> None:
                                 "capacity_cost_pct": 100 * (1 - 1 / cpu_ratio)}],
          f"gateways pinned to CPU 0, load generator + engine-sim + NATS + consumers to CPU 1 "
          f"({'pinned' if two_cores else 'not pinned'}); concurrency {args.concurrency}, non-streaming, "
-         f"{args.seconds}s per cell, {args.rounds} interleaved rounds, arm order rotating; paced cells at "
-         f"{args.rate:.0f} req/s")
+         f"{args.closed_seconds}s per closed-loop cell, {args.seconds}s per paced cell at {args.rate:.0f} req/s, "
+         f"{args.rounds} interleaved rounds, arm order rotating")
 
 if __name__ == "__main__":
     main()
