@@ -62,6 +62,25 @@ async def test_chat_stream_with_usage_and_done(sim):
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
 
 
+async def test_continue_final_message_resumes_the_answer_where_the_prefix_stops(sim):
+    http, _, _ = sim
+    async with http.post("/v1/chat/completions", json=chat(max_tokens=5)) as resp:
+        whole = (await resp.json())["choices"][0]["message"]["content"]
+    words = whole.split()
+    prefix = " ".join(words[:2])
+    continued = chat(max_tokens=3, continue_final_message=True, add_generation_prompt=False)
+    continued["messages"].append({"role": "assistant", "content": prefix})
+    async with http.post("/v1/chat/completions", json=continued) as resp:
+        rest = (await resp.json())["choices"][0]["message"]["content"]
+    assert prefix + rest == whole  # a deterministic model continues exactly as it would have
+    async with http.post("/v1/chat/completions", json={**continued, "stream": True}) as resp:
+        events = [json.loads(e[6:]) for e in (await resp.read()).decode().strip().split("\n\n")[:-1]]
+    assert prefix + "".join(e["choices"][0]["delta"].get("content", "") for e in events) == whole
+    async with http.post("/v1/chat/completions", json=chat(continue_final_message=True)) as resp:
+        error = await resp.json()
+    assert resp.status == 400 and error["error"]["param"] == "messages"
+
+
 async def test_completions_and_embeddings(sim):
     http, _, _ = sim
     async with http.post("/v1/completions", json={"model": MODEL, "prompt": "Once upon", "max_tokens": 2}) as resp:

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tmx_engine_sim.domain.engine import Sequence, SequenceTooLong
-from tmx_engine_sim.domain.tokenizer import generated_word, render_chat, tokenize
+from tmx_engine_sim.domain.tokenizer import continuation, generated_word, render_chat, tokenize
 from tmx_engine_sim.faults import Faults
 from tmx_engine_sim.runner import DONE, EngineRunner
 from tmx_engine_sim.settings import Settings
@@ -89,6 +89,17 @@ class SimApi:
             messages = body.get("messages")
             if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
                 raise ApiError(400, "messages must be a non-empty list of message objects", param="messages")
+            if body.get("continue_final_message"):
+                # a deterministic model continues a prefix exactly as it would have generated it: the same
+                # seed (the conversation before the prefix) and the word index where the prefix stops
+                split = continuation(messages)
+                if split is None:
+                    raise ApiError(400, "continue_final_message needs the final message to be the assistant's",
+                                   param="messages")
+                before, prefix = split
+                prompt = render_chat(before)
+                return await self._generate(request, body, prompt, tokenize(prompt + prefix), chat=True,
+                                            offset=len(prefix.split()))
             prompt = render_chat(messages)
             return await self._generate(request, body, prompt, tokenize(prompt), chat=True)
         except ApiError as exc:
@@ -110,7 +121,9 @@ class SimApi:
         except ApiError as exc:
             return _error(exc)
 
-    async def _generate(self, request: Request, body: dict, prompt: str, tokens: list[int], chat: bool) -> Response:
+    async def _generate(self, request: Request, body: dict, prompt: str, tokens: list[int], chat: bool,
+                        offset: int = 0) -> Response:
+        """`offset`: words of the answer already given (a continued prefix); generation resumes after them."""
         if not tokens:
             raise ApiError(400, "prompt is empty", param="prompt" if not chat else "messages")
         max_tokens = self._max_tokens(body, len(tokens))
@@ -126,15 +139,15 @@ class SimApi:
         model = body["model"]
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            stream = self._stream(tracked, seed, rid, created, model, chat, include_usage)
+            stream = self._stream(tracked, seed, rid, created, model, chat, include_usage, offset)
             return StreamingResponse(stream, media_type="text/event-stream")
         try:
             words = []
             while (index := await tracked.tokens.get()) is not DONE:
-                words.append(generated_word(seed, index))
+                words.append(generated_word(seed, offset + index))
         finally:
             self.runner.abort(tracked)
-        text = " ".join(words)
+        text = (" " if offset and words else "") + " ".join(words)
         usage = self._usage(seq)
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
@@ -153,7 +166,8 @@ class SimApi:
         return {"prompt_tokens": prompt, "completion_tokens": seq.generated, "total_tokens": prompt + seq.generated,
                 "prompt_tokens_details": {"cached_tokens": seq.cached_tokens}}
 
-    async def _stream(self, tracked, seed: int, rid: str, created: int, model: str, chat: bool, include_usage: bool):
+    async def _stream(self, tracked, seed: int, rid: str, created: int, model: str, chat: bool, include_usage: bool,
+                      offset: int = 0):
         kind = "chat.completion.chunk" if chat else "text_completion"
 
         def chunk(choices: list, usage: dict | None = None) -> bytes:
@@ -176,8 +190,8 @@ class SimApi:
             while (index := await tracked.tokens.get()) is not DONE:
                 if self.faults.drop_after_tokens and sent >= self.faults.drop_after_tokens:
                     raise ConnectionAbortedError("injected fault: stream dropped")
-                word = generated_word(seed, index)
-                yield chunk([piece(word if sent == 0 else " " + word, None)])
+                word = generated_word(seed, offset + index)
+                yield chunk([piece(word if sent == 0 and not offset else " " + word, None)])
                 sent += 1
             yield chunk([piece("", "length")])
             if include_usage:

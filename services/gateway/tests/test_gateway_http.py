@@ -150,6 +150,49 @@ async def test_a_stream_cut_mid_way_ends_with_an_sse_error(asgi_server, tmp_path
     assert error["error"]["code"] == "upstream_stream_broken"
 
 
+def sse_events(raw: bytes) -> list:
+    return [json.loads(e[6:]) if e != "data: [DONE]" else e for e in raw.decode().strip().split("\n\n")]
+
+
+async def test_a_stream_cut_mid_way_is_continued_on_another_backend(asgi_server, tmp_path):
+    payload = chat(stream=True, max_tokens=6, stream_options={"include_usage": True})
+    async with engine_sims(asgi_server, 2) as sims:
+        sims[0][1].update({"drop_after_tokens": 2})
+        async with aiohttp.ClientSession() as direct, direct.post(f"{sims[1][0]}/v1/chat/completions",
+                                                                   json=payload) as resp:
+            unbroken = sse_events(await resp.read())  # the answer without any fault
+        backends = [("s1", sims[0][0]), ("s2", sims[1][0])]
+        async with gateway(asgi_server, tmp_path, backends) as (http, gw):
+            # smooth weighted round robin starts with the first backend: the one whose streams break
+            headers = {"x-tmx-routing": "weighted_round_robin"}
+            async with http.post("/v1/chat/completions", json=payload, headers=headers) as resp:
+                assert resp.status == 200 and resp.headers["x-tmx-backend"] == "s1"
+                events = sse_events(await resp.read())
+            assert gw.fleet.backends["s1"].failed == 1 and gw.fleet.backends["s2"].served == 1
+            assert gw.metrics.stream_continuations.labels("continued")._value.get() == 1
+    text = lambda evs: "".join(e["choices"][0]["delta"].get("content", "")  # noqa: E731
+                               for e in evs if e != "data: [DONE]" and e["choices"])
+    assert text(events) == text(unbroken) and len(text(events).split()) == 6  # the whole answer, once
+    assert len({e["id"] for e in events if e != "data: [DONE]"}) == 1  # one stream to the client
+    assert sum(1 for e in events if e != "data: [DONE]" and e["choices"] and "role" in e["choices"][0]["delta"]) == 1
+    assert events[-2]["usage"]["completion_tokens"] == 6 and events[-1] == "data: [DONE]"
+    assert [e["choices"][0]["finish_reason"] for e in events[:-2]].count("length") == 1
+
+
+async def test_a_stream_that_cannot_be_continued_ends_with_an_sse_error(asgi_server, tmp_path):
+    async with engine_sims(asgi_server, 2) as sims:
+        for _, faults, _ in sims:
+            faults.update({"drop_after_tokens": 2})  # the continuation breaks too
+        backends = [("s1", sims[0][0]), ("s2", sims[1][0])]
+        async with gateway(asgi_server, tmp_path, backends) as (http, gw):
+            async with http.post("/v1/chat/completions", json=chat(stream=True, max_tokens=8)) as resp:
+                events = sse_events(await resp.read())
+            assert gw.metrics.stream_continuations.labels("failed")._value.get() == 1
+    assert events[-1]["error"]["code"] == "upstream_stream_broken" and "continuation failed" in events[-1]["error"]["message"]
+    words = "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1] if e["choices"]).split()
+    assert len(words) == 4  # two from each backend, then the error: never silently truncated
+
+
 async def test_client_disconnect_cancels_the_upstream_stream(asgi_server, tmp_path, tmx_async_wait):
     async with engine_sims(asgi_server, 1) as sims:
         sim_url, _, runner = sims[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -16,7 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tmx_gateway.domain import anthropic
+from tmx_gateway.domain import anthropic, continuation
 from tmx_gateway.domain.fleet import Backend, FleetView
 from tmx_gateway.domain.metering import StreamMeter, Usage, usage_from_body
 from tmx_gateway.domain.resilience import RetryBudget
@@ -206,7 +207,11 @@ class GatewayApi:
                     "candidates": [b.id for b in candidates],
                     "scores": {k: round(v, 4) for k, v in decision.scores.items()}}, separators=(",", ":"))
             if stream and upstream.status == 200:
-                return StreamingResponse(self._relay(upstream, backend, decision, ctx), status_code=200,
+                resume = None
+                if endpoint == "/v1/chat/completions" and payload.get("n", 1) == 1:
+                    resume = _Resume(payload, headers, policy, tried, deadline,
+                                     self.settings.max_attempts - attempt - 1)
+                return StreamingResponse(self._relay(upstream, backend, decision, ctx, resume), status_code=200,
                                          media_type="text/event-stream", headers=out_headers)
             return await self._respond(upstream, backend, decision, ctx, out_headers)
         if not tried:
@@ -232,19 +237,34 @@ class GatewayApi:
         return Response(data, status_code=upstream.status, headers=headers,
                         media_type=upstream.headers.get("content-type", "application/json"))
 
-    async def _relay(self, upstream, backend: Backend, decision: Decision, ctx: _Context):
+    async def _relay(self, upstream, backend: Backend, decision: Decision, ctx: _Context,
+                     resume: _Resume | None = None):
+        """Pass the stream through byte for byte, in whole SSE events (a client never holds half an event when
+        a stream breaks). A chat stream that breaks mid-way is continued on another backend (see
+        `domain.continuation`); where it cannot be, it ends with an SSE error event, never silently."""
         meter = StreamMeter()
+        relayed: list[bytes] = []  # the complete events sent, kept only while the stream may be continued
+        pending = b""
         ttft_ms, status, error, complete = 0.0, 200, "", False
         try:
             async for chunk in upstream.content.iter_any():
                 if not ttft_ms:
                     ttft_ms = (time.perf_counter() - ctx.started) * 1000
                 meter.feed(chunk)
-                yield chunk
+                data = pending + chunk
+                cut = data.rfind(b"\n\n") + 2
+                if cut < 2:
+                    pending = data
+                    continue
+                pending = data[cut:]
+                if resume is not None:
+                    relayed.append(data[:cut])
+                yield data[:cut]
+            if pending:
+                yield pending
             complete = True
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             status, error = 502, f"upstream {backend.id} broke mid-stream: {type(exc).__name__}"
-            yield GatewayError(502, error, code="upstream_stream_broken").sse_event()
         finally:
             if complete:
                 upstream.release()
@@ -252,8 +272,91 @@ class GatewayApi:
                 upstream.close()  # cancels the upstream request (client gone or stream broken)
             self._release(backend, ctx.route, failed=bool(error), verdict=complete or bool(error))
             if not complete and not error:
-                status, error = 499, "client disconnected"
+                self._finish(ctx, backend, 499, meter.result(), ttft_ms, "client disconnected", decision)
+        if complete:
             self._finish(ctx, backend, status, meter.result(), ttft_ms, error, decision)
+            return
+        self._failed_attempt(ctx, backend, 502, error)
+        transcript = continuation.read_transcript(relayed) if resume is not None else None
+        if transcript is not None and not transcript.obstacle:
+            body = continuation.continuation_request(resume.payload, transcript)
+            if body is None or transcript.finished:  # nothing was missing but the end
+                yield continuation.finish_events(transcript)
+                self._finish(ctx, backend, 200, meter.result(), ttft_ms, "", decision)
+                return
+            meter.discard_partial()  # the broken stream's unfinished event is never completed
+            async for out in self._continue(ctx, resume, body, transcript, meter, error):
+                yield out
+            return
+        why = transcript.obstacle if transcript is not None else "only single-choice chat streams are"
+        self.metrics.stream_continuations.labels("impossible").inc()
+        yield GatewayError(502, f"{error}; not continued: {why}", code="upstream_stream_broken").sse_event()
+        self._finish(ctx, backend, 502, meter.result(), ttft_ms, error, decision)
+
+    async def _continue(self, ctx: _Context, resume: _Resume, body: dict, transcript, meter: StreamMeter,
+                        first_error: str):
+        """Ask the other backends, in routing order, to continue the answer; relay the first that does."""
+        data = json.dumps(body).encode()
+        last_error = first_error
+        for _ in range(max(resume.attempts_left, 0)):
+            candidates = self.fleet.candidates(ctx.model, time.monotonic(), resume.tried)
+            if not candidates or time.perf_counter() >= resume.deadline:
+                break
+            decision = resume.policy.choose(ctx.route, candidates)
+            backend = self.fleet.backends[decision.backend_id]
+            resume.tried.add(backend.id)
+            self._acquire(backend, ctx.route)
+            timeout = aiohttp.ClientTimeout(total=max(0.001, resume.deadline - time.perf_counter()),
+                                            sock_connect=self.settings.upstream_connect_timeout_s)
+            try:
+                upstream = await self.session.post(backend.url + ctx.endpoint, data=data, headers=resume.headers,
+                                                   timeout=timeout)
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+                self._release(backend, ctx.route, failed=True, refused=isinstance(exc, aiohttp.ClientConnectorError))
+                last_error = f"{backend.id}: {type(exc).__name__}"
+                self._failed_attempt(ctx, backend, 0, type(exc).__name__)
+                continue
+            if upstream.status != 200:
+                await upstream.read()
+                upstream.release()
+                self._release(backend, ctx.route, failed=upstream.status >= 500)
+                last_error = f"{backend.id}: HTTP {upstream.status}"
+                self._failed_attempt(ctx, backend, upstream.status, f"HTTP {upstream.status} to a continuation")
+                continue
+            complete, broken, pending = False, False, b""
+            try:
+                async for chunk in upstream.content.iter_any():
+                    events = (pending + chunk).split(b"\n\n")
+                    pending = events.pop()
+                    for event in events:
+                        out = continuation.rewrite(event + b"\n\n", transcript)
+                        if out is not None:
+                            meter.feed(out)
+                            yield out
+                complete = True
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                broken = True
+                last_error = f"upstream {backend.id} broke mid-continuation: {type(exc).__name__}"
+            finally:
+                if complete:
+                    upstream.release()
+                else:
+                    upstream.close()
+                self._release(backend, ctx.route, failed=broken, verdict=complete or broken)
+                if not complete and not broken:  # the client left during the continuation
+                    self._finish(ctx, backend, 499, meter.result(), 0.0, "client disconnected", decision)
+            if complete:
+                self.metrics.stream_continuations.labels("continued").inc()
+                self._finish(ctx, backend, 200, meter.result(), 0.0, "",
+                             dataclasses.replace(decision, reason=f"{decision.reason}; continued here after {first_error}"))
+                return
+            if broken:
+                self._failed_attempt(ctx, backend, 502, last_error)
+            break  # a continuation that breaks too ends the stream: its part was already sent
+        self.metrics.stream_continuations.labels("failed").inc()
+        yield GatewayError(502, f"{first_error}; continuation failed ({last_error})",
+                           code="upstream_stream_broken").sse_event()
+        self._finish(ctx, None, 502, meter.result(), 0.0, f"{first_error}; continuation failed ({last_error})")
 
     # --- bookkeeping ---------------------------------------------------------------------------------
     def _acquire(self, backend: Backend, route: RouteRequest) -> None:
@@ -393,6 +496,17 @@ async def _anthropic_stream(openai_stream, model: str):
             yield event
     for event in translator.finish():
         yield event
+
+
+class _Resume:
+    """What continuing a broken stream on another backend needs from the original request."""
+
+    __slots__ = ("payload", "headers", "policy", "tried", "deadline", "attempts_left")
+
+    def __init__(self, payload: dict, headers: dict, policy, tried: set[str], deadline: float,
+                 attempts_left: int) -> None:
+        self.payload, self.headers, self.policy, self.tried = payload, headers, policy, tried
+        self.deadline, self.attempts_left = deadline, attempts_left
 
 
 class _Context:

@@ -14,6 +14,10 @@ class GatewayMetrics:
         self.ttft = Histogram("tmx_gateway_ttft_seconds", "Time to first streamed byte", ["model"],
                               buckets=_BUCKETS, registry=r)
         self.inflight = Gauge("tmx_gateway_inflight", "Requests in flight", ["backend"], registry=r)
+        self.stream_continuations = Counter(
+            "tmx_gateway_stream_continuations",
+            "Streams that broke mid-way: continued on another backend, continuation failed, or impossible",
+            ["outcome"], registry=r)
         self.retries = Counter("tmx_gateway_upstream_retries", "Attempts moved to another backend", ["reason"],
                                registry=r)
         self.tokens = Counter("tmx_gateway_tokens", "Tokens metered", ["tenant", "model", "kind"], registry=r)

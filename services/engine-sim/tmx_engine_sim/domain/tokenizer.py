@@ -23,13 +23,23 @@ def generated_word(seed: int, index: int) -> str:
     return _WORDS[(seed * 31 + index * 17) % len(_WORDS)]
 
 
+def message_text(message: dict) -> str:
+    content = message.get("content") or ""
+    if isinstance(content, list):
+        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content
+
+
 def render_chat(messages: list[dict]) -> str:
     """Flatten OpenAI chat messages into one prompt text, as a chat template would."""
-    parts = []
-    for message in messages:
-        content = message.get("content") or ""
-        if isinstance(content, list):
-            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        parts.append(f"<|{message.get('role', 'user')}|>\n{content}\n")
+    parts = [f"<|{message.get('role', 'user')}|>\n{message_text(message)}\n" for message in messages]
     parts.append("<|assistant|>\n")
     return "".join(parts)
+
+
+def continuation(messages: list[dict]) -> tuple[list[dict], str] | None:
+    """vLLM's and SGLang's `continue_final_message`: the final assistant message is a prefix to continue.
+    Returns (the conversation before it, the prefix), or None when the last message is not the assistant's."""
+    if len(messages) < 2 or messages[-1].get("role") != "assistant":
+        return None
+    return messages[:-1], message_text(messages[-1])

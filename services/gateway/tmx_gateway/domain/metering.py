@@ -63,6 +63,10 @@ class StreamMeter:
                 if parsed is not None:
                     self.usage = parsed
 
+    def discard_partial(self) -> None:
+        """Forget an unfinished event (its stream broke; another stream's events follow)."""
+        self._pending = b""
+
     def result(self) -> Usage:
         if self.usage is not None:
             return self.usage

@@ -1,0 +1,62 @@
+"""Continuing a broken chat stream: what the client was told, what the next backend is asked, and how its
+events are made to read as the same stream."""
+
+import json
+
+from tmx_gateway.domain.continuation import continuation_request, finish_events, read_transcript, rewrite
+
+
+def sse(obj) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+def chunk(delta=None, finish=None, index=0, **extra):
+    return {"id": "chatcmpl-1", "created": 7, "model": "m", "object": "chat.completion.chunk",
+            "choices": [{"index": index, "delta": delta or {}, "finish_reason": finish}], **extra}
+
+
+SENT = [sse(chunk({"role": "assistant", "content": ""})) + sse(chunk({"content": "the"})),
+        sse(chunk({"content": " of"}))]
+
+
+def test_the_transcript_is_what_the_client_holds():
+    t = read_transcript(SENT)
+    assert (t.id, t.created, t.model, t.text, t.deltas, t.finished, t.obstacle) == (
+        "chatcmpl-1", 7, "m", "the of", 2, False, "")
+
+
+def test_tool_calls_and_several_choices_cannot_be_continued():
+    assert read_transcript([sse(chunk({"tool_calls": [{"index": 0}]}))]).obstacle == "a tool call in progress"
+    assert read_transcript([sse(chunk({"content": "x"}, index=1))]).obstacle == "more than one choice"
+    assert read_transcript([sse(chunk(finish="stop"))]).finished
+
+
+def test_the_next_backend_continues_the_assistant_prefix_for_the_tokens_left():
+    payload = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 6, "stream": True,
+               "stream_options": {"include_usage": True}}
+    body = continuation_request(payload, read_transcript(SENT))
+    assert body["messages"][-1] == {"role": "assistant", "content": "the of"} and len(body["messages"]) == 2
+    assert body["max_tokens"] == 4 and body["continue_final_message"] and body["add_generation_prompt"] is False
+    assert body["stream_options"] == {"include_usage": True} and payload["max_tokens"] == 6  # not mutated
+    assert continuation_request({**payload, "max_tokens": 2}, read_transcript(SENT)) is None  # nothing left
+    assert "max_tokens" not in continuation_request({k: v for k, v in payload.items() if k != "max_tokens"},
+                                                    read_transcript(SENT))
+
+
+def test_continuation_events_read_as_the_same_stream():
+    t = read_transcript(SENT)
+    other = {"id": "chatcmpl-2", "created": 9, "model": "m"}
+    assert rewrite(sse({**chunk({"role": "assistant", "content": ""}), **other}), t) is None  # a second preamble
+    word = json.loads(rewrite(sse({**chunk({"content": " and"}), **other}), t)[6:])
+    assert (word["id"], word["created"], word["choices"][0]["delta"]) == ("chatcmpl-1", 7, {"content": " and"})
+    usage = json.loads(rewrite(sse({**other, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 4,
+                                                                       "total_tokens": 16}}), t)[6:])["usage"]
+    assert usage == {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16}
+    assert rewrite(b"data: [DONE]\n\n", t) == b"data: [DONE]\n\n"
+
+
+def test_a_stream_that_broke_after_its_last_token_is_closed_properly():
+    events = finish_events(read_transcript(SENT)).split(b"\n\n")
+    assert json.loads(events[0][6:])["choices"][0]["finish_reason"] == "length" and events[1] == b"data: [DONE]"
+    finished = read_transcript([*SENT, sse(chunk(finish="length"))])
+    assert finish_events(finished) == b"data: [DONE]\n\n"
