@@ -141,12 +141,28 @@ class SimApi:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             stream = self._stream(tracked, seed, rid, created, model, chat, include_usage, offset)
             return StreamingResponse(stream, media_type="text/event-stream")
-        try:
+        async def collect() -> list[str]:
             words = []
             while (index := await tracked.tokens.get()) is not DONE:
                 words.append(generated_word(seed, offset + index))
+            return words
+
+        async def client_gone() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+
+        # like vLLM's server: a client that disconnects aborts its request, streamed or not
+        collecting, watching = asyncio.ensure_future(collect()), asyncio.ensure_future(client_gone())
+        try:
+            await asyncio.wait({collecting, watching}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            watching.cancel()
+            if not collecting.done():
+                collecting.cancel()
             self.runner.abort(tracked)
+        if not collecting.done() or collecting.cancelled():
+            return Response(status_code=499)
+        words = collecting.result()
         text = (" " if offset and words else "") + " ".join(words)
         usage = self._usage(seq)
         if chat:

@@ -206,6 +206,23 @@ async def test_client_disconnect_cancels_the_upstream_stream(asgi_server, tmp_pa
     assert runner.core.cache.usage == 0
 
 
+async def test_client_disconnect_cancels_a_non_streamed_request_too(asgi_server, tmp_path, tmx_async_wait):
+    async with engine_sims(asgi_server, 1) as sims:
+        sim_url, _, runner = sims[0]
+        async with gateway(asgi_server, tmp_path, [("s1", sim_url)]) as (http, gw):
+            request = asyncio.create_task(http.post("/v1/chat/completions", json=chat(max_tokens=2000)))
+            await tmx_async_wait(lambda: len(runner.core.running) == 1, 10, what="the engine generating")
+            request.cancel()  # the client gives up before the answer: its connection closes
+            await asyncio.gather(request, return_exceptions=True)
+            await tmx_async_wait(lambda: runner.core.idle, 10, what="the upstream request cancelled")
+            await tmx_async_wait(lambda: gw.fleet.backends["s1"].inflight == 0, 5, what="inflight released")
+            assert gw.fleet.backends["s1"].failed == 0  # a client leaving says nothing about the backend
+            assert gw.metrics.requests.labels(MODEL, "s1", "499")._value.get() == 1
+            async with http.post("/v1/chat/completions", json=chat()) as resp:  # and the gateway serves on
+                assert resp.status == 200
+    assert runner.core.cache.usage == 0
+
+
 async def test_publishes_audit_and_outcome_and_follows_health(asgi_server, tmp_path, nats_url, tmx_async_wait):
     bus = await EventBus.connect(nats_url, name="test")
     await bus.provision()

@@ -35,6 +35,9 @@ _FORWARDED_HEADERS = ("content-type", "accept")
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
+WATCH_AFTER_S = 0.05  # a request still unanswered after this long is cancelled if its client leaves
+
+
 class GatewayApi:
     def __init__(
         self,
@@ -101,7 +104,42 @@ class GatewayApi:
             return exc.response()
         except ClientDisconnect:
             return Response(status_code=499)
-        return await self.forward(request, caller, payload, body, model, stream, request.url.path, started)
+        return await self._unless_disconnected(
+            request, self.forward(request, caller, payload, body, model, stream, request.url.path, started))
+
+    @staticmethod
+    async def _unless_disconnected(request: Request, work) -> Response:
+        """Await `work` (routing, the upstream call, a whole non-streamed answer); if the client disconnects
+        first, cancel it: aiohttp closes the upstream connection, which the engine reads as an abort. (Once a
+        stream has started, the streaming response watches for the disconnect itself.) The watcher starts only
+        once the work has taken WATCH_AFTER_S: a quick answer pays for a timer, not for a task."""
+        handler = asyncio.current_task()
+        gone = False
+        watcher: asyncio.Task | None = None
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            handler.cancel()
+
+        def start() -> None:
+            nonlocal watcher
+            watcher = asyncio.ensure_future(watch())
+
+        timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, start)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+            handler.uncancel()
+            return Response(status_code=499)
+        finally:
+            timer.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
     async def messages(self, request: Request) -> Response:
         """The Anthropic Messages API, translated to the backends' OpenAI chat completions."""
@@ -126,8 +164,10 @@ class GatewayApi:
             return _anthropic_error(exc.status, exc.message)
         except ClientDisconnect:
             return Response(status_code=499)
-        response = await self.forward(request, caller, payload, body, model, stream, "/v1/chat/completions",
-                                      started)
+        response = await self._unless_disconnected(
+            request, self.forward(request, caller, payload, body, model, stream, "/v1/chat/completions", started))
+        if response.status_code == 499:
+            return response
         if response.status_code != 200:
             try:
                 message = json.loads(response.body)["error"]["message"]
@@ -190,10 +230,18 @@ class GatewayApi:
                 last_error = f"{backend.id}: {type(exc).__name__}"
                 self._failed_attempt(ctx, backend, 0, type(exc).__name__)
                 continue
+            except asyncio.CancelledError:
+                self._abandoned(ctx, backend, decision)
+                raise
             has_next = attempt + 1 < self.settings.max_attempts and self.fleet.candidates(
                 model, time.monotonic(), tried)
             if upstream.status in _RETRYABLE_STATUS and has_next:
-                await upstream.read()
+                try:
+                    await upstream.read()
+                except asyncio.CancelledError:
+                    upstream.close()
+                    self._abandoned(ctx, backend, decision)
+                    raise
                 upstream.release()
                 self._release(backend, route, failed=upstream.status != 429)  # 429 is load, not ill health
                 self.metrics.retries.labels(str(upstream.status)).inc()
@@ -229,6 +277,10 @@ class GatewayApi:
             err = GatewayError(502, f"upstream {backend.id} failed mid-response: {type(exc).__name__}")
             self._finish(ctx, backend, err.status, Usage(), 0.0, err.message, decision)
             return err.response(headers)
+        except asyncio.CancelledError:  # the client left: close the upstream connection mid-answer
+            upstream.close()
+            self._abandoned(ctx, backend, decision)
+            raise
         finally:
             upstream.release()
         self._release(backend, ctx.route, failed=upstream.status >= 500)
@@ -359,6 +411,11 @@ class GatewayApi:
         self._finish(ctx, None, 502, meter.result(), 0.0, f"{first_error}; continuation failed ({last_error})")
 
     # --- bookkeeping ---------------------------------------------------------------------------------
+    def _abandoned(self, ctx: _Context, backend: Backend, decision: Decision) -> None:
+        """The client disconnected while `backend` was working for it: no verdict on the backend."""
+        self._release(backend, ctx.route, failed=False, verdict=False)
+        self._finish(ctx, backend, 499, Usage(), 0.0, "client disconnected", decision)
+
     def _acquire(self, backend: Backend, route: RouteRequest) -> None:
         backend.breaker.acquire(time.monotonic())
         backend.inflight += 1
