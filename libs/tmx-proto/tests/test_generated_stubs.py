@@ -20,7 +20,8 @@ def test_every_design_service_is_generated():
         "HealthService": (health_pb2, {"ListBackends", "GetBackend", "RegisterBackend", "DeregisterBackend",
                                        "WatchBackends", "ListModels", "DrainBackend"}),
         "PlannerService": (planner_pb2, {"Plan", "Compare", "Estimate", "ListHardware", "ListModels", "FleetReport"}),
-        "RegistryService": (registry_pb2, {"PublishKernel", "GetKernel", "ListKernels", "ResolveKernel"}),
+        "RegistryService": (registry_pb2, {"PublishKernel", "GetKernel", "ListKernels", "ResolveKernel",
+                                           "RevokeKernel", "ListDecisions", "ListRuns", "GetOpSpec"}),
         "ForgeService": (forge_pb2, {"SubmitJob", "GetJob", "ListJobs", "WatchJob", "CancelJob"}),
     }
     for name, (module, methods) in services.items():
