@@ -129,8 +129,10 @@ def _spec(name: str, neox: bool, backward: bool = False) -> OpSpec:
         name=name, module=__import__(__name__, fromlist=["_"]), launch=launch, reference=ref, baseline=base,
         make_inputs=make_inputs,
         tolerances={
-            # angles up to 8191 rad: fp32 cos/sin of a large argument differ from fp64 by ~1e-4 of magnitude
-            torch.float32: Tolerance(5e-4, 1e-4, "fp32 angle (position x frequency) vs fp64 at positions < 8192"),
+            # angles up to 8191 rad in fp32: half an ulp of the product is 4.9e-4 rad, and the fp32 exp2 behind the
+            # frequency adds a few ulp more, by CPU (SIMD exp2 differs between AVX2 and AVX-512 machines); times
+            # |x| (N(0, 1) inputs) that reaches ~1e-3. The old 5e-4 held on one CPU and failed on another.
+            torch.float32: Tolerance(2e-3, 1e-4, "fp32 angle (position x frequency) vs fp64 at positions < 8192"),
             torch.float16: Tolerance(2e-3, 2e-3, "fp32 angle error plus one fp16 output rounding"),
             torch.bfloat16: Tolerance(1.6e-2, 1.6e-2, "bf16 output rounding; the interpreter truncates: 2 ulp"),
         },
