@@ -355,6 +355,10 @@ def forge_submit(
                                                 "--candidate implies file")] = "",
     candidate: Annotated[Optional[Path], typer.Option(help="your own candidate: a Python file defining "
                                                            "launch(*inputs)", exists=True, dir_okay=False)] = None,
+    reference: Annotated[Optional[Path], typer.Option(
+        help="a custom op's reference: a Python file defining make_inputs(shape, dtype, seed, device), "
+             "reference(*inputs) and baseline(*inputs) (see tmx_kernels.custom); needs --candidate",
+        exists=True, dir_okay=False)] = None,
     max_candidates: int = 4,
     wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
     registry_addr: str = REGISTRY,
@@ -365,6 +369,7 @@ def forge_submit(
     request = forge_pb2.SubmitJobRequest(op=op, dtype=dtype, target=target, max_candidates=max_candidates,
                                          generator="file" if candidate is not None else generator,
                                          candidate_source=candidate.read_text() if candidate is not None else "",
+                                         reference_source=reference.read_text() if reference is not None else "",
                                          shapes=[_shape(s) for s in shape])
     with grpc.insecure_channel(registry_addr) as channel:
         stub = forge_pb2_grpc.ForgeServiceStub(channel)

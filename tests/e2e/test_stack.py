@@ -3,6 +3,7 @@ official OpenAI client, a NATS subscriber, gRPC stubs and the tmx command."""
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
@@ -137,6 +138,41 @@ def test_forge_job_ends_with_a_kernel_or_a_recorded_reason(stack):
         # Triton templates on the cpu target: verified under the interpreter, never timed or promoted there
         assert final.state == events_pb2.JOB_STATE_NOT_PROMOTED, final.reason
         assert "2 candidate(s) verified correct but none was benchmarked" in final.reason
+
+
+CUSTOM_REFERENCE = """import torch
+
+
+def make_inputs(shape, dtype, seed, device="cpu"):
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=gen).to(device=device, dtype=dtype),)
+
+
+def reference(x):
+    d = x.double()
+    return (d * torch.sigmoid(1.702 * d)).to(x.dtype)
+
+
+def baseline(x):
+    return x * torch.sigmoid(1.702 * x)
+
+
+TEST_SHAPES = [(3, 33)]
+"""
+
+
+def test_a_custom_op_job_is_verified_against_its_own_sandboxed_reference(stack, tmp_path):
+    reference, candidate = tmp_path / "reference.py", tmp_path / "candidate.py"
+    reference.write_text(CUSTOM_REFERENCE)
+    candidate.write_text("import torch\n\n\ndef launch(x):\n    return x * torch.sigmoid(1.702 * x)\n")
+    submit = subprocess.run([sys.executable, "-m", "tmx_cli.main", "forge", "submit", "--op", "quick_gelu",
+                             "--shape", "64x256", "--candidate", str(candidate), "--reference", str(reference),
+                             "--wait", "--registry-addr", stack.urls["registry"]],
+                            capture_output=True, text=True, timeout=240)
+    assert submit.returncode == 0, submit.stderr
+    final = json.loads(submit.stdout.splitlines()[-1])
+    assert final["state"] == "not_promoted", final  # verified and timed; an eager-equal kernel is no faster
+    assert re.search(r"geometric-mean speedup|slower than the baseline|interleaved pairs", final["reason"]), final
 
 
 def test_tmx_commands_against_the_stack(stack, tmp_path):

@@ -103,29 +103,50 @@ def main() -> None:
 
     from tmx_kernels import clone_inputs, get_op
 
-    op = get_op(spec["op"])
     violations: list[str] = []
     role = spec["role"]
-    if role == "candidate":
+    custom = spec.get("reference_source", "")  # a job's own op: its reference is untrusted code too
+
+    def refuse(error: str) -> None:
+        channel_out.write(json.dumps({"ok": False, "error": error, "violations": violations}) + "\n")
+        channel_out.flush()
+
+    ready: dict = {}
+    op = None
+    if role == "candidate" or (custom and role in ("eager", "oracle")):
         _limits(spec["cpu_s"], spec["memory_bytes"])
         _guard(spec["scratch"], violations, allow_processes=spec["trusted"])
+    if custom and role in ("eager", "oracle"):
+        from tmx_kernels.custom import op_from_source
+
+        try:
+            op = op_from_source(spec["op"], custom)
+        except BaseException as exc:  # noqa: BLE001 - a reference that fails to load ends the job, not the worker
+            refuse(f"the job's reference failed to load: {type(exc).__name__}: {exc}")
+            return
+        if role == "oracle":
+            ready = {"tolerances": {str(d).removeprefix("torch."): [t.atol, t.rtol] for d, t in op.tolerances.items()},
+                     "test_shapes": [list(s) for s in op.test_shapes], "mutates": list(op.mutates)}
+    elif not custom and role in ("eager", "compile"):
+        op = get_op(spec["op"])
+    if role == "candidate":
         try:
             launch = _load_candidate(spec["source"])
         except BaseException as exc:  # noqa: BLE001 - a candidate that fails to load is a verdict
-            channel_out.write(json.dumps({"ok": False, "error": f"failed to load: {type(exc).__name__}: {exc}",
-                                          "violations": violations}) + "\n")
-            channel_out.flush()
+            refuse(f"failed to load: {type(exc).__name__}: {exc}")
             return
         config = spec["config"]
         fn = lambda *inputs: launch(*inputs, **config)  # noqa: E731
     elif role == "eager":
         fn = op.baseline
-    elif role == "compile":
+    elif role == "compile" and op is not None:
         fn = torch.compile(op.baseline, dynamic=False)
     elif role == "copy":  # moves the same bytes as the op: a floor no honest kernel can beat by much
         fn = lambda src, dst: dst.copy_(src)  # noqa: E731
+    elif role == "oracle":  # answers make / reference / bytes; runs nothing timed
+        fn = None
     else:
-        raise SystemExit(f"unknown role {role}")
+        raise SystemExit(f"unknown role {role}" + (" for a custom op" if custom else ""))
 
     def sync() -> None:
         if spec["device"] == "cuda":
@@ -143,7 +164,7 @@ def main() -> None:
                 size = max(size, 2 * getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0))
             flush_buffer = torch.empty(size, dtype=torch.uint8, device=spec["device"])
         flush_buffer.zero_()
-    channel_out.write(json.dumps({"ok": True, "ready": True, "violations": violations}) + "\n")
+    channel_out.write(json.dumps({"ok": True, "ready": True, "violations": violations, **ready}) + "\n")
     channel_out.flush()
     for line in channel_in:
         command = json.loads(line)
@@ -178,6 +199,15 @@ def main() -> None:
                 for _ in range(command["calls"]):
                     flush()
                 sync()
+            elif kind == "make":  # oracle: the job's inputs for a shape and seed
+                dtype = getattr(torch, command["dtype"])
+                inputs = op.make_inputs(tuple(command["shape"]), dtype, command["seed"], spec["device"])
+                torch.save(list(inputs), command["out"])
+            elif kind == "reference":  # oracle: the expected outputs for inputs the parent sends
+                inputs = torch.load(command["inputs"], weights_only=True)
+                torch.save(list(_as_outputs(op.reference(*inputs))), command["out"])
+            elif kind == "bytes":  # oracle: what one call moves, for the copy floor
+                reply["bytes"] = int(op.bytes_moved(tuple(command["shape"]), getattr(torch, command["dtype"])))
             elif kind == "save_last":
                 torch.save({str(k): _as_outputs(v) for k, v in last.items()}, command["out"])
             elif kind == "quit":

@@ -20,11 +20,13 @@ Every rejection has a named reason (`Verdict.reason_code`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import secrets
 import selectors
+import shutil
 import signal
 import statistics
 import subprocess
@@ -85,10 +87,10 @@ class _Child:
     """One sandboxed process and its private command channel."""
 
     def __init__(self, role: str, op: str, device: str, scratch: str, limits: Limits, source: str = "",
-                 config: dict | None = None, trusted: bool = False) -> None:
+                 config: dict | None = None, trusted: bool = False, reference_source: str = "") -> None:
         spec = {"role": role, "op": op, "device": device, "scratch": scratch, "source": source,
                 "config": config or {}, "cpu_s": limits.cpu_s, "memory_bytes": limits.memory_bytes,
-                "trusted": trusted}
+                "trusted": trusted, "reference_source": reference_source}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TMX_", "NATS", "PG", "DATABASE"))}
         env.update(TMPDIR=scratch, TRITON_CACHE_DIR=os.path.join(scratch, "triton"),
                    TORCHINDUCTOR_CACHE_DIR=os.path.join(scratch, "inductor"), HOME=scratch)
@@ -98,7 +100,7 @@ class _Child:
                                      stderr=subprocess.DEVNULL, cwd=scratch, env=env, text=True,
                                      start_new_session=True)
         self.violations: list[str] = []
-        self._expect(self.limits.wall_s)
+        self.ready = self._expect(self.limits.wall_s)
 
     def _expect(self, timeout: float) -> dict:
         with selectors.DefaultSelector() as sel:
@@ -180,23 +182,97 @@ def _key(shape) -> str:
     return "x".join(map(str, shape))
 
 
+class ReferenceFailed(RuntimeError):
+    """A custom op's own reference failed: the job fails; no candidate is blamed."""
+
+
+class SandboxedReference:
+    """A custom op's reference, run in a sandboxed process of its own (the same limits and guard as a
+    candidate): the worker asks it for inputs and expected outputs and never executes the job's code itself.
+    `spec` is an OpSpec whose make_inputs, reference and bytes_moved are calls into that process."""
+
+    def __init__(self, name: str, source: str, device: str, limits: Limits) -> None:
+        import torch
+
+        from tmx_kernels.registry import OpSpec, Tolerance
+
+        self.scratch = tempfile.mkdtemp(prefix="tmx-reference-")
+        self.calls = 0
+        try:
+            self.child = _Child("oracle", name, device, self.scratch, limits, reference_source=source)
+        except Rejected as exc:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise ReferenceFailed(f"the job's reference was refused ({exc.code}): {exc}") from None
+        meta = self.child.ready
+        tolerances = {getattr(torch, d): Tolerance(a, r, "the job's own tolerance")
+                      for d, (a, r) in meta["tolerances"].items()}
+        self.spec = OpSpec(
+            name=name, module=None, launch=None, reference=self._reference, baseline=None,
+            make_inputs=self._make_inputs, tolerances=tolerances, bytes_moved=self._bytes_moved,
+            flops=lambda shape: 0, test_shapes=tuple(tuple(s) for s in meta["test_shapes"]),
+            mutates=tuple(meta["mutates"]))
+
+    def _path(self, what: str) -> str:
+        self.calls += 1
+        return str(Path(self.scratch, f"{what}-{self.calls}.pt"))
+
+    def _call(self, **command) -> dict:
+        try:
+            return self.child.call(**command)
+        except Rejected as exc:
+            raise ReferenceFailed(f"the job's reference failed on {command['cmd']} ({exc.code}): {exc}") from None
+
+    def _make_inputs(self, shape, dtype, seed: int, device: str = "cpu") -> tuple:
+        import torch
+
+        out = self._path("inputs")
+        self._call(cmd="make", shape=list(shape), dtype=str(dtype).removeprefix("torch."), seed=int(seed),
+                        out=out)
+        return tuple(torch.load(out, weights_only=True))
+
+    def _reference(self, *inputs) -> tuple:
+        import torch
+
+        path, out = self._path("ref-in"), self._path("ref-out")
+        torch.save(list(inputs), path)
+        self._call(cmd="reference", inputs=path, out=out)
+        return tuple(torch.load(out, weights_only=True))
+
+    def _bytes_moved(self, shape, dtype) -> int:
+        return int(self._call(cmd="bytes", shape=list(shape), dtype=str(dtype).removeprefix("torch."))["bytes"])
+
+    def close(self) -> None:
+        self.child.kill()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
 class Verifier:
     def __init__(self, op_name: str, dtype: str, target: str, shapes: list[list[int]], limits: Limits | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, reference_source: str = "") -> None:
+        """`reference_source`: a custom op's own reference module (see tmx_kernels.custom); it runs only in a
+        sandboxed process of its own, and the baseline is its eager `baseline` (no torch.compile of user code,
+        which would need subprocesses in the sandbox). Call `close()` when done."""
         import torch
 
         from tmx_kernels import get_op
 
         if dtype not in DTYPES:
             raise ValueError(f"unsupported dtype {dtype}; one of {', '.join(DTYPES)}")
-        self.op = get_op(op_name)
+        self.device = "cpu" if target == "cpu" else "cuda"
+        self.limits = limits or Limits()
+        self.reference_source = reference_source
+        self._oracle: SandboxedReference | None = None
+        if reference_source:
+            self.limits = dataclasses.replace(self.limits, compile_baseline=False)
+            self._oracle = SandboxedReference(op_name, reference_source, self.device, self.limits)
+            self.op = self._oracle.spec
+        else:
+            self.op = get_op(op_name)
         self.dtype = getattr(torch, dtype)
         if self.dtype not in self.op.tolerances:
             raise ValueError(f"{op_name} does not support {dtype}")
         self.target = target
-        self.device = "cpu" if target == "cpu" else "cuda"
         self.shapes = [list(s) for s in shapes]
-        self.limits = limits or Limits()
         self.seed = secrets.randbelow(2**31) if seed is None else seed
         # the job's shapes and odd ones the candidate cannot have tuned for
         extra = [list(s) for s in self.op.test_shapes[-2:] if list(s) not in self.shapes]
@@ -217,7 +293,13 @@ class Verifier:
                 for child in children:
                     child.kill()
 
+    def close(self) -> None:
+        if self._oracle is not None:
+            self._oracle.close()
+
     def _spawn(self, children: list, scratch: str, role: str, **kw) -> _Child:
+        if role == "eager" and self.reference_source:
+            kw["reference_source"] = self.reference_source  # the job's own eager baseline
         child = _Child(role, self.op.name, self.device, scratch, self.limits, **kw)
         children.append(child)
         return child

@@ -22,7 +22,7 @@ from tmx_forge.domain.agent_prompt import Budget
 from tmx_forge.domain.candidates import Candidate, ListProposer, inductor_candidates, template_candidates
 from tmx_forge.domain.promotion import decide, geomean
 from tmx_forge.settings import Settings
-from tmx_forge.verifier import Limits, Verdict, Verifier
+from tmx_forge.verifier import Limits, ReferenceFailed, Verdict, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,11 @@ def _environment(target: str) -> registry_pb2.Environment:
                                     triton=triton.__version__)
 
 
-def _op_spec(op) -> registry_pb2.OpSpec:
+def _op_spec(op, reference_source: str = "") -> registry_pb2.OpSpec:
+    """A library op's reference function, or a custom op's whole reference module."""
     tolerances = {str(dtype).removeprefix("torch."): {"atol": t.atol, "rtol": t.rtol}
                   for dtype, t in op.tolerances.items()}
-    return registry_pb2.OpSpec(name=op.name, reference_source=inspect.getsource(op.reference),
+    return registry_pb2.OpSpec(name=op.name, reference_source=reference_source or inspect.getsource(op.reference),
                                tolerance_json=json.dumps(tolerances, sort_keys=True))
 
 
@@ -143,21 +144,35 @@ class JobRunner:
             log.warning("job unknown to the registry; dropping", extra={"job": job.job_id})
             return
         await self._progress(job.job_id, events_pb2.JOB_STATE_RUNNING, "started")
-        try:
-            from tmx_kernels import get_op
-
-            op = get_op(job.op)
-        except KeyError as exc:
-            await self._progress(job.job_id, events_pb2.JOB_STATE_FAILED, "failed", str(exc))
-            return
         shapes = [list(s.dims) for s in job.shapes]
         limits = Limits(wall_s=self.settings.candidate_timeout_s, repeats=self.settings.bench_repeats,
                         compile_baseline=self.settings.compile_baseline)
+        op = None
         try:
-            verifier = Verifier(job.op, job.dtype, job.target, shapes, limits)
-        except ValueError as exc:
-            await self._progress(job.job_id, events_pb2.JOB_STATE_FAILED, "failed", str(exc))
+            if job.reference_source:  # a custom op: its reference runs in a sandbox the verifier starts
+                from tmx_kernels import op_names
+
+                if job.op in op_names():
+                    raise ValueError(f"{job.op} is a library op; a custom op needs a name of its own")
+                if job.generator != "file":
+                    raise ValueError("a custom op takes generator 'file'")
+            else:
+                from tmx_kernels import get_op
+
+                op = get_op(job.op)
+            verifier = await asyncio.to_thread(Verifier, job.op, job.dtype, job.target, shapes, limits, None,
+                                               job.reference_source)
+        except (KeyError, ValueError, ReferenceFailed) as exc:
+            await self._progress(job.job_id, events_pb2.JOB_STATE_FAILED, "failed", str(exc).strip('"'))
             return
+        try:
+            await self._run(job, op, verifier, shapes)
+        except ReferenceFailed as exc:  # the job's own reference broke: the job fails, no candidate is blamed
+            await self._progress(job.job_id, events_pb2.JOB_STATE_FAILED, "failed", str(exc))
+        finally:
+            verifier.close()
+
+    async def _run(self, job, op, verifier: Verifier, shapes) -> None:
         try:
             proposer = self._proposer(job, op, shapes)
         except AgentError as exc:
@@ -242,7 +257,8 @@ class JobRunner:
                 generator=job.generator or "template", model=self.settings.agent_model if agent else "",
                 prompt_hash=agent.prompt_hash if agent else "", worker_id=self.settings.worker_id,
                 toolchain_json=json.dumps(evidence["toolchain"], sort_keys=True)),
-            environment=_environment(job.target), runs=_runs(verifier, best), op_spec=_op_spec(op))
+            environment=_environment(job.target), runs=_runs(verifier, best),
+            op_spec=_op_spec(verifier.op, job.reference_source))
         # the same artifact is stored once, so a publish retried after a lost reply is harmless
         kernel = await self._patiently(self.registry.PublishKernel, request, "PublishKernel")
         await self._progress(job.job_id, events_pb2.JOB_STATE_PROMOTED, "finished", verdict.reason,

@@ -93,6 +93,20 @@ def test_a_database_that_is_down_is_unavailable_not_a_crash(tmp_path):
         repo.list_jobs()
 
 
+def test_a_custom_op_job_carries_its_reference_and_takes_a_file_candidate(repo):
+    reference = "def make_inputs(shape, dtype, seed, device='cpu'): ...\ndef reference(x): ...\n"
+    job = repo.create_job(spec(op="my_op", generator="file", candidate_source="def launch(x): ...",
+                               reference_source=reference))
+    assert repo.get_job(job.id).spec.reference_source == reference
+    with pytest.raises(InvalidArgument, match="takes generator 'file'") as info:
+        repo.create_job(spec(op="my_op", generator="inductor", reference_source=reference))
+    assert info.value.field == "generator"
+    with pytest.raises(InvalidArgument, match="not valid Python") as info:
+        repo.create_job(spec(op="my_op", generator="file", candidate_source="def launch(x): ...",
+                             reference_source="def reference(:"))
+    assert info.value.field == "reference_source"
+
+
 def test_a_file_job_carries_a_candidate_that_parses(repo):
     job = repo.create_job(spec(generator="file", candidate_source="def launch(x, w):\n    return x * w\n"))
     assert repo.get_job(job.id).spec.candidate_source.startswith("def launch")

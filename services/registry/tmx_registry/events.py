@@ -34,6 +34,7 @@ def kernel_job_event(job: Job) -> events_pb2.KernelJob:
         job_id=job.id, op=spec.op, dtype=spec.dtype, shapes=[events_pb2.Shape(dims=list(s)) for s in spec.shapes],
         target=spec.target, generator=spec.generator, max_candidates=spec.max_candidates,
         time_budget_s=spec.time_budget_s, candidate_source=spec.candidate_source,
+        reference_source=spec.reference_source,
     )
 
 

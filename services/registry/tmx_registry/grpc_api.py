@@ -24,6 +24,7 @@ def _job(job: Job) -> forge_pb2.Job:
         generator=s.generator, state=STATE_TO_PROTO[job.state], reason=job.reason, kernel_id=job.kernel_id,
         best_speedup=job.best_speedup, created_at_unix_ms=job.created_at_ms, updated_at_unix_ms=job.updated_at_ms,
         max_candidates=s.max_candidates, time_budget_s=s.time_budget_s, candidate_source=s.candidate_source,
+        reference_source=s.reference_source,
     )
 
 
@@ -116,7 +117,8 @@ class ForgeServicer(forge_pb2_grpc.ForgeServiceServicer):
     async def SubmitJob(self, r, context):
         spec = JobSpec(op=r.op, dtype=r.dtype or "float32", shapes=tuple(tuple(s.dims) for s in r.shapes),
                        target=r.target, generator=r.generator or "template", max_candidates=r.max_candidates or 4,
-                       time_budget_s=r.time_budget_s or 300.0, candidate_source=r.candidate_source)
+                       time_budget_s=r.time_budget_s or 300.0, candidate_source=r.candidate_source,
+                       reference_source=r.reference_source)
         job = await asyncio.to_thread(self.repo.create_job, spec)
         if await self.events.dispatch(job):
             job = await asyncio.to_thread(self.repo.get_job, job.id)

@@ -59,7 +59,7 @@ def _now_ms() -> int:
 
 def _job(row: KernelJobRow) -> Job:
     spec = JobSpec(row.op, row.dtype, tuple(tuple(s) for s in json.loads(row.shapes_json)), row.target, row.generator,
-                   row.max_candidates, row.time_budget_s, row.candidate_source)
+                   row.max_candidates, row.time_budget_s, row.candidate_source, row.reference_source)
     return Job(row.id, spec, JobState(row.state), row.reason, row.kernel_id, row.best_speedup, row.dispatched,
                row.created_at_ms, row.updated_at_ms)
 
@@ -123,7 +123,8 @@ class Repository:
         row = KernelJobRow(
             id=uuid.uuid4().hex, op=spec.op, dtype=spec.dtype, shapes_json=json.dumps([list(s) for s in spec.shapes]),
             target=spec.target, generator=spec.generator, max_candidates=spec.max_candidates,
-            time_budget_s=spec.time_budget_s, candidate_source=spec.candidate_source, state=JobState.QUEUED.value, reason="", kernel_id="", best_speedup=0.0,
+            time_budget_s=spec.time_budget_s, candidate_source=spec.candidate_source,
+            reference_source=spec.reference_source, state=JobState.QUEUED.value, reason="", kernel_id="", best_speedup=0.0,
             dispatched=False, created_at_ms=now, updated_at_ms=now,
         )
         with self._tx() as session:

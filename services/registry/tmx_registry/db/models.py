@@ -20,6 +20,7 @@ class KernelJobRow(Base):
     max_candidates: Mapped[int] = mapped_column(Integer)
     time_budget_s: Mapped[float] = mapped_column(Float)
     candidate_source: Mapped[str] = mapped_column(Text, default="")
+    reference_source: Mapped[str] = mapped_column(Text, default="")
     state: Mapped[str] = mapped_column(String(16), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     kernel_id: Mapped[str] = mapped_column(String(32), default="")

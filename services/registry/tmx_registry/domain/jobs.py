@@ -41,6 +41,7 @@ class JobSpec:
     max_candidates: int = 4
     time_budget_s: float = 300.0
     candidate_source: str = ""  # generator "file": the user's candidate module
+    reference_source: str = ""  # a custom op's own reference module (parsed here, run only in a worker sandbox)
 
 
 def validate_job(spec: JobSpec) -> JobSpec:
@@ -71,20 +72,28 @@ def validate_job(spec: JobSpec) -> JobSpec:
 
 
 def _validate_candidate(spec: JobSpec) -> None:
-    """A file job carries its candidate; it must parse (it is only parsed here, never run: the worker's sandbox
-    runs it). Other generators make their own candidates."""
+    """A file job carries its candidate, a custom op its reference; both must parse (they are only parsed here,
+    never run: the worker's sandbox runs them). Other generators make their own candidates."""
+    if spec.reference_source:
+        _validate_module("reference_source", spec.reference_source)
+        if spec.generator != "file":
+            raise InvalidArgument("generator", "a custom op (reference_source) takes generator 'file'")
     if spec.generator != "file":
         if spec.candidate_source:
             raise InvalidArgument("candidate_source", "is only for generator 'file'")
         return
     if not spec.candidate_source.strip():
         raise InvalidArgument("candidate_source", "generator 'file' needs the candidate's source")
-    if len(spec.candidate_source.encode()) > MAX_CANDIDATE_BYTES:
-        raise InvalidArgument("candidate_source", f"is larger than {MAX_CANDIDATE_BYTES // 1024} KiB")
+    _validate_module("candidate_source", spec.candidate_source)
+
+
+def _validate_module(field: str, source: str) -> None:
+    if len(source.encode()) > MAX_CANDIDATE_BYTES:
+        raise InvalidArgument(field, f"is larger than {MAX_CANDIDATE_BYTES // 1024} KiB")
     try:
-        ast.parse(spec.candidate_source)
+        ast.parse(source)
     except SyntaxError as exc:
-        raise InvalidArgument("candidate_source", f"is not valid Python: line {exc.lineno}: {exc.msg}") from None
+        raise InvalidArgument(field, f"is not valid Python: line {exc.lineno}: {exc.msg}") from None
 
 
 def next_state(current: JobState, reported: JobState) -> JobState | None:

@@ -151,7 +151,7 @@ class RequestAudited(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., api_key_id: _Optional[str] = ..., model: _Optional[str] = ..., endpoint: _Optional[str] = ..., backend_id: _Optional[str] = ..., http_status: _Optional[int] = ..., streamed: _Optional[bool] = ..., latency_ms: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., routing_reason: _Optional[str] = ..., client_ip: _Optional[str] = ..., routing_scores: _Optional[_Mapping[str, float]] = ..., cached_tokens: _Optional[int] = ..., predicted_cached_tokens: _Optional[int] = ...) -> None: ...
 
 class KernelJob(_message.Message):
-    __slots__ = ("event_id", "occurred_at_unix_ms", "job_id", "op", "dtype", "shapes", "target", "generator", "max_candidates", "time_budget_s", "candidate_source")
+    __slots__ = ("event_id", "occurred_at_unix_ms", "job_id", "op", "dtype", "shapes", "target", "generator", "max_candidates", "time_budget_s", "candidate_source", "reference_source")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +163,7 @@ class KernelJob(_message.Message):
     MAX_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     TIME_BUDGET_S_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_SOURCE_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at_unix_ms: int
     job_id: str
@@ -174,7 +175,8 @@ class KernelJob(_message.Message):
     max_candidates: int
     time_budget_s: float
     candidate_source: str
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., job_id: _Optional[str] = ..., op: _Optional[str] = ..., dtype: _Optional[str] = ..., shapes: _Optional[_Iterable[_Union[Shape, _Mapping]]] = ..., target: _Optional[str] = ..., generator: _Optional[str] = ..., max_candidates: _Optional[int] = ..., time_budget_s: _Optional[float] = ..., candidate_source: _Optional[str] = ...) -> None: ...
+    reference_source: str
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., job_id: _Optional[str] = ..., op: _Optional[str] = ..., dtype: _Optional[str] = ..., shapes: _Optional[_Iterable[_Union[Shape, _Mapping]]] = ..., target: _Optional[str] = ..., generator: _Optional[str] = ..., max_candidates: _Optional[int] = ..., time_budget_s: _Optional[float] = ..., candidate_source: _Optional[str] = ..., reference_source: _Optional[str] = ...) -> None: ...
 
 class Shape(_message.Message):
     __slots__ = ("dims",)

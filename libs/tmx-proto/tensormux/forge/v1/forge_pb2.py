@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from tensormux.events.v1 import events_pb2 as tensormux_dot_events_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etensormux/forge/v1/forge.proto\x12\x12tensormux.forge.v1\x1a tensormux/events/v1/events.proto\"\xe3\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\n\n\x02op\x18\x02 \x01(\t\x12\r\n\x05\x64type\x18\x03 \x01(\t\x12*\n\x06shapes\x18\x04 \x03(\x0b\x32\x1a.tensormux.events.v1.Shape\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\x11\n\tgenerator\x18\x06 \x01(\t\x12,\n\x05state\x18\x07 \x01(\x0e\x32\x1d.tensormux.events.v1.JobState\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x11\n\tkernel_id\x18\t \x01(\t\x12\x14\n\x0c\x62\x65st_speedup\x18\n \x01(\x01\x12\x1a\n\x12\x63reated_at_unix_ms\x18\x0b \x01(\x03\x12\x1a\n\x12updated_at_unix_ms\x18\x0c \x01(\x03\x12\x16\n\x0emax_candidates\x18\r \x01(\r\x12\x15\n\rtime_budget_s\x18\x0e \x01(\x01\x12\x18\n\x10\x63\x61ndidate_source\x18\x0f \x01(\t\"\xc5\x01\n\x10SubmitJobRequest\x12\n\n\x02op\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12*\n\x06shapes\x18\x03 \x03(\x0b\x32\x1a.tensormux.events.v1.Shape\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\x11\n\tgenerator\x18\x05 \x01(\t\x12\x16\n\x0emax_candidates\x18\x06 \x01(\r\x12\x15\n\rtime_budget_s\x18\x07 \x01(\x01\x12\x18\n\x10\x63\x61ndidate_source\x18\x08 \x01(\t\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\" \n\x0fListJobsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"9\n\x10ListJobsResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.tensormux.forge.v1.Job\"\x1d\n\x0fWatchJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1e\n\x10\x43\x61ncelJobRequest\x12\n\n\x02id\x18\x01 \x01(\t2\x8f\x03\n\x0c\x46orgeService\x12J\n\tSubmitJob\x12$.tensormux.forge.v1.SubmitJobRequest\x1a\x17.tensormux.forge.v1.Job\x12\x44\n\x06GetJob\x12!.tensormux.forge.v1.GetJobRequest\x1a\x17.tensormux.forge.v1.Job\x12U\n\x08ListJobs\x12#.tensormux.forge.v1.ListJobsRequest\x1a$.tensormux.forge.v1.ListJobsResponse\x12J\n\x08WatchJob\x12#.tensormux.forge.v1.WatchJobRequest\x1a\x17.tensormux.forge.v1.Job0\x01\x12J\n\tCancelJob\x12$.tensormux.forge.v1.CancelJobRequest\x1a\x17.tensormux.forge.v1.Jobb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etensormux/forge/v1/forge.proto\x12\x12tensormux.forge.v1\x1a tensormux/events/v1/events.proto\"\xfd\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\n\n\x02op\x18\x02 \x01(\t\x12\r\n\x05\x64type\x18\x03 \x01(\t\x12*\n\x06shapes\x18\x04 \x03(\x0b\x32\x1a.tensormux.events.v1.Shape\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\x11\n\tgenerator\x18\x06 \x01(\t\x12,\n\x05state\x18\x07 \x01(\x0e\x32\x1d.tensormux.events.v1.JobState\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x11\n\tkernel_id\x18\t \x01(\t\x12\x14\n\x0c\x62\x65st_speedup\x18\n \x01(\x01\x12\x1a\n\x12\x63reated_at_unix_ms\x18\x0b \x01(\x03\x12\x1a\n\x12updated_at_unix_ms\x18\x0c \x01(\x03\x12\x16\n\x0emax_candidates\x18\r \x01(\r\x12\x15\n\rtime_budget_s\x18\x0e \x01(\x01\x12\x18\n\x10\x63\x61ndidate_source\x18\x0f \x01(\t\x12\x18\n\x10reference_source\x18\x10 \x01(\t\"\xdf\x01\n\x10SubmitJobRequest\x12\n\n\x02op\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12*\n\x06shapes\x18\x03 \x03(\x0b\x32\x1a.tensormux.events.v1.Shape\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\x11\n\tgenerator\x18\x05 \x01(\t\x12\x16\n\x0emax_candidates\x18\x06 \x01(\r\x12\x15\n\rtime_budget_s\x18\x07 \x01(\x01\x12\x18\n\x10\x63\x61ndidate_source\x18\x08 \x01(\t\x12\x18\n\x10reference_source\x18\t \x01(\t\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\" \n\x0fListJobsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"9\n\x10ListJobsResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.tensormux.forge.v1.Job\"\x1d\n\x0fWatchJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1e\n\x10\x43\x61ncelJobRequest\x12\n\n\x02id\x18\x01 \x01(\t2\x8f\x03\n\x0c\x46orgeService\x12J\n\tSubmitJob\x12$.tensormux.forge.v1.SubmitJobRequest\x1a\x17.tensormux.forge.v1.Job\x12\x44\n\x06GetJob\x12!.tensormux.forge.v1.GetJobRequest\x1a\x17.tensormux.forge.v1.Job\x12U\n\x08ListJobs\x12#.tensormux.forge.v1.ListJobsRequest\x1a$.tensormux.forge.v1.ListJobsResponse\x12J\n\x08WatchJob\x12#.tensormux.forge.v1.WatchJobRequest\x1a\x17.tensormux.forge.v1.Job0\x01\x12J\n\tCancelJob\x12$.tensormux.forge.v1.CancelJobRequest\x1a\x17.tensormux.forge.v1.Jobb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,19 +33,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tensormux.forge.v1.forge_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JOB']._serialized_start=89
-  _globals['_JOB']._serialized_end=444
-  _globals['_SUBMITJOBREQUEST']._serialized_start=447
-  _globals['_SUBMITJOBREQUEST']._serialized_end=644
-  _globals['_GETJOBREQUEST']._serialized_start=646
-  _globals['_GETJOBREQUEST']._serialized_end=673
-  _globals['_LISTJOBSREQUEST']._serialized_start=675
-  _globals['_LISTJOBSREQUEST']._serialized_end=707
-  _globals['_LISTJOBSRESPONSE']._serialized_start=709
-  _globals['_LISTJOBSRESPONSE']._serialized_end=766
-  _globals['_WATCHJOBREQUEST']._serialized_start=768
-  _globals['_WATCHJOBREQUEST']._serialized_end=797
-  _globals['_CANCELJOBREQUEST']._serialized_start=799
-  _globals['_CANCELJOBREQUEST']._serialized_end=829
-  _globals['_FORGESERVICE']._serialized_start=832
-  _globals['_FORGESERVICE']._serialized_end=1231
+  _globals['_JOB']._serialized_end=470
+  _globals['_SUBMITJOBREQUEST']._serialized_start=473
+  _globals['_SUBMITJOBREQUEST']._serialized_end=696
+  _globals['_GETJOBREQUEST']._serialized_start=698
+  _globals['_GETJOBREQUEST']._serialized_end=725
+  _globals['_LISTJOBSREQUEST']._serialized_start=727
+  _globals['_LISTJOBSREQUEST']._serialized_end=759
+  _globals['_LISTJOBSRESPONSE']._serialized_start=761
+  _globals['_LISTJOBSRESPONSE']._serialized_end=818
+  _globals['_WATCHJOBREQUEST']._serialized_start=820
+  _globals['_WATCHJOBREQUEST']._serialized_end=849
+  _globals['_CANCELJOBREQUEST']._serialized_start=851
+  _globals['_CANCELJOBREQUEST']._serialized_end=881
+  _globals['_FORGESERVICE']._serialized_start=884
+  _globals['_FORGESERVICE']._serialized_end=1283
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Job(_message.Message):
-    __slots__ = ("id", "op", "dtype", "shapes", "target", "generator", "state", "reason", "kernel_id", "best_speedup", "created_at_unix_ms", "updated_at_unix_ms", "max_candidates", "time_budget_s", "candidate_source")
+    __slots__ = ("id", "op", "dtype", "shapes", "target", "generator", "state", "reason", "kernel_id", "best_speedup", "created_at_unix_ms", "updated_at_unix_ms", "max_candidates", "time_budget_s", "candidate_source", "reference_source")
     ID_FIELD_NUMBER: _ClassVar[int]
     OP_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,7 @@ class Job(_message.Message):
     MAX_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     TIME_BUDGET_S_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_SOURCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     op: str
     dtype: str
@@ -39,10 +40,11 @@ class Job(_message.Message):
     max_candidates: int
     time_budget_s: float
     candidate_source: str
-    def __init__(self, id: _Optional[str] = ..., op: _Optional[str] = ..., dtype: _Optional[str] = ..., shapes: _Optional[_Iterable[_Union[_events_pb2.Shape, _Mapping]]] = ..., target: _Optional[str] = ..., generator: _Optional[str] = ..., state: _Optional[_Union[_events_pb2.JobState, str]] = ..., reason: _Optional[str] = ..., kernel_id: _Optional[str] = ..., best_speedup: _Optional[float] = ..., created_at_unix_ms: _Optional[int] = ..., updated_at_unix_ms: _Optional[int] = ..., max_candidates: _Optional[int] = ..., time_budget_s: _Optional[float] = ..., candidate_source: _Optional[str] = ...) -> None: ...
+    reference_source: str
+    def __init__(self, id: _Optional[str] = ..., op: _Optional[str] = ..., dtype: _Optional[str] = ..., shapes: _Optional[_Iterable[_Union[_events_pb2.Shape, _Mapping]]] = ..., target: _Optional[str] = ..., generator: _Optional[str] = ..., state: _Optional[_Union[_events_pb2.JobState, str]] = ..., reason: _Optional[str] = ..., kernel_id: _Optional[str] = ..., best_speedup: _Optional[float] = ..., created_at_unix_ms: _Optional[int] = ..., updated_at_unix_ms: _Optional[int] = ..., max_candidates: _Optional[int] = ..., time_budget_s: _Optional[float] = ..., candidate_source: _Optional[str] = ..., reference_source: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("op", "dtype", "shapes", "target", "generator", "max_candidates", "time_budget_s", "candidate_source")
+    __slots__ = ("op", "dtype", "shapes", "target", "generator", "max_candidates", "time_budget_s", "candidate_source", "reference_source")
     OP_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     SHAPES_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +53,7 @@ class SubmitJobRequest(_message.Message):
     MAX_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     TIME_BUDGET_S_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_SOURCE_FIELD_NUMBER: _ClassVar[int]
     op: str
     dtype: str
     shapes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Shape]
@@ -59,7 +62,8 @@ class SubmitJobRequest(_message.Message):
     max_candidates: int
     time_budget_s: float
     candidate_source: str
-    def __init__(self, op: _Optional[str] = ..., dtype: _Optional[str] = ..., shapes: _Optional[_Iterable[_Union[_events_pb2.Shape, _Mapping]]] = ..., target: _Optional[str] = ..., generator: _Optional[str] = ..., max_candidates: _Optional[int] = ..., time_budget_s: _Optional[float] = ..., candidate_source: _Optional[str] = ...) -> None: ...
+    reference_source: str
+    def __init__(self, op: _Optional[str] = ..., dtype: _Optional[str] = ..., shapes: _Optional[_Iterable[_Union[_events_pb2.Shape, _Mapping]]] = ..., target: _Optional[str] = ..., generator: _Optional[str] = ..., max_candidates: _Optional[int] = ..., time_budget_s: _Optional[float] = ..., candidate_source: _Optional[str] = ..., reference_source: _Optional[str] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("id",)

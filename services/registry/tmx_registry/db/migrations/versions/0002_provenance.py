@@ -1,4 +1,5 @@
 """provenance: op specs, artifact provenance and environment, append-only runs and decision log, file jobs
+and custom-op jobs
 
 Revision ID: 0002
 Revises: 0001
@@ -26,6 +27,7 @@ _KERNEL_COLUMNS = (
 def upgrade() -> None:
     with op.batch_alter_table("kernel_jobs") as batch:
         batch.add_column(sa.Column("candidate_source", sa.Text, nullable=False, server_default=""))
+        batch.add_column(sa.Column("reference_source", sa.Text, nullable=False, server_default=""))
     with op.batch_alter_table("kernels") as batch:
         for name, type_, default in _KERNEL_COLUMNS:
             batch.add_column(sa.Column(name, type_, nullable=False, server_default=default))
@@ -106,4 +108,5 @@ def downgrade() -> None:
         for name, _, _ in reversed(_KERNEL_COLUMNS):
             batch.drop_column(name)
     with op.batch_alter_table("kernel_jobs") as batch:
+        batch.drop_column("reference_source")
         batch.drop_column("candidate_source")

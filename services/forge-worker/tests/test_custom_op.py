@@ -1,0 +1,79 @@
+"""A job's own op: its reference runs sandboxed, never in the worker, and candidates are judged against it."""
+
+import pytest
+
+from tmx_forge.domain.candidates import Candidate
+from tmx_forge.verifier import Limits, ReferenceFailed, Verifier
+
+FAST = Limits(wall_s=120, repeats=3, min_batch_s=0.005, compile_baseline=True)
+
+GELU_TANH = '''import torch
+
+
+def make_inputs(shape, dtype, seed, device="cpu"):
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=gen).to(device=device, dtype=dtype),)
+
+
+def reference(x):
+    d = x.double()
+    return (0.5 * d * (1 + torch.tanh(0.7978845608028654 * (d + 0.044715 * d ** 3)))).to(x.dtype)
+
+
+def baseline(x):
+    return torch.nn.functional.gelu(x, approximate="tanh")
+
+
+TEST_SHAPES = [(3, 33), (5, 17)]
+TOLERANCES = {"float32": (1e-5, 1e-5)}
+'''
+
+
+def verifier(reference=GELU_TANH, shapes=([16, 64],)) -> Verifier:
+    return Verifier("my_gelu_tanh", "float32", "cpu", [list(s) for s in shapes], FAST, reference_source=reference)
+
+
+def test_an_honest_candidate_of_a_custom_op_is_verified_and_timed_against_its_eager_reference():
+    v = verifier()
+    try:
+        assert v.check_shapes == [[16, 64], [3, 33], [5, 17]]  # the job's shapes and the reference's odd ones
+        verdict = v.verify(Candidate("import torch\n\n\ndef launch(x):\n"
+                                     "    return torch.nn.functional.gelu(x, approximate='tanh')\n", label="mine"))
+        assert verdict.ok and verdict.benchmarked, verdict.reason
+        assert verdict.shapes["16x64"]["baseline"] == "eager"  # no torch.compile of a job's own code
+    finally:
+        v.close()
+
+
+def test_a_wrong_candidate_of_a_custom_op_is_rejected_as_incorrect():
+    v = verifier()
+    try:
+        verdict = v.verify(Candidate("import torch\n\n\ndef launch(x):\n    return torch.nn.functional.gelu(x)\n"))
+        assert not verdict.ok and verdict.reason_code == "incorrect" and "exceeds atol 1e-05" in verdict.reason
+    finally:
+        v.close()
+
+
+@pytest.mark.parametrize("reference, expected", [
+    ("import socket\nsocket.socket()\n", "sandbox_violation"),
+    ("open('/tmp/tmx-reference-escape', 'w')\n", "sandbox_violation"),
+    ("def reference(x):\n    return x\n", "must define make_inputs"),
+    (GELU_TANH.replace("def baseline", "def eager"), "must define baseline"),
+    ("def reference(x:\n", "does not parse"),
+    (GELU_TANH.replace('"float32": (1e-5, 1e-5)', '"float64": (1e-5, 1e-5)'), "unknown dtype 'float64'"),
+])
+def test_a_reference_that_misbehaves_fails_the_job_not_the_worker(reference, expected):
+    with pytest.raises(ReferenceFailed, match=expected):
+        verifier(reference)
+
+
+def test_a_reference_that_crashes_on_a_shape_fails_the_job_without_blaming_the_candidate():
+    crashing = GELU_TANH.replace("    d = x.double()", "    if x.shape[-1] == 17:\n        raise ValueError('odd')\n"
+                                                    "    d = x.double()")
+    v = verifier(crashing)
+    try:
+        with pytest.raises(ReferenceFailed, match="failed on reference"):
+            v.verify(Candidate("import torch\n\n\ndef launch(x):\n"
+                               "    return torch.nn.functional.gelu(x, approximate='tanh')\n"))
+    finally:
+        v.close()
