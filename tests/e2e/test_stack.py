@@ -140,6 +140,18 @@ def test_forge_job_ends_with_a_kernel_or_a_recorded_reason(stack):
         assert "2 candidate(s) verified correct but none was benchmarked" in final.reason
 
 
+def test_a_forge_job_stops_when_its_time_budget_is_spent(stack):
+    with grpc.insecure_channel(stack.urls["registry"]) as channel:
+        forge = forge_pb2_grpc.ForgeServiceStub(channel)
+        job = forge.SubmitJob(forge_pb2.SubmitJobRequest(op="rmsnorm", dtype="float32", target="cpu",
+                                                         max_candidates=8, time_budget_s=3,
+                                                         shapes=[events_pb2.Shape(dims=[8, 64])]))
+        final = list(forge.WatchJob(forge_pb2.WatchJobRequest(id=job.id), timeout=240))[-1]
+    # each template candidate takes ~2.5 s under the interpreter: 8 cannot fit in 3 s
+    assert final.state == events_pb2.JOB_STATE_NOT_PROMOTED, final.reason
+    assert re.search(r"time budget of 3s spent after [0-3] candidate\(s\)", final.reason), final.reason
+
+
 CUSTOM_REFERENCE = """import torch
 
 

@@ -4,6 +4,7 @@ winner to the registry only when it clears the promotion rule, and report every 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
 import logging
@@ -180,7 +181,16 @@ class JobRunner:
             return
         results: list[tuple[Candidate, Verdict]] = []
         verdict = None
+        budget = job.time_budget_s or 300.0
+        deadline, note = time.monotonic() + budget, ""
         while True:
+            left = deadline - time.monotonic()
+            if left < 1.0:  # the job's time budget: no new candidate starts once it is spent
+                note = f"time budget of {budget:g}s spent after {len(results)} candidate(s)"
+                break
+            # a candidate is also cut at the budget's end (its verdict is then timed_out)
+            verifier.limits = dataclasses.replace(verifier.limits,
+                                                  wall_s=min(self.settings.candidate_timeout_s, left))
             if await self._cancelled(job.job_id):
                 log.info("job cancelled", extra={"job": job.job_id})
                 return
@@ -197,7 +207,7 @@ class JobRunner:
                        else f"rejected ({verdict.reason_code}): {verdict.reason}")
             await self._progress(job.job_id, events_pb2.JOB_STATE_RUNNING, f"candidate {len(results)}",
                                  f"{candidate.label} {summary}")
-        await self._conclude(job, op, verifier, results, proposer)
+        await self._conclude(job, op, verifier, results, proposer, note)
 
     def _proposer(self, job, op, shapes):
         limit = job.max_candidates or 4
@@ -218,23 +228,27 @@ class JobRunner:
                                                 inspect.getsource(op.module)))
 
     async def _conclude(self, job, op, verifier: Verifier, results: list[tuple[Candidate, Verdict]],
-                        proposer) -> None:
+                        proposer, note: str = "") -> None:
+        """`note`: why the search stopped early (the time budget), appended to the verdict."""
         shapes, seed = verifier.shapes, verifier.seed
         passing = [(c, v) for c, v in results if v.ok]
         benchmarked = [(c, v) for c, v in passing if v.benchmarked]
+        suffix = f"; {note}" if note else ""
         if not passing:
             reasons = "; ".join(sorted({f"{v.reason_code}: {v.reason}" for _, v in results}))[:500]
             await self._progress(job.job_id, events_pb2.JOB_STATE_NOT_PROMOTED, "finished",
-                                 f"no candidate passed verification ({reasons})")
+                                 (f"no candidate passed verification ({reasons})" if results
+                                  else "no candidate was verified") + suffix)
             return
         if not benchmarked:
             await self._progress(job.job_id, events_pb2.JOB_STATE_NOT_PROMOTED, "finished",
-                                 f"{len(passing)} candidate(s) verified correct but none was benchmarked ({CPU_NOTE})")
+                                 f"{len(passing)} candidate(s) verified correct but none was benchmarked ({CPU_NOTE})"
+                                 + suffix)
             return
         best_candidate, best = max(benchmarked, key=lambda cv: geomean(cv[1].speedups))
         verdict = decide(best.speedups, wins=best.wins)
         if not verdict.promote:
-            await self._progress(job.job_id, events_pb2.JOB_STATE_NOT_PROMOTED, "finished", verdict.reason,
+            await self._progress(job.job_id, events_pb2.JOB_STATE_NOT_PROMOTED, "finished", verdict.reason + suffix,
                                  best_speedup=verdict.geomean)
             return
         evidence = {

@@ -23,6 +23,7 @@ from tmx_gateway.domain.metering import StreamMeter, Usage, usage_from_body
 from tmx_gateway.domain.resilience import RetryBudget
 from tmx_gateway.domain.routing import Decision, RouteRequest, Router, UnknownStrategy
 from tmx_gateway.domain.routing.prompt import estimate_tokens, prompt_text
+from tmx_gateway.domain.sse import split_events
 from tmx_gateway.domain.tenancy import Caller, Tenancy, Unauthorized
 from tmx_gateway.errors import GatewayError
 from tmx_gateway.events import EventPublisher, RequestRecord
@@ -378,8 +379,7 @@ class GatewayApi:
             complete, broken, pending = False, False, b""
             try:
                 async for chunk in upstream.content.iter_any():
-                    events = (pending + chunk).split(b"\n\n")
-                    pending = events.pop()
+                    events, pending = split_events(pending + chunk)
                     for event in events:
                         out = continuation.rewrite(event + b"\n\n", transcript)
                         if out is not None:

@@ -16,14 +16,6 @@ EVIDENCE = json.dumps({"per_shape": {"8x64": {"speedup": 1.3}}})
 REFERENCE = "def reference(x, w, eps=1e-6):\n    return x * w\n"
 
 
-@pytest.fixture
-def repo(database_url):
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield Repository(engine)
-    engine.dispose()
-
-
 def bench(shape, speedup):
     return RunRecord("benchmark", shape, True, seed=7, candidate_s=1e-3 / speedup, baseline_s=1e-3, baseline="eager",
                      speedup=speedup, pairs_won=7, pairs=7)

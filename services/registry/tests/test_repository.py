@@ -13,14 +13,6 @@ from tmx_registry.repository import Repository, make_engine
 EVIDENCE = json.dumps({"per_shape": {"8x64": {"speedup": 1.3}}})
 
 
-@pytest.fixture
-def repo(database_url):
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield Repository(engine)
-    engine.dispose()
-
-
 def spec(**kw):
     return JobSpec(**{"op": "rmsnorm", "dtype": "float32", "shapes": ((8, 64), (3, 33)), "target": "cpu", **kw})
 

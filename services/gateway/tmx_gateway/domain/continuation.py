@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from tmx_gateway.domain import sse
+
 
 @dataclass
 class Transcript:
@@ -30,10 +32,10 @@ def read_transcript(events: list[bytes]) -> Transcript:
     """Parse the complete SSE events already relayed (called only when a stream breaks)."""
     t = Transcript()
     parts: list[str] = []
-    for event in b"".join(events).split(b"\n\n"):
-        if not event.startswith(b"data:"):
+    for event in sse.split_events(b"".join(events))[0]:
+        raw = sse.payload(event)
+        if raw is None:
             continue
-        raw = event[5:].strip()
         if raw == b"[DONE]":
             t.finished = True
             continue
@@ -76,10 +78,8 @@ def continuation_request(payload: dict, t: Transcript) -> dict | None:
 
 def rewrite(event: bytes, t: Transcript) -> bytes | None:
     """One complete SSE event of the continuation as the client should see it, or None to drop it."""
-    if not event.startswith(b"data:"):
-        return event
-    raw = event[5:].strip()
-    if raw == b"[DONE]":
+    raw = sse.payload(event)
+    if raw is None or raw == b"[DONE]":
         return event
     try:
         obj = json.loads(raw)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from tmx_gateway.domain.sse import payload, split_events
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -45,19 +47,18 @@ class StreamMeter:
         self.done = False
 
     def feed(self, chunk: bytes) -> None:
-        data = self._pending + chunk
-        *complete, self._pending = data.split(b"\n\n")
+        complete, self._pending = split_events(self._pending + chunk)
         for event in complete:
-            if not event.startswith(b"data:"):
+            data = payload(event)
+            if data is None:
                 continue
-            payload = event[5:].strip()
-            if payload == b"[DONE]":
+            if data == b"[DONE]":
                 self.done = True
                 continue
             self.events += 1
-            if b'"usage"' in payload:
+            if b'"usage"' in data:
                 try:
-                    parsed = _from_obj(json.loads(payload).get("usage"))
+                    parsed = _from_obj(json.loads(data).get("usage"))
                 except ValueError:
                     parsed = None
                 if parsed is not None:
