@@ -96,6 +96,7 @@ class EventPublisher:
         self.ack_interval_s = ack_interval_s
         self._unconfirmed: dict[str, list[tuple[str, bytes, dict[str, str]]]] = {}  # per stream family
         self._confirmed_at = time.monotonic()
+        self._last_pass = 0.0
         self._tasks: list[asyncio.Task] = []
 
     def start(self) -> None:
@@ -159,8 +160,12 @@ class EventPublisher:
                     continue
             else:
                 await self._wake.wait()
-            if self.linger_s and len(self._pending) < MAX_BATCH:
-                await asyncio.sleep(self.linger_s)  # let a batch gather: NATS is paid per batch, not per event
+            # passes are paced to one per linger_s: under load events gather into batches (NATS is paid per
+            # pass, not per event); after a quiet spell the first event goes at once
+            wait = self._last_pass + self.linger_s - time.monotonic()
+            if wait > 0 and len(self._pending) < MAX_BATCH:
+                await asyncio.sleep(wait)
+            self._last_pass = time.monotonic()
             self._wake.clear()
             batch = self._events([self._pending.popleft() for _ in range(min(len(self._pending), MAX_BATCH))])
             if self._pending:
