@@ -178,7 +178,7 @@ def test_a_custom_op_job_is_verified_against_its_own_sandboxed_reference(stack, 
     reference.write_text(CUSTOM_REFERENCE)
     candidate.write_text("import torch\n\n\ndef launch(x):\n    return x * torch.sigmoid(1.702 * x)\n")
     submit = subprocess.run([sys.executable, "-m", "tmx_cli.main", "forge", "submit", "--op", "quick_gelu",
-                             "--shape", "64x256", "--candidate", str(candidate), "--reference", str(reference),
+                             "--shape", "256x1024", "--candidate", str(candidate), "--reference", str(reference),
                              "--wait", "--registry-addr", stack.urls["registry"]],
                             capture_output=True, text=True, timeout=240)
     assert submit.returncode == 0, submit.stderr

@@ -448,4 +448,6 @@ class Verifier:
         copy.call(cmd="load", inputs=self._save(scratch, [buffers]), timeout=self._left(deadline))
         copy.timed(1)
         calls = max(1, min(1000, math.ceil(self.limits.min_batch_s / self._single(copy))))
-        return statistics.median(copy.timed(calls) for _ in range(3))
+        # a floor is the fastest the hardware moves these bytes: noise (other processes) only slows a batch
+        # down, so the minimum, not the median, estimates it; a median once rejected an honest kernel under load
+        return min(copy.timed(calls) for _ in range(5))

@@ -39,14 +39,14 @@ async def collect(bus: EventBus, subject: str) -> list:
 
 
 @contextlib.asynccontextmanager
-async def running_health(tmp_path, nats_url, backends):
+async def running_health(tmp_path, nats_url, backends, **overrides):
     from conftest import free_port
 
     path = tmp_path / "tensormux.yaml"
     dump_fleet(FleetFile(backends=tuple(BackendSpec(id=i, url=u, models=("m",)) for i, u in backends)), path)
     port = free_port()
-    settings = Settings(port=port, nats_url=nats_url, fleet_file=str(path), probe_interval_s=0.05,
-                        probe_timeout_s=0.5, fall_threshold=2, rise_threshold=2)
+    settings = Settings(**{"port": port, "nats_url": nats_url, "fleet_file": str(path), "probe_interval_s": 0.05,
+                           "probe_timeout_s": 0.5, "fall_threshold": 2, "rise_threshold": 2, **overrides})
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, stop))
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -171,6 +171,29 @@ async def test_passive_signals_model_discovery_and_draining(asgi_server, tmp_pat
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.DrainBackend(health_pb2.DrainBackendRequest(id="ghost", drain=True))
             assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_failed_request_makes_the_prober_confirm_a_death_at_once(asgi_server, tmp_path, nats_url, bus,
+                                                                           tmx_async_wait):
+    settings = SimSettings(models="m", time_scale=0.01)
+    runner = build_runner(settings)
+    events = await collect(bus, subjects.ALL_HEALTH)
+    async with contextlib.AsyncExitStack() as sim:
+        url, _ = await sim.enter_async_context(asgi_server(SimApi(settings, runner, Faults(), lambda: None).app(),
+                                                           lifespan="off"))
+        # probes every 60 s: without the wake-up the death would go unseen for a minute
+        async with running_health(tmp_path, nats_url, [("e1", url)], probe_interval_s=60.0,
+                                  suspect_probe_interval_s=0.05) as stub:
+            await tmx_async_wait(lambda: any(e.current == events_pb2.BACKEND_STATE_HEALTHY for e in events), 10,
+                                 what="healthy")
+            await sim.aclose()  # the engine dies; no scheduled probe comes for a minute
+            await bus.publish(subjects.signal_backend("e1"), events_pb2.RequestOutcome(
+                backend_id="e1", http_status=0, error="ClientConnectorError"))  # one gateway's refused connection
+            down = await tmx_async_wait(lambda: next((e for e in events if e.current ==
+                                                      events_pb2.BACKEND_STATE_UNHEALTHY), None), 10, what="down")
+            assert "failed probes" in down.reason  # one failed request, then probes confirmed it at once
+            backend = await stub.GetBackend(health_pb2.GetBackendRequest(id="e1"))
+            assert backend.state == events_pb2.BACKEND_STATE_UNHEALTHY
 
 
 async def test_engine_metrics_become_load_snapshots(asgi_server, tmp_path, nats_url, bus, tmx_async_wait):

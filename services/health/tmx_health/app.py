@@ -54,7 +54,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await publisher.open()
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
     monitor = Monitor(directory, Prober(session, settings.probe_path, settings.probe_timeout_s), publisher,
-                      thresholds, settings.probe_interval_s)
+                      thresholds, settings.probe_interval_s, settings.suspect_probe_interval_s)
     resumed = monitor.resume(await publisher.load())
     server = GrpcServer([(health_pb2_grpc.add_HealthServiceServicer_to_server, HealthServicer(monitor), SERVICE_NAME)],
                         host=settings.host, port=settings.port)

@@ -21,12 +21,17 @@ MODELS_EVERY = 30  # re-read /v1/models every this many good probes (and on the 
 
 class Monitor:
     def __init__(self, directory: Directory, prober: Prober, publisher: StatePublisher, thresholds: Thresholds,
-                 interval_s: float) -> None:
+                 interval_s: float, suspect_interval_s: float = 0.2) -> None:
         self.directory = directory
         self.prober = prober
         self.publisher = publisher
         self.thresholds = thresholds
         self.interval_s = interval_s
+        # a suspect backend is probed at this shorter interval, and a failed request wakes its prober at once:
+        # gateways stop sending to a dead engine after its first refused connection, so passive signals alone
+        # rarely reach `fall`; probes confirm the death in fall x this instead of fall x the interval
+        self.suspect_interval_s = suspect_interval_s
+        self._wakeups: dict[str, asyncio.Event] = {}
         self._watchers: set[asyncio.Queue] = set()
         self._loops: dict[str, asyncio.Task] = {}
         self._good_probes: dict[str, int] = {}
@@ -63,14 +68,21 @@ class Monitor:
             await asyncio.gather(*self._loops.values(), return_exceptions=True)
 
     async def _probe_loop(self, backend_id: str) -> None:
+        wakeup = self._wakeups.setdefault(backend_id, asyncio.Event())
         while (backend := self.directory.backends.get(backend_id)) is not None:
             started = time.monotonic()
+            wakeup.clear()
             try:
                 await self.probe_one(backend)
             except Exception:  # NATS hiccup while publishing: keep probing, the next transition retries
                 log.exception("probe cycle failed", extra={"backend": backend_id})
             interval = backend.interval_s or self.interval_s
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            if backend.state == State.SUSPECT:
+                interval = min(interval, self.suspect_interval_s)
+            try:
+                await asyncio.wait_for(wakeup.wait(), max(0.0, interval - (time.monotonic() - started)))
+            except asyncio.TimeoutError:
+                pass
 
     async def probe_one(self, backend: BackendHealth) -> None:
         result = await self.prober.probe(backend.url, backend.timeout_s)
@@ -119,6 +131,8 @@ class Monitor:
             transition = backend.observe(ok, self.thresholds, error=error or "request failed", passive=True)
             if transition is not None:
                 await self.announce(backend, transition.previous, transition.reason)
+        if not ok and backend_id in self._wakeups:
+            self._wakeups[backend_id].set()  # probe now: confirm or clear the suspicion
         return transition
 
     async def drain(self, backend_id: str, drain: bool) -> BackendHealth:

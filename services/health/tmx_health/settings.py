@@ -13,6 +13,7 @@ class Settings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     fleet_file: str = "tensormux.yaml"
     probe_interval_s: float = 1.0
+    suspect_probe_interval_s: float = 0.2  # a suspect backend is probed this often (a failed request probes at once)
     probe_timeout_s: float = 1.0
     probe_path: str = "/health"
     fall_threshold: int = 3  # consecutive failed probes before a backend is marked unhealthy
