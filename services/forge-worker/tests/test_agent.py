@@ -74,3 +74,23 @@ def test_prompt_pieces():
     assert extract_code("```\nz = 3\n```") == "z = 3\n" and extract_code("no code") is None
     assert "1.2x" in feedback_message("passed", "ok", {"16x64": 1.2})
     assert feedback_message("static", "line 1: forbidden import os", {}).startswith("Rejected (static)")
+
+
+async def test_the_agent_writes_a_custom_op_from_its_sandboxed_reference(asgi_server):
+    reference = (Path(__file__).parent / "references" / "gelu_tanh.py").read_text()
+    honest = "```python\nimport torch\n\n\ndef launch(x):\n    return torch.nn.functional.gelu(x, approximate='tanh')\n```"
+    seen: list = []
+    verifier = Verifier("my_gelu_tanh", "float32", "cpu", [[16, 64]],
+                        Limits(wall_s=120, repeats=3, min_batch_s=0.005), reference_source=reference)
+    try:
+        async with asgi_server(endpoint([honest], seen)) as (url, _), aiohttp.ClientSession() as http:
+            agent = AgentGenerator(http, f"{url}/v1", "m", "", Budget(1, 1.0, 0.0), 2000)
+            agent.start(verifier.op, "float32", "cpu", [[16, 64]], reference)
+            candidate = await agent.propose()
+        prompt = seen[0]["messages"][1]["content"]
+        assert "def reference(x):" in prompt and "0.044715" in prompt  # the job's own reference, whole
+        assert "#0 (16, 64) float32" in prompt  # inputs described from the oracle's make_inputs
+        verdict = await asyncio.to_thread(verifier.verify, candidate)
+        assert verdict.ok, verdict.reason
+    finally:
+        verifier.close()

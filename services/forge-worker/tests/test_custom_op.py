@@ -1,5 +1,7 @@
 """A job's own op: its reference runs sandboxed, never in the worker, and candidates are judged against it."""
 
+from pathlib import Path
+
 import pytest
 
 from tmx_forge.domain.candidates import Candidate
@@ -7,26 +9,7 @@ from tmx_forge.verifier import Limits, ReferenceFailed, Verifier
 
 FAST = Limits(wall_s=120, repeats=3, min_batch_s=0.005, compile_baseline=True)
 
-GELU_TANH = '''import torch
-
-
-def make_inputs(shape, dtype, seed, device="cpu"):
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=gen).to(device=device, dtype=dtype),)
-
-
-def reference(x):
-    d = x.double()
-    return (0.5 * d * (1 + torch.tanh(0.7978845608028654 * (d + 0.044715 * d ** 3)))).to(x.dtype)
-
-
-def baseline(x):
-    return torch.nn.functional.gelu(x, approximate="tanh")
-
-
-TEST_SHAPES = [(3, 33), (5, 17)]
-TOLERANCES = {"float32": (1e-5, 1e-5)}
-'''
+GELU_TANH = (Path(__file__).parent / "references" / "gelu_tanh.py").read_text()
 
 
 def verifier(reference=GELU_TANH, shapes=([16, 64],)) -> Verifier:

@@ -45,7 +45,9 @@ class AgentGenerator:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.messages: list[dict] = []
 
-    def start(self, op, dtype_name: str, target: str, shapes: list[list[int]]) -> None:
+    def start(self, op, dtype_name: str, target: str, shapes: list[list[int]], reference_source: str = "") -> None:
+        """`reference_source`: a custom op's reference module (its inputs then come from the sandboxed oracle
+        behind `op.make_inputs`); a library op's reference is read from the op itself."""
         import torch
 
         from tmx_kernels.skills import Library
@@ -57,7 +59,8 @@ class AgentGenerator:
         self.messages = [
             {"role": "system", "content": SYSTEM},
             {"role": "user", "content": first_message(
-                op.name, dtype_name, target, shapes, inspect.getsource(op.reference), _describe(inputs),
+                op.name, dtype_name, target, shapes, reference_source or inspect.getsource(op.reference),
+                _describe(inputs),
                 f"atol {tol.atol}, rtol {tol.rtol} ({tol.why})", playbooks)},
         ]
 

@@ -155,8 +155,8 @@ class JobRunner:
 
                 if job.op in op_names():
                     raise ValueError(f"{job.op} is a library op; a custom op needs a name of its own")
-                if job.generator != "file":
-                    raise ValueError("a custom op takes generator 'file'")
+                if job.generator not in ("file", "agent"):
+                    raise ValueError("a custom op takes generator 'file' or 'agent'")
             else:
                 from tmx_kernels import get_op
 
@@ -175,7 +175,7 @@ class JobRunner:
 
     async def _run(self, job, op, verifier: Verifier, shapes) -> None:
         try:
-            proposer = self._proposer(job, op, shapes)
+            proposer = self._proposer(job, verifier.op, shapes)  # a custom op: the sandboxed reference's spec
         except AgentError as exc:
             await self._progress(job.job_id, events_pb2.JOB_STATE_FAILED, "failed", str(exc))
             return
@@ -218,7 +218,7 @@ class JobRunner:
             agent = AgentGenerator(self.http, s.agent_base_url, s.agent_model, s.agent_api_key,
                                    Budget(limit, s.agent_max_cost_usd, s.agent_usd_per_1k_tokens),
                                    s.agent_playbook_chars)
-            agent.start(op, job.dtype, job.target, shapes)
+            agent.start(op, job.dtype, job.target, shapes, job.reference_source)
             return agent
         if job.generator == "inductor":
             return ListProposer(inductor_candidates(job.op, limit))

@@ -90,7 +90,7 @@ def test_a_custom_op_job_carries_its_reference_and_takes_a_file_candidate(repo):
     job = repo.create_job(spec(op="my_op", generator="file", candidate_source="def launch(x): ...",
                                reference_source=reference))
     assert repo.get_job(job.id).spec.reference_source == reference
-    with pytest.raises(InvalidArgument, match="takes generator 'file'") as info:
+    with pytest.raises(InvalidArgument, match="takes generator 'file' or 'agent'") as info:
         repo.create_job(spec(op="my_op", generator="inductor", reference_source=reference))
     assert info.value.field == "generator"
     with pytest.raises(InvalidArgument, match="not valid Python") as info:

@@ -76,8 +76,8 @@ def _validate_candidate(spec: JobSpec) -> None:
     never run: the worker's sandbox runs them). Other generators make their own candidates."""
     if spec.reference_source:
         _validate_module("reference_source", spec.reference_source)
-        if spec.generator != "file":
-            raise InvalidArgument("generator", "a custom op (reference_source) takes generator 'file'")
+        if spec.generator not in ("file", "agent"):
+            raise InvalidArgument("generator", "a custom op (reference_source) takes generator 'file' or 'agent'")
     if spec.generator != "file":
         if spec.candidate_source:
             raise InvalidArgument("candidate_source", "is only for generator 'file'")
