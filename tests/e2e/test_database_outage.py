@@ -4,7 +4,6 @@ Real PostgreSQL behind a TCP proxy the test cuts and restores (a partition betwe
 database), a real nats-server, the registry and a forge worker served in-process, a real file job."""
 
 import asyncio
-import time
 from urllib.parse import urlsplit
 
 import grpc
@@ -29,17 +28,8 @@ def launch(x, w, eps=1e-6):
 '''
 
 
-async def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-async def test_jobs_wait_through_a_database_outage_and_nothing_is_lost(nats_url, postgres_url, tcp_proxy):
+async def test_jobs_wait_through_a_database_outage_and_nothing_is_lost(nats_url, postgres_url, tcp_proxy,
+                                                                      tmx_async_wait):
     from conftest import free_port
     from tmx_forge.app import serve as serve_worker
     from tmx_forge.settings import Settings as WorkerSettings
@@ -89,14 +79,15 @@ async def test_jobs_wait_through_a_database_outage_and_nothing_is_lost(nats_url,
                 return False
             return info.num_ack_pending == 1
 
-        await wait_for(held, 60, "the worker to hold the job")
+        await tmx_async_wait(held, 60, what="the worker to hold the job")
         assert [e for e in progress if e.job_id == job.id] == []  # it cannot have started: it waits to read the job
         await proxy.restore()
         # the job starts once the database is back; cut it again while the job runs: the worker goes on (it
         # needs no database to verify) and its progress waits in JetStream for the registry
-        await wait_for(lambda: _has(progress, job.id, "started"), 60, "the job to start")
+        await tmx_async_wait(lambda: _has(progress, job.id, "started"), 60, what="the job to start")
         await proxy.cut()
-        await wait_for(lambda: _has(progress, job.id, "finished"), 180, "the job to finish during the outage")
+        await tmx_async_wait(lambda: _has(progress, job.id, "finished"), 180,
+                             what="the job to finish during the outage")
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await forge.GetJob(forge_pb2.GetJobRequest(id=job.id), timeout=10)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -106,7 +97,8 @@ async def test_jobs_wait_through_a_database_outage_and_nothing_is_lost(nats_url,
             current = await forge.GetJob(forge_pb2.GetJobRequest(id=job.id), timeout=10)
             return current if current.state == events_pb2.JOB_STATE_NOT_PROMOTED else None
 
-        final = await wait_for(concluded, 60, "the registry to apply the progress reported during the outage")
+        final = await tmx_async_wait(concluded, 60,
+                                     what="the registry to apply the progress reported during the outage")
         finished = [e for e in progress if e.job_id == job.id and e.step == "finished"]
         assert len(finished) == 1 and final.reason == finished[0].message
         assert "is below 1.1x" in final.reason, final.reason  # it was timed: the verdict is the benchmark's
@@ -119,5 +111,5 @@ async def test_jobs_wait_through_a_database_outage_and_nothing_is_lost(nats_url,
         await channel.close()
 
 
-async def _has(progress: list, job_id: str, step: str) -> bool:
+def _has(progress: list, job_id: str, step: str) -> bool:
     return any(e.job_id == job_id and e.step == step for e in progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import inspect
 import json
 import logging
@@ -161,8 +162,8 @@ class JobRunner:
                 from tmx_kernels import get_op
 
                 op = get_op(job.op)
-            verifier = await asyncio.to_thread(Verifier, job.op, job.dtype, job.target, shapes, limits, None,
-                                               job.reference_source)
+            verifier = await asyncio.to_thread(functools.partial(
+                Verifier, job.op, job.dtype, job.target, shapes, limits, reference_source=job.reference_source))
         except (KeyError, ValueError, ReferenceFailed) as exc:
             await self._progress(job.job_id, events_pb2.JOB_STATE_FAILED, "failed", str(exc).strip('"'))
             return

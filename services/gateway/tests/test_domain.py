@@ -75,8 +75,12 @@ def test_metering_reads_usage_from_bodies_and_split_sse_chunks():
     stream = (b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
               b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}\n\ndata: [DONE]\n\n')
     meter = StreamMeter()
+    forwarded = []
     for i in range(0, len(stream), 7):  # arbitrary chunk boundaries
-        meter.feed(stream[i:i + 7])
+        out = meter.feed(stream[i:i + 7])
+        assert out == b"" or out.endswith(b"\n\n")  # only whole events are handed on
+        forwarded.append(out)
+    assert b"".join(forwarded) == stream and meter.pending == b""  # byte for byte, nothing held back
     assert meter.done and meter.result().prompt_tokens == 5 and not meter.result().estimated
     counting = StreamMeter()
     counting.feed(b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\ndata: {"choices":[{"delta":{"content":"x"}}]}\n\n')

@@ -60,6 +60,8 @@ class RequestRecord:
 
 @dataclass(slots=True)
 class FailedAttempt:
+    """An attempt that failed over: it has an outcome but no answer (so no stream, timing or tokens)."""
+
     request_id: str
     backend_id: str
     model: str
@@ -68,6 +70,11 @@ class FailedAttempt:
     error: str
     latency_ms: float
     at_ms: int
+    streamed: bool = False
+    ttft_ms: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
 
 
 class EventPublisher:
@@ -129,18 +136,14 @@ class EventPublisher:
         events: list[tuple[str, object]] = []
         gateway_id = self.gateway_id
         for r in items:
-            if isinstance(r, FailedAttempt):
-                events.append((subjects.signal_backend(r.backend_id), events_pb2.RequestOutcome(
-                    occurred_at_unix_ms=r.at_ms, request_id=r.request_id, gateway_id=gateway_id,
-                    backend_id=r.backend_id, model=r.model, endpoint=r.endpoint, http_status=r.http_status,
-                    latency_ms=r.latency_ms, error=r.error)))
-                continue
             if r.backend_id:
                 events.append((subjects.signal_backend(r.backend_id), events_pb2.RequestOutcome(
                     occurred_at_unix_ms=r.at_ms, request_id=r.request_id, gateway_id=gateway_id,
                     backend_id=r.backend_id, model=r.model, endpoint=r.endpoint, http_status=r.http_status,
                     streamed=r.streamed, latency_ms=r.latency_ms, ttft_ms=r.ttft_ms, prompt_tokens=r.prompt_tokens,
                     completion_tokens=r.completion_tokens, cached_tokens=r.cached_tokens, error=r.error)))
+            if isinstance(r, FailedAttempt):
+                continue  # the request's audit event records where it was finally served
             events.append((subjects.audit(r.tenant), events_pb2.RequestAudited(
                 occurred_at_unix_ms=r.at_ms, request_id=r.request_id, tenant=r.tenant, api_key_id=r.api_key_id,
                 model=r.model, endpoint=r.endpoint, backend_id=r.backend_id, http_status=r.http_status,

@@ -297,24 +297,19 @@ class GatewayApi:
         `domain.continuation`); where it cannot be, it ends with an SSE error event, never silently."""
         meter = StreamMeter()
         relayed: list[bytes] = []  # the complete events sent, kept only while the stream may be continued
-        pending = b""
         ttft_ms, status, error, complete = 0.0, 200, "", False
         try:
             async for chunk in upstream.content.iter_any():
                 if not ttft_ms:
                     ttft_ms = (time.perf_counter() - ctx.started) * 1000
-                meter.feed(chunk)
-                data = pending + chunk
-                cut = data.rfind(b"\n\n") + 2
-                if cut < 2:
-                    pending = data
+                events = meter.feed(chunk)
+                if not events:
                     continue
-                pending = data[cut:]
                 if resume is not None:
-                    relayed.append(data[:cut])
-                yield data[:cut]
-            if pending:
-                yield pending
+                    relayed.append(events)
+                yield events
+            if meter.pending:
+                yield meter.pending  # a stream that ended without a final blank line: its last bytes, as sent
             complete = True
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             status, error = 502, f"upstream {backend.id} broke mid-stream: {type(exc).__name__}"

@@ -61,6 +61,7 @@ class Monitor:
                                                                   name=f"probe-{backend_id}")
                 for backend_id in set(self._loops) - set(self.directory.backends):
                     self._loops.pop(backend_id).cancel()
+                    self._wakeups.pop(backend_id, None)
                 await asyncio.sleep(min(self.interval_s, 0.5))
         finally:
             for task in self._loops.values():

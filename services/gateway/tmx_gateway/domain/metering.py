@@ -35,7 +35,8 @@ def usage_from_body(body: bytes) -> Usage:
 
 
 class StreamMeter:
-    """Watches SSE bytes as they pass: counts content events and keeps the last `usage` object seen.
+    """Watches SSE bytes as they pass: counts content events and keeps the last `usage` object seen, and says
+    where the complete events end, so a relay forwards whole events only.
 
     Only events that mention "usage" are parsed, so the cost per chunk is a substring search.
     """
@@ -46,8 +47,11 @@ class StreamMeter:
         self.usage: Usage | None = None
         self.done = False
 
-    def feed(self, chunk: bytes) -> None:
-        complete, self._pending = split_events(self._pending + chunk)
+    def feed(self, chunk: bytes) -> bytes:
+        """Meter `chunk`; returns the bytes of the events it completes (held-back bytes included), b"" while
+        an event is still unfinished. The unfinished rest is `pending`."""
+        buffer = self._pending + chunk
+        complete, self._pending = split_events(buffer)
         for event in complete:
             data = payload(event)
             if data is None:
@@ -63,6 +67,11 @@ class StreamMeter:
                     parsed = None
                 if parsed is not None:
                     self.usage = parsed
+        return buffer[:len(buffer) - len(self._pending)] if complete else b""
+
+    @property
+    def pending(self) -> bytes:
+        return self._pending
 
     def discard_partial(self) -> None:
         """Forget an unfinished event (its stream broke; another stream's events follow)."""
