@@ -33,7 +33,7 @@ def test_observed_workload_and_latency_against_the_prediction():
     assert report.observed_ttft_p50_ms == 110  # median of 80, 100, 120, 400
     assert report.observed_tpot_ms == pytest.approx(statistics.median([(1100 - t) / 100 for t in (80, 100, 120, 400)]))
     assert report.concurrency == pytest.approx(4 * 1.1 / ((3 * 366 + 1100) / 1000))
-    expected = predict(GPU1.deployment(), 1000, 101, round(report.concurrency))
+    expected = predict(GPU1.deployment(), 1000, 101, request_rate=4 / ((3 * 366 + 1100) / 1000))
     assert report.predicted_tpot_ms == expected.tpot_ms and report.predicted_ttft_p50_ms == expected.ttft_p50_ms
     assert report.tpot_error == pytest.approx((expected.tpot_ms - report.observed_tpot_ms) / report.observed_tpot_ms)
 

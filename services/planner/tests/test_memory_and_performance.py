@@ -122,6 +122,45 @@ def test_request_rate_finds_the_steady_state_batch():
         predict(d, 512, 128, request_rate=1e6)
 
 
+
+def _with_cohorts(share):
+    from dataclasses import replace
+    return replace(default_calibration(), cohort_share=share)
+
+
+def test_closed_loop_throughput_is_concurrency_over_the_request_cycle():
+    """Little's law, the identity the published closed-loop rows were derived with."""
+    d = Deployment(LLAMA8, H100, 2, 1, "vllm", "bf16")
+    p = predict(d, 1024, 256, 64)
+    assert p.output_tok_s_total == pytest.approx(64 * 256 / (p.ttft_p50_ms + 255 * p.tpot_ms) * 1000, rel=1e-12)
+
+
+def test_cohorts_raise_closed_loop_ttft_only_where_prompts_can_share_a_step():
+    d = Deployment(LLAMA8, H100, 1, 1, "vllm", "bf16")
+    spread, waves = _with_cohorts(0.0), _with_cohorts(1.0)
+    # 8 prompts of 1024 tokens fit one 8192-token step: a cohort's step is heavier than one prompt's
+    assert predict(d, 1024, 256, 32, cal=waves).ttft_p50_ms > 2 * predict(d, 1024, 256, 32, cal=spread).ttft_p50_ms
+    # one client, prompts longer than the step budget, or open-loop (Poisson) arrivals form no cohorts
+    for args, kwargs in [((1024, 256, 1), {}), ((12000, 256, 32), {}), ((1024, 256), {"request_rate": 2.0})]:
+        assert predict(d, *args, **kwargs, cal=waves) == predict(d, *args, **kwargs, cal=spread)
+
+
+def test_a_prompt_longer_than_the_step_budget_is_prefilled_in_chunks():
+    cal = _with_cohorts(0.0)
+    budget = cal.engine("vllm").max_batched_tokens
+    d = Deployment(LLAMA8, H100, 1, 1, "vllm", "bf16")
+    one_chunk, three_chunks = predict(d, budget, 16, 1, cal=cal), predict(d, 3 * budget, 16, 1, cal=cal)
+    assert three_chunks.ttft_p50_ms > 2.5 * one_chunk.ttft_p50_ms
+
+
+def test_a_closed_loop_that_only_prefills_queues_for_the_prefill_path():
+    """With one output token there is no think time: N clients at one server wait about N services (the
+    bottleneck bound), not the M/D/1 figure that saturates."""
+    d = Deployment(LLAMA8, H100, 1, 1, "vllm", "bf16")
+    cal = _with_cohorts(0.0)
+    ttft = {c: predict(d, 4096, 1, c, cal=cal).ttft_p50_ms for c in (32, 64)}
+    assert ttft[64] / ttft[32] == pytest.approx(2.0, rel=0.05)
+
 @pytest.mark.parametrize("kwargs, field", [
     ({"engine": "ollama"}, "engine"), ({"precision": "fp3"}, "precision"), ({"tp": 3}, "tp"),
     ({"gpu_count": 4, "tp": 8}, "tp"),

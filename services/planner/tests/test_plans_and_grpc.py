@@ -64,7 +64,7 @@ def test_plans_carry_launch_commands_and_manifests():
                           gpus=("H100",), limit=1)).plans[0]
     assert best.launch_command.startswith("vllm serve meta-llama/Llama-3.1-70B-Instruct")
     assert f"--tensor-parallel-size {best.deployment.tp}" in best.launch_command
-    assert "--quantization fp8" in best.launch_command
+    assert "--quantization fp8" in best.launch_command and "--max-num-batched-tokens 8192" in best.launch_command
     manifest = yaml.safe_load(best.kubernetes_manifest)
     container = manifest["spec"]["template"]["spec"]["containers"][0]
     assert manifest["spec"]["replicas"] == best.deployment.replicas

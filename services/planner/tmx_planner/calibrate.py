@@ -38,13 +38,16 @@ def to_yaml(cal: Calibration, rows, source: str) -> str:
         engines[name] = {"bw_eff": round(p.bw_eff, 4), "flop_eff": round(p.flop_eff, 4),
                          "prefill_eff": round(p.prefill_eff, 4),
                          "step_overhead_ms": round(p.step_overhead_s * 1000, 3), "max_num_seqs": p.max_num_seqs,
-                         "source": note}
+                         "max_batched_tokens": p.max_batched_tokens, "source": note}
     header = (f"# Fitted by `python -m tmx_planner.calibrate --write` on {time.strftime('%Y-%m-%d')} against\n"
               f"# {source} (published measurements; each row's source is in that file).\n"
               "# bw_eff: share of HBM bandwidth decode reaches; flop_eff: share of dense tensor-core peak;\n"
-              "# step_overhead_ms: per-step scheduler/launch cost; ttft_queue_steps: scheduler steps a new\n"
-              "# request waits before its prefill (shared by all engines).\n")
-    return header + yaml.safe_dump({"engines": engines, "ttft_queue_steps": round(cal.ttft_queue_steps, 3)},
+              "# prefill_eff: share of peak a step carrying prompts' prefill reaches; step_overhead_ms: per-step\n"
+              "# scheduler/launch cost; max_num_seqs and max_batched_tokens (chunked-prefill budget): the engines'\n"
+              "# defaults on 80 GB GPUs (vLLM V1 API server, TensorRT-LLM max_num_tokens, SGLang\n"
+              "# chunked_prefill_size); cohort_share: share of closed-loop requests that arrive in cohorts\n"
+              "# (the waves of a load generator's initial burst; shared by all engines).\n")
+    return header + yaml.safe_dump({"engines": engines, "cohort_share": round(cal.cohort_share, 4)},
                                    sort_keys=False)
 
 
@@ -57,7 +60,7 @@ def main() -> None:
     fitted = fit(rows, PRIOR, rounds=8)
     sg = fitted.engines["vllm"]
     fitted = Calibration({**fitted.engines, "sglang": replace(sg, step_overhead_s=sg.step_overhead_s * 0.8)},
-                         fitted.ttft_queue_steps)
+                         fitted.cohort_share)
     report = {"in_sample": summary(errors(rows, fitted)), "leave_one_out": summary(leave_one_out(rows, PRIOR))}
     print(json.dumps(report, indent=2))
     if args.write:

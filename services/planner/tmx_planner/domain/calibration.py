@@ -15,7 +15,7 @@ from tmx_planner.domain.performance import Calibration, Deployment, EngineProfil
 # Datasheet-efficiency prior: the starting point of every fit, and what leave-one-out fits start from (the
 # shipped calibration has seen every row, so starting from it would leak the held-out row).
 PRIOR = Calibration({"vllm": EngineProfile(0.70, 0.45, 0.0015, 0.45), "sglang": EngineProfile(0.72, 0.47, 0.0012, 0.47),
-                     "trtllm": EngineProfile(0.78, 0.55, 0.0008, 0.55)}, 1.0)
+                     "trtllm": EngineProfile(0.78, 0.55, 0.0008, 0.55)}, 0.5)
 
 _ENGINES = {"vllm": "vllm", "tensorrt-llm": "trtllm", "nvidia nim": "trtllm", "sglang": "sglang"}
 
@@ -119,8 +119,8 @@ _BOUNDS = {"bw_eff": (0.3, 0.95), "flop_eff": (0.15, 0.9), "prefill_eff": (0.15,
 
 
 def fit(rows: list[Row], start: Calibration, rounds: int = 6) -> Calibration:
-    """Coordinate descent over each engine's (bw_eff, flop_eff, step_overhead) seen in `rows`, and the
-    shared ttft_queue_steps, shrinking the step each round."""
+    """Coordinate descent over each engine's (bw_eff, flop_eff, prefill_eff, step_overhead) seen in `rows`,
+    and the shared cohort_share, shrinking the step each round."""
     cal = start
     engines = sorted({r.deployment.engine for r in rows})
     best = loss(rows, cal)
@@ -136,7 +136,7 @@ def fit(rows: list[Row], start: Calibration, rounds: int = 6) -> Calibration:
                     if trial_loss < best:
                         cal, best = trial, trial_loss
         for factor in (1 + scale, 1 / (1 + scale), 1 + scale / 3, 1 / (1 + scale / 3)):
-            trial = replace(cal, ttft_queue_steps=min(200.0, max(0.0, cal.ttft_queue_steps * factor + 0.01)))
+            trial = replace(cal, cohort_share=min(1.0, max(0.0, cal.cohort_share * factor + 0.01)))
             trial_loss = loss(rows, trial)
             if trial_loss < best:
                 cal, best = trial, trial_loss

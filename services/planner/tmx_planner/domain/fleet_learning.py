@@ -97,8 +97,9 @@ class FleetLearner:
         base = Report(backend, len(ok), isl, osl, concurrency, observed_ttft, observed_tpot,
                       note="" if streamed else "no streamed requests: TTFT and TPOT are not observable")
         try:
+            # live traffic is open-loop: predicted at the observed arrival rate (no load-generator cohorts)
             p = predict(backend.deployment(), max(1, round(isl)), max(1, round(osl)),
-                        max(1, round(concurrency)), cal=cal)
+                        request_rate=len(ok) / span_s, cal=cal)
         except TmxError as exc:
             return Report(**{**base.__dict__, "note": f"cannot predict: {exc.message}"})
         return Report(**{**base.__dict__, "predicted_ttft_p50_ms": p.ttft_p50_ms, "predicted_tpot_ms": p.tpot_ms})

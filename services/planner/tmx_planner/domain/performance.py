@@ -8,9 +8,14 @@ and queueing, giving throughput, TTFT p50/p95 and TPOT for one deployment at a l
 - Prefill is compute-bound: 2 x active params per token plus causal attention.
 - Mixed batches (chunked prefill): in steady state each step decodes B sequences and prefills the B/osl
   prompts that arrive meanwhile in the same pass, so prefill compute overlaps the decode's weight reads.
-- TTFT: the new request waits `ttft_queue_steps` scheduler steps (calibrated), then prefills inside a
-  step; arrivals during a prefill are Poisson, which gives the p95 spread. Beyond the batch limit requests
-  queue until a sequence finishes.
+- TTFT: a prompt waits for the step in flight, then is prefilled in a step that also decodes the running
+  batch (`max_batched_tokens` prompt tokens per step, longer prompts in several chunks); prompts that arrive
+  while the prefill path is busy queue for it (M/D/1, bounded in closed loop by the bottleneck law
+  R >= N x D - Z). Load generators in closed loop with fixed lengths keep the arrival waves of their
+  initial burst: a calibrated share (`cohort_share`) of requests arrives in cohorts of max_batched_tokens /
+  isl prompts that prefill together in one heavier step, the rest arrive spread out. Open-loop (request
+  rate) arrivals are Poisson and form no cohorts. p50 blends the two; p95 comes from the cohort tail once
+  cohorts are more than 5% of requests. Beyond the batch limit requests queue until a sequence finishes.
 - Closed-loop concurrency C per replica completes C requests every TTFT + (osl - 1) x TPOT.
 
 Efficiencies and overheads per engine come from `data/calibration.yaml`, fitted against published
@@ -39,14 +44,15 @@ class EngineProfile:
     bw_eff: float  # share of HBM bandwidth decode achieves
     flop_eff: float  # share of dense tensor-core peak a mixed decode+prefill step achieves
     step_overhead_s: float  # scheduler + launch overhead per step
-    prefill_eff: float = 0.5  # share of peak a new prompt's own prefill achieves (large GEMMs)
+    prefill_eff: float = 0.5  # share of peak a step carrying new prompts' prefill achieves (large GEMMs)
     max_num_seqs: int = 512
+    max_batched_tokens: int = 8192  # prompt tokens one step may prefill (chunked prefill budget)
 
 
 @dataclass(frozen=True)
 class Calibration:
     engines: dict[str, EngineProfile]
-    ttft_queue_steps: float
+    cohort_share: float  # share of closed-loop requests that arrive in cohorts (see the module docstring)
 
     def engine(self, name: str) -> EngineProfile:
         try:
@@ -59,9 +65,10 @@ class Calibration:
 def default_calibration() -> Calibration:
     raw = yaml.safe_load(resources.files("tmx_planner.data").joinpath("calibration.yaml").read_text())
     engines = {name: EngineProfile(p["bw_eff"], p["flop_eff"], p["step_overhead_ms"] / 1000,
-                                   p.get("prefill_eff", 0.5), int(p.get("max_num_seqs", 512)))
+                                   p.get("prefill_eff", 0.5), int(p.get("max_num_seqs", 512)),
+                                   int(p.get("max_batched_tokens", 8192)))
                for name, p in raw["engines"].items()}
-    return Calibration(engines, float(raw["ttft_queue_steps"]))
+    return Calibration(engines, float(raw["cohort_share"]))
 
 
 @dataclass(frozen=True)
@@ -157,11 +164,33 @@ def prefill_s(d: Deployment, tokens: int, cal: Calibration) -> float:
     return step_s(d, 0.0, tokens, tokens, 0.0, cal, cal.engine(d.engine).prefill_eff)
 
 
-def _tpot(d: Deployment, batch: float, isl: int, osl: int, cal: Calibration) -> tuple[float, float]:
-    """(TPOT, mixed step) in seconds with `batch` sequences running: in steady state every step also
-    prefills the prompts that arrive meanwhile, batch / osl of them."""
-    step = step_s(d, batch, batch / osl * isl, isl, isl + osl / 2, cal)
-    return step, step
+def _tpot(d: Deployment, batch: float, isl: int, osl: int, cal: Calibration) -> float:
+    """TPOT in seconds with `batch` sequences running: in steady state every step also prefills the prompts
+    that arrive meanwhile, batch / osl of them."""
+    return step_s(d, batch, batch / osl * isl, isl, isl + osl / 2, cal)
+
+
+def _mdl_wait(load: float, service: float) -> float:
+    """Mean wait in an M/D/1 queue, the load capped below 1 (the closed-loop bound takes over there)."""
+    load = min(load, 0.95)
+    return load / (2 * (1 - load)) * service
+
+
+def _prefill_response(d: Deployment, batch: float, isl: int, osl: int, cohort: float, arrivals: float | None,
+                      think: float, step: float, cal: Calibration) -> tuple[float, float]:
+    """(mean, p95) seconds from a prompt's arrival to its first token when prompts arrive `cohort` at a time
+    while `batch` sequences decode: half the step in flight, the prefill steps (chunks of the step budget),
+    and the queue for the prefill path. `arrivals` is the open-loop rate per replica, None in closed loop
+    (rate from the cycle; the wait is at least what N customers at one server with think time Z impose)."""
+    e = cal.engine(d.engine)
+    chunk = min(cohort * isl, e.max_batched_tokens) if cohort > 1 else min(isl, e.max_batched_tokens)
+    chunks = math.ceil(cohort * isl / chunk)
+    service = chunks * step_s(d, batch, chunk, isl, isl + osl / 2, cal, e.prefill_eff)
+    rate = (arrivals if arrivals is not None else batch / (service + think)) / cohort
+    wait = _mdl_wait(rate * service, service)
+    if arrivals is None:
+        wait = max(wait, batch / cohort * service - think - service)
+    return step / 2 + service + wait, step + service + 3 * wait
 
 
 def predict(d: Deployment, isl: int, osl: int, concurrency: int | None = None, request_rate: float | None = None,
@@ -174,20 +203,19 @@ def predict(d: Deployment, isl: int, osl: int, concurrency: int | None = None, r
     if not memory.fits:
         return Prediction(memory, 0.0, 0.0, 0.0, 0.0, 0.0, False)
     max_batch = min(memory.max_sequences, cal.engine(d.engine).max_num_seqs)
-    pre = prefill_s(d, isl, cal)
     waiting, saturated = 0.0, False
     if request_rate is not None:
         if request_rate <= 0:
             raise InvalidArgument("request_rate", "must be > 0")
         per_replica = request_rate / d.replicas
-        capacity = max_batch / (osl * _tpot(d, max_batch, isl, osl, cal)[0])
+        capacity = max_batch / (osl * _tpot(d, max_batch, isl, osl, cal))
         if per_replica >= capacity:
             raise InvalidArgument("request_rate", f"{request_rate:g} req/s exceeds this deployment's capacity of "
                                   f"{capacity * d.replicas:.3g} req/s")
         lo, hi = 0.0, float(max_batch)
         for _ in range(60):  # the batch at which completions keep pace with arrivals
             mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if mid / (osl * _tpot(d, mid, isl, osl, cal)[0]) < per_replica else (lo, mid)
+            lo, hi = (mid, hi) if mid / (osl * _tpot(d, mid, isl, osl, cal)) < per_replica else (lo, mid)
         batch = max(hi, 1e-6)
         arrivals = per_replica
     else:
@@ -198,16 +226,17 @@ def predict(d: Deployment, isl: int, osl: int, concurrency: int | None = None, r
         waiting = per_replica - batch
         saturated = waiting > 0 or concurrency is None
         arrivals = None
-    tpot, step = _tpot(d, batch, isl, osl, cal)
-    # the step that carries this prompt's prefill also decodes the running batch
-    carrying = step_s(d, batch, isl, isl, isl + osl / 2, cal, cal.engine(d.engine).prefill_eff)
-    ttft_base = cal.ttft_queue_steps * step + carrying
-    cycle = ttft_base + (osl - 1) * tpot
-    completions = arrivals if arrivals is not None else batch / cycle
+    tpot = _tpot(d, batch, isl, osl, cal)
+    think = (osl - 1) * tpot  # a closed-loop slot's time between its first token and its next request
+    spread = _prefill_response(d, batch, isl, osl, 1.0, arrivals, think, tpot, cal)
+    cohort = min(batch, cal.engine(d.engine).max_batched_tokens // isl)
+    share = cal.cohort_share if arrivals is None and cohort > 1 else 0.0
+    waves = _prefill_response(d, batch, isl, osl, cohort, arrivals, think, tpot, cal) if share else spread
+    completions = arrivals if arrivals is not None else batch / ((1 - share) * spread[0] + share * waves[0] + think)
     queue_s = waiting / completions if waiting > 0 else 0.0
-    in_prefill = completions * pre
-    p50 = ttft_base + pre * in_prefill + queue_s
-    p95 = ttft_base + step / 2 + pre * (in_prefill + 1.645 * math.sqrt(in_prefill)) + queue_s
+    p50 = (1 - share) * spread[0] + share * waves[0] + queue_s
+    p95 = (waves[1] if share > 0.05 else spread[1]) + queue_s
+    cycle = p50 - queue_s + think
     if request_rate is not None:
         throughput = arrivals * osl  # steady state: everything that arrives is served
     elif concurrency is None:

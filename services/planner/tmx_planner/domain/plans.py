@@ -212,7 +212,9 @@ def plan(q: PlanQuery) -> PlanResult:
     kept.sort(key=lambda k: k.score, reverse=True)
     top = kept[: q.limit or 10]
     for k in top:
+        engine = cal.engine(k.deployment.engine)  # the engine settings the prediction assumed
         k.launch_command = launch_command(k.deployment, q.isl + q.osl,
-                                          max(1, min(k.prediction.memory.max_sequences, 512)))
+                                          max(1, min(k.prediction.memory.max_sequences, engine.max_num_seqs)),
+                                          engine.max_batched_tokens)
         k.kubernetes_manifest = kubernetes_manifest(k.deployment, k.launch_command)
     return PlanResult(model.name, profile.name, weights, top, considered, considered - len(kept))

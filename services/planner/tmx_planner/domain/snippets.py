@@ -25,12 +25,13 @@ def model_id(d: Deployment) -> str:
     return _HF_IDS.get(d.model.name, d.model.name)
 
 
-def launch_command(d: Deployment, max_model_len: int, max_num_seqs: int) -> str:
+def launch_command(d: Deployment, max_model_len: int, max_num_seqs: int, max_batched_tokens: int) -> str:
     model = model_id(d)
     quant = _QUANT.get(d.precision)
     if d.engine == "vllm":
         args = [f"vllm serve {model}", f"--tensor-parallel-size {d.tp}", f"--max-model-len {max_model_len}",
-                f"--max-num-seqs {max_num_seqs}", "--enable-prefix-caching", "--gpu-memory-utilization 0.90"]
+                f"--max-num-seqs {max_num_seqs}", f"--max-num-batched-tokens {max_batched_tokens}",
+                "--enable-prefix-caching", "--gpu-memory-utilization 0.90"]
         if d.model.moe and d.tp > 1:
             args.append("--enable-expert-parallel")
         if quant:
@@ -38,12 +39,14 @@ def launch_command(d: Deployment, max_model_len: int, max_num_seqs: int) -> str:
         return " ".join(args)
     if d.engine == "sglang":
         args = [f"python -m sglang.launch_server --model-path {model}", f"--tp {d.tp}",
-                f"--context-length {max_model_len}", f"--max-running-requests {max_num_seqs}"]
+                f"--context-length {max_model_len}", f"--max-running-requests {max_num_seqs}",
+                f"--chunked-prefill-size {max_batched_tokens}"]
         if quant:
             args.append(f"--quantization {quant}")
         return " ".join(args)
     args = [f"trtllm-serve {model}", f"--tp_size {d.tp}", f"--max_seq_len {max_model_len}",
-            f"--max_batch_size {max_num_seqs}", "--kv_cache_free_gpu_memory_fraction 0.95"]
+            f"--max_batch_size {max_num_seqs}", f"--max_num_tokens {max_batched_tokens}",
+            "--kv_cache_free_gpu_memory_fraction 0.95"]
     return " ".join(args)
 
 
