@@ -51,10 +51,22 @@ def test_pareto_frontier_is_not_dominated():
     frontier = [p for p in result.plans if p.pareto]
     assert frontier
     lat = lambda p: p.dimension_scores["_latency_ms"]  # noqa: E731
-    for p in frontier:
-        assert not any(o.cost_per_million_output_tokens < p.cost_per_million_output_tokens and lat(o) < lat(p)
-                       for o in result.plans)
+    cost = lambda p: p.cost_per_million_output_tokens  # noqa: E731
+
+    def dominated(p):
+        return any(cost(o) <= cost(p) and lat(o) <= lat(p) and (cost(o) < cost(p) or lat(o) < lat(p))
+                   for o in result.plans)
+    assert all(p.pareto == (not dominated(p)) for p in result.plans)
     assert any(not p.pareto for p in result.plans)
+
+
+def test_pareto_sweep_matches_the_definition_with_ties():
+    from tmx_planner.domain.plans import RankedPlan, _mark_pareto
+
+    points = [(1, 5), (1, 3), (1, 3), (2, 3), (2, 2), (3, 1), (3, 4), (0.5, 9), (0.5, 9), (4, 1)]
+    plans = [RankedPlan(None, None, 0.0, c, dimension_scores={"_latency_ms": lat}) for c, lat in points]
+    _mark_pareto(plans)
+    assert [p.pareto for p in plans] == [False, True, True, False, True, True, False, True, True, False]
 
 
 def test_plans_carry_launch_commands_and_manifests():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 import yaml
@@ -56,7 +56,7 @@ class Model:
     def moe(self) -> bool:
         return self.experts > 0
 
-    @property
+    @cached_property
     def dense_params_b(self) -> float:
         """Parameters every token uses (attention, embeddings, shared experts): from
         active = dense + (total - dense) * k / E."""

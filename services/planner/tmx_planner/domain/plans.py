@@ -4,6 +4,8 @@ not fit or misses the SLA or budget, score the rest on five dimensions under a w
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, field, replace
 
 from tmx_errors import InvalidArgument, TmxError
@@ -155,13 +157,19 @@ def _normalise(values: list[float], lower_is_better: bool) -> list[float]:
 
 def _mark_pareto(plans: list[RankedPlan]) -> None:
     """A plan is on the frontier when no other plan is at least as cheap per token and as fast, and better
-    in one of the two."""
-    for plan in plans:
-        c, lat = plan.cost_per_million_output_tokens, plan.dimension_scores["_latency_ms"]
-        plan.pareto = not any(
-            o.cost_per_million_output_tokens <= c and o.dimension_scores["_latency_ms"] <= lat
-            and (o.cost_per_million_output_tokens < c or o.dimension_scores["_latency_ms"] < lat)
-            for o in plans if o is not plan)
+    in one of the two. One sweep in cost order: a plan is dominated by a cheaper plan at least as fast, or
+    by an equally cheap plan that is faster."""
+    def latency(p: RankedPlan) -> float:
+        return p.dimension_scores["_latency_ms"]
+
+    ordered = sorted(plans, key=lambda p: (p.cost_per_million_output_tokens, latency(p)))
+    fastest_cheaper = math.inf
+    for _, group in itertools.groupby(ordered, key=lambda p: p.cost_per_million_output_tokens):
+        group = list(group)
+        fastest_here = latency(group[0])
+        for p in group:
+            p.pareto = fastest_cheaper > latency(p) and not fastest_here < latency(p)
+        fastest_cheaper = min(fastest_cheaper, fastest_here)
 
 
 def plan(q: PlanQuery) -> PlanResult:
