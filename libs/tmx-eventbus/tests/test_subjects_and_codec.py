@@ -82,3 +82,41 @@ def test_a_batch_holds_one_type_and_rejects_bad_contents():
     data, headers = encode(garbled)
     with pytest.raises(DecodeError, match="bad tensormux.events.v1.RequestAudited payload in a batch"):
         decode_all(data, headers)
+
+
+def test_columns_round_trip_every_field_of_every_event():
+    from tmx_eventbus import decode_all, encode_columns
+
+    events = [
+        events_pb2.RequestAudited(event_id="e0", occurred_at_unix_ms=1, request_id="r0", tenant="acme", http_status=200,
+                                  streamed=True, latency_ms=1.5, routing_scores={"a": 0.5, "b": 2.0},
+                                  predicted_cached_tokens=7),
+        events_pb2.RequestAudited(event_id="e1", occurred_at_unix_ms=2, request_id="r1", tenant="acme", http_status=502,
+                                  client_ip="10.0.0.1"),  # no scores
+        events_pb2.RequestAudited(event_id="e2", occurred_at_unix_ms=3, request_id="r2", routing_scores={"c": -1.0}),
+    ]
+    fields = [f.name for f in events_pb2.RequestAudited.DESCRIPTOR.fields]
+    columns = {name: [getattr(e, name) for e in events] for name in fields}
+    columns["routing_scores"] = [dict(e.routing_scores) or None for e in events]
+    data, headers = encode_columns(events_pb2.RequestAudited, columns)
+    assert headers == {"Tmx-Type": "tensormux.events.v1.RequestAuditedColumns", "Nats-Msg-Id": "e0"}
+    assert decode_all(data, headers) == events
+
+
+def test_columns_reject_ragged_input_and_tolerate_absent_columns():
+    from tmx_eventbus import decode_all, encode_columns
+
+    with pytest.raises(ValueError, match="'model' has 1 values for 2 events"):
+        encode_columns(events_pb2.RequestOutcome, {"event_id": ["a", "b"], "model": ["m"]})
+    with pytest.raises(ValueError, match="event_id"):
+        encode_columns(events_pb2.RequestOutcome, {"model": ["m"]})
+    # a column no event set (an older producer) decodes to the field's default
+    data, headers = encode_columns(events_pb2.RequestOutcome, {"event_id": ["a", "b"], "http_status": [200, 503]})
+    assert [(e.event_id, e.http_status, e.model) for e in decode_all(data, headers)] == [("a", 200, ""), ("b", 503, "")]
+    ragged = events_pb2.RequestOutcomeColumns(event_id=["a", "b"], model=["m"])
+    with pytest.raises(DecodeError, match="'model' has 1 values for 2 events"):
+        decode_all(ragged.SerializeToString(), {"Tmx-Type": "tensormux.events.v1.RequestOutcomeColumns"})
+    uneven = events_pb2.RequestAuditedColumns(event_id=["a"], routing_scores_count=[2], routing_scores_keys=["x"],
+                                              routing_scores_values=[1.0])
+    with pytest.raises(DecodeError, match="'routing_scores' does not add up"):
+        decode_all(uneven.SerializeToString(), {"Tmx-Type": "tensormux.events.v1.RequestAuditedColumns"})

@@ -1,11 +1,12 @@
-"""Typed envelopes: a protobuf payload with `Tmx-Type` and `Nats-Msg-Id` headers, one event per message or
-several of one type packed in an `EventBatch`."""
+"""Typed envelopes: a protobuf payload with `Tmx-Type` and `Nats-Msg-Id` headers, one event per message,
+several of one type packed in an `EventBatch`, or the gateway's per-request events as columns."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import time
+from functools import cache
 
 from google.protobuf.message import DecodeError as ProtoDecodeError
 from google.protobuf.message import Message
@@ -26,9 +27,19 @@ EVENT_TYPES: dict[str, type[Message]] = {
         events_pb2.JobProgress,
         events_pb2.KernelPromoted,
         events_pb2.EventBatch,
+        events_pb2.RequestOutcomeColumns,
+        events_pb2.RequestAuditedColumns,
     )
 }
 _BATCH = events_pb2.EventBatch.DESCRIPTOR.full_name
+
+# event type -> the message that carries many of them as columns (field k of the event is field k repeated;
+# a map field is `<name>_count`, `<name>_keys`, `<name>_values`)
+COLUMNS: dict[type[Message], type[Message]] = {
+    events_pb2.RequestOutcome: events_pb2.RequestOutcomeColumns,
+    events_pb2.RequestAudited: events_pb2.RequestAuditedColumns,
+}
+_ROWS = {columns.DESCRIPTOR.full_name: event for event, columns in COLUMNS.items()}
 
 
 class DecodeError(ValueError):
@@ -87,9 +98,78 @@ def encode_batch(messages: list[Message]) -> tuple[bytes, dict[str, str]]:
     return encode(events_pb2.EventBatch(event_type=descriptor.full_name, events=payloads))
 
 
+@cache
+def _map_fields(event_type: type[Message]) -> frozenset[str]:
+    return frozenset(f.name for f in event_type.DESCRIPTOR.fields
+                     if f.message_type is not None and f.message_type.GetOptions().map_entry)
+
+
+def encode_columns(event_type: type[Message], columns: dict[str, list]) -> tuple[bytes, dict[str, str]]:
+    """Pack events of `event_type` given as columns (field name -> one value per event, in event order; for a
+    map field one dict or None per event) into its columns message. `event_id` is required: the first id is
+    the message's Nats-Msg-Id, so a replayed batch is deduplicated."""
+    ids = columns.get("event_id")
+    if not ids:
+        raise ValueError("a columns batch needs an event_id per event")
+    maps = _map_fields(event_type)
+    fields: dict[str, list] = {}
+    for name, values in columns.items():
+        if len(values) != len(ids):
+            raise ValueError(f"column {name!r} has {len(values)} values for {len(ids)} events")
+        if name not in maps:
+            fields[name] = values
+            continue
+        counts, keys, items = [], [], []
+        for entries in values:
+            if entries:
+                keys.extend(entries)
+                items.extend(entries.values())
+            counts.append(len(entries) if entries else 0)
+        fields[f"{name}_count"], fields[f"{name}_keys"], fields[f"{name}_values"] = counts, keys, items
+    cls = COLUMNS[event_type]
+    return cls(**fields).SerializeToString(), {TYPE_HEADER: cls.DESCRIPTOR.full_name, ID_HEADER: ids[0]}
+
+
+def _rows(columns: Message, event_type: type[Message]) -> list[Message]:
+    """The events of a columns message. A column with no values is a field no event set (a producer that
+    predates it); any other length than one per event is an error."""
+    count = len(columns.event_id)  # type: ignore[attr-defined]
+    maps = _map_fields(event_type)
+    plain = []
+    for field in event_type.DESCRIPTOR.fields:
+        if field.name in maps:
+            continue
+        values = getattr(columns, field.name)
+        if len(values) not in (0, count):
+            raise DecodeError(f"column {field.name!r} has {len(values)} values for {count} events")
+        if values:
+            plain.append((field.name, values))
+    mapped = []
+    for name in maps:
+        sizes, keys, values = (getattr(columns, f"{name}_{part}") for part in ("count", "keys", "values"))
+        if len(sizes) not in (0, count) or len(keys) != len(values) or sum(sizes) != len(keys):
+            raise DecodeError(f"map column {name!r} does not add up")
+        if sizes:
+            offsets = list(itertools.accumulate(sizes, initial=0))
+            mapped.append((name, sizes, offsets, keys, values))
+    events = []
+    for i in range(count):
+        fields = {name: values[i] for name, values in plain}
+        for name, sizes, offsets, keys, values in mapped:
+            if sizes[i]:
+                start, end = offsets[i], offsets[i + 1]
+                fields[name] = dict(zip(keys[start:end], values[start:end]))
+        events.append(event_type(**fields))
+    return events
+
+
 def decode_all(data: bytes, headers: dict[str, str] | None) -> list[Message]:
-    """The events a message carries: itself, or the contents of an `EventBatch`."""
+    """The events a message carries: itself, the contents of an `EventBatch`, or the rows of a columns
+    message."""
     event = decode(data, headers)
+    rows = _ROWS.get(event.DESCRIPTOR.full_name)
+    if rows is not None:
+        return _rows(event, rows)
     if not isinstance(event, events_pb2.EventBatch):
         return [event]
     cls = EVENT_TYPES.get(event.event_type)

@@ -15,7 +15,7 @@ from tmx_engine_sim.app import build_runner
 from tmx_engine_sim.faults import Faults
 from tmx_engine_sim.http_api import SimApi
 from tmx_engine_sim.settings import Settings as SimSettings
-from tmx_eventbus import EventBus, decode, subjects
+from tmx_eventbus import EventBus, decode_all, subjects
 from tmx_gateway.app import Gateway
 from tmx_gateway.settings import Settings
 
@@ -235,10 +235,10 @@ async def test_publishes_audit_and_outcome_and_follows_health(asgi_server, tmp_p
             audits, outcomes = [], []
 
             async def on_audit(msg):
-                audits.append(decode(msg.data, msg.headers))
+                audits.extend(decode_all(msg.data, msg.headers))
 
             async def on_outcome(msg):
-                outcomes.append(decode(msg.data, msg.headers))
+                outcomes.extend(decode_all(msg.data, msg.headers))
 
             sub_a = await bus.nc.subscribe(subjects.ALL_AUDIT, cb=on_audit)
             sub_o = await bus.nc.subscribe(subjects.ALL_SIGNAL, cb=on_outcome)

@@ -7,13 +7,14 @@ import json
 import logging
 import time
 from collections import deque
+from operator import attrgetter
 from dataclasses import dataclass
 
 from google.protobuf.json_format import MessageToDict
 from nats.js.errors import KeyNotFoundError, NoKeysError
 
 from tensormux.events.v1 import events_pb2
-from tmx_eventbus import EventBus, encode, encode_batch, subjects
+from tmx_eventbus import EventBus, decode_all, encode_columns, new_event_id, subjects
 from tmx_gateway.spool import Spool
 from tmx_eventbus.streams import TMX_HEALTH, TMX_LOAD
 from tmx_gateway.domain.fleet import ROUTABLE, EngineLoad, FleetView, State
@@ -23,6 +24,14 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 512  # requests per publish pass (two events each): an audit event is 200-500 bytes;
 # NATS's payload limit is 1 MiB
+
+# record attributes that become the columns of the same name (at_ms becomes occurred_at_unix_ms)
+_OUTCOME_FIELDS = ("request_id", "backend_id", "model", "endpoint", "http_status", "streamed", "latency_ms", "ttft_ms",
+                   "prompt_tokens", "completion_tokens", "cached_tokens", "error")
+_AUDIT_FIELDS = ("request_id", "tenant", "api_key_id", "model", "endpoint", "backend_id", "http_status", "streamed",
+                 "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip",
+                 "routing_scores", "cached_tokens", "predicted_cached_tokens")
+_AUDITED_COLUMNS = "tensormux.events.v1.RequestAuditedColumns"
 
 _STATES = {
     events_pb2.BACKEND_STATE_UNKNOWN: State.UNKNOWN,
@@ -79,8 +88,8 @@ class FailedAttempt:
 
 class EventPublisher:
     """Hands events to NATS off the request path: requests enqueue, one task publishes in batches, and the
-    events of one subject in a batch travel as one `EventBatch` message (NATS's per-message cost was most of
-    what auditing cost the gateway).
+    events of one subject in a batch travel as one columns message (NATS's per-message cost, then building
+    one protobuf per event, were most of what auditing cost the gateway).
 
     Nothing is lost while NATS is away: what cannot be published goes to the spool, and the spool is
     replayed (oldest first, same message ids, so JetStream deduplicates) once NATS answers again. Audit
@@ -132,26 +141,33 @@ class EventPublisher:
         if not self._wake.is_set():
             self._wake.set()
 
-    def _events(self, items: list[RequestRecord | FailedAttempt]) -> list[tuple[str, object]]:
-        events: list[tuple[str, object]] = []
-        gateway_id = self.gateway_id
+    def _pack(self, items: list[RequestRecord | FailedAttempt]) -> list[tuple[str, bytes, dict[str, str]]]:
+        """One NATS message per subject and event type, the events as columns: a RequestOutcome for every
+        attempt a backend answered or failed, a RequestAudited for every request (where it was finally
+        served), in the order they finished."""
+        outcomes: dict[str, list[RequestRecord | FailedAttempt]] = {}
+        audits: dict[str, list[RequestRecord]] = {}
         for r in items:
             if r.backend_id:
-                events.append((subjects.signal_backend(r.backend_id), events_pb2.RequestOutcome(
-                    occurred_at_unix_ms=r.at_ms, request_id=r.request_id, gateway_id=gateway_id,
-                    backend_id=r.backend_id, model=r.model, endpoint=r.endpoint, http_status=r.http_status,
-                    streamed=r.streamed, latency_ms=r.latency_ms, ttft_ms=r.ttft_ms, prompt_tokens=r.prompt_tokens,
-                    completion_tokens=r.completion_tokens, cached_tokens=r.cached_tokens, error=r.error)))
-            if isinstance(r, FailedAttempt):
-                continue  # the request's audit event records where it was finally served
-            events.append((subjects.audit(r.tenant), events_pb2.RequestAudited(
-                occurred_at_unix_ms=r.at_ms, request_id=r.request_id, tenant=r.tenant, api_key_id=r.api_key_id,
-                model=r.model, endpoint=r.endpoint, backend_id=r.backend_id, http_status=r.http_status,
-                streamed=r.streamed, latency_ms=r.latency_ms, prompt_tokens=r.prompt_tokens,
-                completion_tokens=r.completion_tokens, routing_strategy=r.routing_strategy,
-                routing_reason=r.routing_reason, client_ip=r.client_ip, routing_scores=r.routing_scores or {},
-                cached_tokens=r.cached_tokens, predicted_cached_tokens=r.predicted_cached_tokens)))
-        return events
+                subject = subjects.signal_backend(r.backend_id)
+                group = outcomes.get(subject)
+                if group is None:
+                    outcomes[subject] = group = []
+                group.append(r)
+            if type(r) is RequestRecord:  # a failed attempt has only an outcome
+                subject = subjects.audit(r.tenant)
+                group = audits.get(subject)
+                if group is None:
+                    audits[subject] = group = []
+                group.append(r)
+        packed = []
+        for subject, records in outcomes.items():
+            columns = _columns(records, _OUTCOME_FIELDS)
+            columns["gateway_id"] = [self.gateway_id] * len(records)
+            packed.append((subject, *encode_columns(events_pb2.RequestOutcome, columns)))
+        for subject, records in audits.items():
+            packed.append((subject, *encode_columns(events_pb2.RequestAudited, _columns(records, _AUDIT_FIELDS))))
+        return packed
 
     async def _run(self) -> None:
         while True:
@@ -170,12 +186,11 @@ class EventPublisher:
                 await asyncio.sleep(wait)
             self._last_pass = time.monotonic()
             self._wake.clear()
-            batch = self._events([self._pending.popleft() for _ in range(min(len(self._pending), MAX_BATCH))])
+            encoded = self._pack([self._pending.popleft() for _ in range(min(len(self._pending), MAX_BATCH))])
             if self._pending:
                 self._wake.set()  # a backlog: the next pass takes it at once
-            encoded = _pack(batch)
             if self.audit_file:
-                self._write_audit_file(batch)
+                self._write_audit_file(encoded)
             if self.spool is None:
                 continue  # no NATS configured: the audit file is the only sink
             if self.spool.size or self.bus is None or not self.bus.connected:
@@ -250,9 +265,11 @@ class EventPublisher:
             log.info("spool replayed", extra={"events": sent})
         return sent
 
-    def _write_audit_file(self, batch) -> None:
+    def _write_audit_file(self, encoded) -> None:
+        """The audit events as JSON lines, read back from what goes to NATS (one shape for both sinks)."""
         lines = [json.dumps(MessageToDict(m, preserving_proto_field_name=True)) + "\n"
-                 for _, m in batch if isinstance(m, events_pb2.RequestAudited)]
+                 for _, data, headers in encoded if headers["Tmx-Type"] == _AUDITED_COLUMNS
+                 for m in decode_all(data, headers)]
         if lines:
             with open(self.audit_file, "a") as fh:
                 fh.writelines(lines)
@@ -278,13 +295,12 @@ def _stream_family(subject: str) -> str:
     return subject.split(".", 2)[1]  # tmx.<family>.… — one JetStream stream per family
 
 
-def _pack(batch: list[tuple[str, object]]) -> list[tuple[str, bytes, dict[str, str]]]:
-    """One NATS message per subject: the lone event itself, or an EventBatch of the subject's events in order."""
-    by_subject: dict[str, list] = {}
-    for subject, message in batch:
-        by_subject.setdefault(subject, []).append(message)
-    return [(subject, *(encode(messages[0]) if len(messages) == 1 else encode_batch(messages)))
-            for subject, messages in by_subject.items()]
+def _columns(records: list, fields: tuple[str, ...]) -> dict[str, list]:
+    """The records' attributes as columns (transposed in C by zip), with a fresh event id and the finish time."""
+    columns = dict(zip(fields, zip(*map(attrgetter(*fields), records))))
+    columns["occurred_at_unix_ms"] = [r.at_ms for r in records]
+    columns["event_id"] = [new_event_id() for _ in records]
+    return columns
 
 
 class HealthFollower:
