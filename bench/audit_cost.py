@@ -10,7 +10,9 @@ events to CPU 1. Each round drives every arm twice, the arm order rotating per r
 - closed loop at the same concurrency: requests/s. On 2 cores this is confounded: the audit arm's events
   also cost CPU 1 (NATS storing them, health and planner consuming them), which slows the load generator;
 - paced at the same rate (`--rate`, below every arm's capacity): the gateway's CPU time per request, the
-  clean measure of what publishing costs the gateway itself. Its capacity on one core is 1 / that.
+  measure of what publishing costs the gateway itself. Its capacity on one core is 1 / that;
+- paired: `audit` and `off` paced at the same time, half the rate each, so both see the same moment of a
+  shared machine (cells minutes apart drift by more than the cost being measured). The headline figure.
 The per-round ratios are reported with their median.
 Run: `python bench/audit_cost.py [--rounds 21] [--seconds 5] [--rate 800]`.
 """
@@ -43,6 +45,20 @@ def measured(pid: int, url: str, concurrency: int, seconds: float, rate: float =
     result = asyncio.run(drive(url, concurrency, seconds, False, rate))
     result["gateway_cpu_us_per_request"] = (cpu_seconds(pid) - before) / max(result["requests"] + 3, 1) * 1e6
     return result
+
+
+def measured_together(pids: dict, urls: dict, arms: list[str], concurrency: int, seconds: float,
+                      rate: float) -> dict[str, dict]:
+    """The arms driven at once, each paced at `rate`, each gateway's CPU time per request."""
+    before = {arm: cpu_seconds(pids[arm]) for arm in arms}
+
+    async def together():
+        return await asyncio.gather(*(drive(urls[arm], concurrency, seconds, False, rate) for arm in arms))
+
+    results = dict(zip(arms, asyncio.run(together())))
+    for arm, result in results.items():
+        result["gateway_cpu_us_per_request"] = (cpu_seconds(pids[arm]) - before[arm]) / max(result["requests"] + 3, 1) * 1e6
+    return results
 
 
 def pin(pid: int, cpus: set[int]) -> None:
@@ -83,8 +99,9 @@ def main() -> None:
                 cells = {arm: measured(pids[arm], urls[arm], args.concurrency, args.closed_seconds) for arm in order}
                 paced = {arm: measured(pids[arm], urls[arm], args.concurrency, args.seconds, args.rate)
                          for arm in order}
+                paired = measured_together(pids, urls, ["audit", "off"], args.concurrency, args.seconds, args.rate / 2)
                 row = {"round": round_, "order": order,
-                       "errors": sum(c["errors"] for c in [*cells.values(), *paced.values()])}
+                       "errors": sum(c["errors"] for c in [*cells.values(), *paced.values(), *paired.values()])}
                 for arm in arms:
                     row[f"{arm}_rps"], row[f"{arm}_p50_ms"] = cells[arm]["rps"], cells[arm]["p50_ms"]
                     row[f"{arm}_cpu_us"] = cells[arm]["gateway_cpu_us_per_request"]
@@ -92,10 +109,15 @@ def main() -> None:
                     row[f"{arm}_paced_cpu_us"] = paced[arm]["gateway_cpu_us_per_request"]
                 row["rps_ratio_audit_vs_off"] = row["audit_rps"] / row["off_rps"]
                 row["paced_cpu_ratio_audit_vs_off"] = row["audit_paced_cpu_us"] / row["off_paced_cpu_us"]
+                for arm, result in paired.items():
+                    row[f"{arm}_paired_cpu_us"] = result["gateway_cpu_us_per_request"]
+                    row[f"{arm}_paired_rps"] = result["rps"]
+                row["paired_cpu_ratio_audit_vs_off"] = row["audit_paired_cpu_us"] / row["off_paired_cpu_us"]
                 rows.append(row)
                 cols = [f"{arm} {row[arm + '_rps']:5.0f} req/s, {row[arm + '_paced_cpu_us']:4.0f} us CPU/req at "
                         f"{row[arm + '_paced_rps']:4.0f} req/s" for arm in arms]
-                print(f"round {round_}: " + " | ".join(cols))
+                print(f"round {round_}: " + " | ".join(cols) + f" | paired: audit {row['audit_paired_cpu_us']:4.0f}"
+                      f" us, off {row['off_paired_cpu_us']:4.0f} us CPU/req")
         finally:
             stack.stop()
     med = {key: statistics.median(r[key] for r in rows) for key in rows[0] if key.endswith(("_rps", "_cpu_us"))}
@@ -107,15 +129,24 @@ def main() -> None:
     print(f"paced at {args.rate:.0f} req/s, median gateway CPU per request: audit {med['audit_paced_cpu_us']:.0f} us, "
           f"off {med['off_paced_cpu_us']:.0f} us, no NATS {med['no_nats_paced_cpu_us']:.0f} us")
     per_round = ", ".join(f"{r['paced_cpu_ratio_audit_vs_off']:.3f}" for r in rows)
-    print(f"audit publishing costs the gateway {100 * (cpu_ratio - 1):.1f}% more CPU per request, i.e. "
-          f"{100 * (1 - 1 / cpu_ratio):.1f}% of its one-core capacity (median of per-round ratios {per_round})")
+    print(f"paced one after another: audit costs the gateway {100 * (cpu_ratio - 1):.1f}% more CPU per request "
+          f"(median of per-round ratios {per_round})")
+    paired_ratio = statistics.median(r["paired_cpu_ratio_audit_vs_off"] for r in rows)
+    per_round = ", ".join(f"{r['paired_cpu_ratio_audit_vs_off']:.3f}" for r in rows)
+    print(f"paired at {args.rate / 2:.0f} req/s each: audit {med['audit_paired_cpu_us']:.0f} us, off "
+          f"{med['off_paired_cpu_us']:.0f} us CPU per request -> audit publishing costs the gateway "
+          f"{100 * (paired_ratio - 1):.1f}% more CPU per request, i.e. {100 * (1 - 1 / paired_ratio):.1f}% of its "
+          f"one-core capacity (median of per-round ratios {per_round})")
     save("audit_cost", rows + [{**{f"median_{k}": v for k, v in med.items()},
                                 "median_rps_ratio_audit_vs_off": rps_ratio, "rps_cost_pct": 100 * (1 - rps_ratio),
                                 "median_paced_cpu_ratio_audit_vs_off": cpu_ratio,
-                                "capacity_cost_pct": 100 * (1 - 1 / cpu_ratio)}],
+                                "paced_capacity_cost_pct": 100 * (1 - 1 / cpu_ratio),
+                                "median_paired_cpu_ratio_audit_vs_off": paired_ratio,
+                                "paired_capacity_cost_pct": 100 * (1 - 1 / paired_ratio)}],
          f"gateways pinned to CPU 0, load generator + engine-sim + NATS + consumers to CPU 1 "
          f"({'pinned' if two_cores else 'not pinned'}); concurrency {args.concurrency}, non-streaming, "
          f"{args.closed_seconds}s per closed-loop cell, {args.seconds}s per paced cell at {args.rate:.0f} req/s, "
+         f"{args.seconds}s paired cell (audit and off at once, {args.rate / 2:.0f} req/s each), "
          f"{args.rounds} interleaved rounds, arm order rotating")
 
 if __name__ == "__main__":
