@@ -85,7 +85,9 @@ async def test_completions_and_embeddings(sim):
     http, _, _ = sim
     async with http.post("/v1/completions", json={"model": MODEL, "prompt": "Once upon", "max_tokens": 2}) as resp:
         body = await resp.json()
-    assert body["object"] == "text_completion" and len(body["choices"][0]["text"].split()) == 2
+    text = body["choices"][0]["text"]
+    assert body["object"] == "text_completion" and len(text.split()) == 2
+    assert text.startswith(" ")  # it continues "Once upon": the next word comes after a space
     async with http.post("/v1/embeddings", json={"model": MODEL, "input": ["a", "b", "a"]}) as resp:
         body = await resp.json()
     vectors = [d["embedding"] for d in body["data"]]

@@ -123,7 +123,9 @@ class SimApi:
 
     async def _generate(self, request: Request, body: dict, prompt: str, tokens: list[int], chat: bool,
                         offset: int = 0) -> Response:
-        """`offset`: words of the answer already given (a continued prefix); generation resumes after them."""
+        """`offset`: words of the answer already given (a continued prefix); generation resumes after them.
+        Text that continues other text (a continued answer, or any completion of a prompt that does not end in
+        whitespace) starts with a space, as a real tokenizer's next word would."""
         if not tokens:
             raise ApiError(400, "prompt is empty", param="prompt" if not chat else "messages")
         max_tokens = self._max_tokens(body, len(tokens))
@@ -134,12 +136,13 @@ class SimApi:
         except SequenceTooLong as exc:
             raise ApiError(400, str(exc), param="max_tokens") from exc
         seed = zlib.crc32(prompt.encode())
+        spaced = bool(offset) or (not chat and not prompt[-1:].isspace())
         created = int(time.time())
         rid = ("chatcmpl-" if chat else "cmpl-") + seq.id
         model = body["model"]
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            stream = self._stream(tracked, seed, rid, created, model, chat, include_usage, offset)
+            stream = self._stream(tracked, seed, rid, created, model, chat, include_usage, offset, spaced)
             return StreamingResponse(stream, media_type="text/event-stream")
         async def collect() -> list[str]:
             words = []
@@ -163,7 +166,7 @@ class SimApi:
         if not collecting.done() or collecting.cancelled():
             return Response(status_code=499)
         words = collecting.result()
-        text = (" " if offset and words else "") + " ".join(words)
+        text = (" " if spaced and words else "") + " ".join(words)
         usage = self._usage(seq)
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
@@ -183,7 +186,7 @@ class SimApi:
                 "prompt_tokens_details": {"cached_tokens": seq.cached_tokens}}
 
     async def _stream(self, tracked, seed: int, rid: str, created: int, model: str, chat: bool, include_usage: bool,
-                      offset: int = 0):
+                      offset: int = 0, spaced: bool = False):
         kind = "chat.completion.chunk" if chat else "text_completion"
 
         def chunk(choices: list, usage: dict | None = None) -> bytes:
@@ -207,7 +210,7 @@ class SimApi:
                 if self.faults.drop_after_tokens and sent >= self.faults.drop_after_tokens:
                     raise ConnectionAbortedError("injected fault: stream dropped")
                 word = generated_word(seed, offset + index)
-                yield chunk([piece(word if sent == 0 and not offset else " " + word, None)])
+                yield chunk([piece(word if sent == 0 and not spaced else " " + word, None)])
                 sent += 1
             yield chunk([piece("", "length")])
             if include_usage:

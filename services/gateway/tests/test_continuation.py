@@ -60,3 +60,39 @@ def test_a_stream_that_broke_after_its_last_token_is_closed_properly():
     assert json.loads(events[0][6:])["choices"][0]["finish_reason"] == "length" and events[1] == b"data: [DONE]"
     finished = read_transcript([*SENT, sse(chunk(finish="length"))])
     assert finish_events(finished) == b"data: [DONE]\n\n"
+
+
+def completion_chunk(text="", finish=None):
+    return {"id": "cmpl-1", "object": "text_completion", "created": 7, "model": "m",
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
+
+
+COMPLETION_SENT = [sse(completion_chunk("the")) + sse(completion_chunk(" of"))]
+
+
+def test_a_completion_continues_from_its_prompt_plus_the_text_sent():
+    from tmx_gateway.domain.continuation import unsupported
+
+    t = read_transcript(COMPLETION_SENT)
+    assert (t.text, t.deltas, t.object, t.obstacle) == ("the of", 2, "text_completion", "")
+    payload = {"model": "m", "prompt": "Once", "max_tokens": 5, "stream": True}
+    assert unsupported("/v1/completions", payload) == ""
+    body = continuation_request(payload, t)
+    assert (body["prompt"], body["max_tokens"]) == ("Oncethe of", 3) and "messages" not in body
+    assert continuation_request({**payload, "prompt": ["Once"]}, t)["prompt"] == "Oncethe of"
+    closing = json.loads(finish_events(t).split(b"\n\n")[0][6:])
+    assert closing["object"] == "text_completion" and closing["choices"][0] == {
+        "index": 0, "text": "", "logprobs": None, "finish_reason": "length"}
+
+
+def test_requests_whose_streams_cannot_be_continued_say_why():
+    from tmx_gateway.domain.continuation import unsupported
+
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert unsupported("/v1/chat/completions", chat) == ""
+    assert unsupported("/v1/chat/completions", {**chat, "n": 2}) == "streams of several choices are not"
+    base = {"model": "m", "prompt": "x"}
+    assert unsupported("/v1/completions", {**base, "prompt": [1, 2, 3]}).startswith("completions of token ids")
+    assert unsupported("/v1/completions", {**base, "prompt": ["a", "b"]}).startswith("completions of token ids")
+    assert unsupported("/v1/completions", {**base, "echo": True}) == "completions with echo or a suffix are not"
+    assert unsupported("/v1/completions", {**base, "best_of": 3}) == "streams of several choices are not"

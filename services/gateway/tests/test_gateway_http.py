@@ -179,6 +179,30 @@ async def test_a_stream_cut_mid_way_is_continued_on_another_backend(asgi_server,
     assert [e["choices"][0]["finish_reason"] for e in events[:-2]].count("length") == 1
 
 
+
+async def test_a_completion_stream_cut_mid_way_is_continued_on_another_backend(asgi_server, tmp_path):
+    payload = {"model": MODEL, "prompt": "Once upon a time", "max_tokens": 6, "stream": True,
+               "stream_options": {"include_usage": True}}
+    async with engine_sims(asgi_server, 2) as sims:
+        sims[0][1].update({"drop_after_tokens": 2})
+        backends = [("s1", sims[0][0]), ("s2", sims[1][0])]
+        async with gateway(asgi_server, tmp_path, backends) as (http, gw):
+            headers = {"x-tmx-routing": "weighted_round_robin"}  # starts with s1, whose streams break
+            async with http.post("/v1/completions", json=payload, headers=headers) as resp:
+                assert resp.status == 200 and resp.headers["x-tmx-backend"] == "s1"
+                events = sse_events(await resp.read())
+            assert gw.fleet.backends["s1"].failed == 1 and gw.fleet.backends["s2"].served == 1
+            assert gw.metrics.stream_continuations.labels("continued")._value.get() == 1
+        async with aiohttp.ClientSession() as direct, direct.post(f"{sims[0][0]}/v1/completions",
+                                                                   json={**payload, "stream": False}) as resp:
+            first_two = (await resp.json())["choices"][0]["text"].split()[:2]  # what s1 had sent before breaking
+    chunks = [e for e in events if e != "data: [DONE]"]
+    text = "".join(e["choices"][0]["text"] for e in chunks if e["choices"])
+    assert text.split()[:2] == first_two and len(text.split()) == 6  # the sent part, then the rest: 6 tokens
+    assert {e["id"] for e in chunks} == {chunks[0]["id"]} and {e["object"] for e in chunks} == {"text_completion"}
+    assert chunks[-1]["usage"]["completion_tokens"] == 6 and events[-1] == "data: [DONE]"
+    assert [e["choices"][0]["finish_reason"] for e in chunks if e["choices"]].count("length") == 1
+
 async def test_a_stream_that_cannot_be_continued_ends_with_an_sse_error(asgi_server, tmp_path):
     async with engine_sims(asgi_server, 2) as sims:
         for _, faults, _ in sims:

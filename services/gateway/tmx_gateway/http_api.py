@@ -256,12 +256,12 @@ class GatewayApi:
                     "candidates": [b.id for b in candidates],
                     "scores": {k: round(v, 4) for k, v in decision.scores.items()}}, separators=(",", ":"))
             if stream and upstream.status == 200:
-                resume = None
-                if endpoint == "/v1/chat/completions" and payload.get("n", 1) == 1:
+                resume, why_not = None, continuation.unsupported(endpoint, payload)
+                if not why_not:
                     resume = _Resume(payload, headers, policy, tried, deadline,
                                      self.settings.max_attempts - attempt - 1)
-                return StreamingResponse(self._relay(upstream, backend, decision, ctx, resume), status_code=200,
-                                         media_type="text/event-stream", headers=out_headers)
+                return StreamingResponse(self._relay(upstream, backend, decision, ctx, resume, why_not),
+                                         status_code=200, media_type="text/event-stream", headers=out_headers)
             return await self._respond(upstream, backend, decision, ctx, out_headers)
         if not tried:
             err = GatewayError(503, f"no healthy backend serves model `{model}`", code="no_healthy_backend")
@@ -291,9 +291,9 @@ class GatewayApi:
                         media_type=upstream.headers.get("content-type", "application/json"))
 
     async def _relay(self, upstream, backend: Backend, decision: Decision, ctx: _Context,
-                     resume: _Resume | None = None):
+                     resume: _Resume | None = None, why_not: str = ""):
         """Pass the stream through byte for byte, in whole SSE events (a client never holds half an event when
-        a stream breaks). A chat stream that breaks mid-way is continued on another backend (see
+        a stream breaks). A stream that breaks mid-way is continued on another backend (see
         `domain.continuation`); where it cannot be, it ends with an SSE error event, never silently."""
         meter = StreamMeter()
         relayed: list[bytes] = []  # the complete events sent, kept only while the stream may be continued
@@ -336,7 +336,7 @@ class GatewayApi:
             async for out in self._continue(ctx, resume, body, transcript, meter, error):
                 yield out
             return
-        why = transcript.obstacle if transcript is not None else "only single-choice chat streams are"
+        why = transcript.obstacle if transcript is not None else why_not
         self.metrics.stream_continuations.labels("impossible").inc()
         yield GatewayError(502, f"{error}; not continued: {why}", code="upstream_stream_broken").sse_event()
         self._finish(ctx, backend, 502, meter.result(), ttft_ms, error, decision)

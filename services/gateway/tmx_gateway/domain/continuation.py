@@ -1,10 +1,11 @@
-"""Continuing a chat-completion stream that broke mid-way on another backend.
+"""Continuing a chat-completion or completion stream that broke mid-way on another backend.
 
 The client has been sent some complete SSE events. Their text is the prefix of the answer; another backend
-is asked to continue it (vLLM's and SGLang's `continue_final_message`: the conversation plus the partial
-assistant message, no new generation prompt), for the tokens the first one had left. Its events are rewritten
-to read as the same stream (the original id, created and model; no second role preamble; usage counting both
-parts) so the client sees one answer. Where that is not possible the caller ends the stream with an SSE error.
+is asked to continue it for the tokens the first one had left: a chat through vLLM's and SGLang's
+`continue_final_message` (the conversation plus the partial assistant message, no new generation prompt), a
+completion by extending its prompt with the text already sent. Its events are rewritten to read as the same
+stream (the original id, created and model; no second role preamble; usage counting both parts) so the
+client sees one answer. Where that is not possible the caller ends the stream with an SSE error.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class Transcript:
     """What the client has been told so far."""
 
     id: str = ""
+    object: str = ""
     created: int = 0
     model: str = ""
     text: str = ""
@@ -45,14 +47,16 @@ def read_transcript(events: list[bytes]) -> Transcript:
             t.obstacle = "an event that is not JSON"
             continue
         t.id, t.created, t.model = obj.get("id", t.id), obj.get("created", t.created), obj.get("model", t.model)
+        t.object = obj.get("object", t.object)
         for choice in obj.get("choices") or ():
             if choice.get("index", 0) != 0:
                 t.obstacle = "more than one choice"
             delta = choice.get("delta") or {}
             if delta.get("tool_calls") or delta.get("function_call"):
                 t.obstacle = "a tool call in progress"
-            if delta.get("content"):
-                parts.append(delta["content"])
+            text = delta.get("content") if "delta" in choice else choice.get("text")  # chat or completion
+            if text:
+                parts.append(text)
                 t.deltas += 1
             if choice.get("finish_reason"):
                 t.finished = True
@@ -60,8 +64,25 @@ def read_transcript(events: list[bytes]) -> Transcript:
     return t
 
 
+def unsupported(endpoint: str, payload: dict) -> str:
+    """Why a stream of this request could not be continued, or "" when it could."""
+    if endpoint not in ("/v1/chat/completions", "/v1/completions"):
+        return f"{endpoint} streams are not"
+    if payload.get("n", 1) != 1 or payload.get("best_of", 1) != 1:
+        return "streams of several choices are not"
+    if endpoint == "/v1/completions":
+        prompt = payload.get("prompt")
+        if not (isinstance(prompt, str) or (isinstance(prompt, list) and len(prompt) == 1
+                                            and isinstance(prompt[0], str))):
+            return "completions of token ids or several prompts are not"
+        if payload.get("echo") or payload.get("suffix"):
+            return "completions with echo or a suffix are not"
+    return ""
+
+
 def continuation_request(payload: dict, t: Transcript) -> dict | None:
-    """The body that asks another backend for the rest, or None when no tokens are left to generate."""
+    """The body that asks another backend for the rest, or None when no tokens are left to generate (the
+    request is one `unsupported` accepts)."""
     body = {k: v for k, v in payload.items() if k not in ("max_tokens", "max_completion_tokens")}
     limit = payload.get("max_completion_tokens", payload.get("max_tokens"))
     if isinstance(limit, int) and not isinstance(limit, bool):
@@ -69,9 +90,13 @@ def continuation_request(payload: dict, t: Transcript) -> dict | None:
         if left < 1:
             return None
         body["max_tokens"] = left
-    body["messages"] = [*payload["messages"], {"role": "assistant", "content": t.text}]
-    body["continue_final_message"] = True
-    body["add_generation_prompt"] = False
+    if "messages" in payload:
+        body["messages"] = [*payload["messages"], {"role": "assistant", "content": t.text}]
+        body["continue_final_message"] = True
+        body["add_generation_prompt"] = False
+    else:
+        prompt = payload["prompt"]
+        body["prompt"] = (prompt if isinstance(prompt, str) else prompt[0]) + t.text
     body["stream"] = True
     return body
 
@@ -103,7 +128,8 @@ def finish_events(t: Transcript) -> bytes:
     """The end of a stream whose answer was complete when it broke (or that had no tokens left)."""
     closing = b""
     if not t.finished:
-        chunk = {"id": t.id, "object": "chat.completion.chunk", "created": t.created, "model": t.model,
-                 "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}]}
+        choice = {"index": 0, "text": ""} if t.object == "text_completion" else {"index": 0, "delta": {}}
+        chunk = {"id": t.id, "object": t.object or "chat.completion.chunk", "created": t.created, "model": t.model,
+                 "choices": [{**choice, "logprobs": None, "finish_reason": "length"}]}
         closing = b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
     return closing + b"data: [DONE]\n\n"
