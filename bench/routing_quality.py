@@ -5,9 +5,12 @@ Workloads (prompts sized for a 2-core machine; the simulator's timing is what ma
   shared    16 tenants' long system prompts (~900 tokens) with short questions
   multiturn 24 conversations that grow turn by turn (session key = conversation)
 Poisson arrivals (seeded), open loop, streamed, `stream_options.include_usage`; every run salts its prompts
-so no engine cache carries over between strategies. Reports TTFT p50/p95/p99, output tokens/s, prefix-cache
-hit rate (engine-reported cached / prompt tokens) and hot-spot ratio (busiest backend's share / fair share).
-Run: `python bench/routing_quality.py [--requests 160] [--rate 14]`.
+so no engine cache carries over between strategies. The same traces also go through vllm-router (its own
+venv under bench/.venvs, created on first use) in front of the same engine-sims, with its `cache_aware` and
+`round_robin` policies. Reports TTFT p50/p95/p99, output tokens/s, prefix-cache hit rate (engine-reported
+cached / prompt tokens) and hot-spot ratio (busiest backend's share of the requests / fair share, counted by
+the engines themselves).
+Run: `python bench/routing_quality.py [--requests 160] [--rate 14] [--router-policies cache_aware,round_robin]`.
 """
 
 from __future__ import annotations
@@ -16,18 +19,22 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer_overhead import ensure_venv, wait_http  # noqa: E402
 from record import save  # noqa: E402
 
+from tmx_cli.ports import free_port  # noqa: E402
 from tmx_cli.stack import SIM_MODEL, Stack, StackConfig  # noqa: E402
 
 STRATEGIES = ["random", "weighted_round_robin", "least_inflight", "token_aware", "ewma_latency",
@@ -85,13 +92,43 @@ async def one(session, url, strategy, messages, key, max_tokens, results):
                     "done": time.perf_counter()})
 
 
+async def served(session, sim_ports: list[int]) -> list[float]:
+    """Requests each engine has finished (its own e2e-latency histogram count)."""
+    counts = []
+    for port in sim_ports:
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            text = await resp.text()
+        match = re.search(r"^vllm:e2e_request_latency_seconds_count\{[^}]*\} (\S+)$", text, re.M)
+        counts.append(float(match.group(1)) if match else 0.0)
+    return counts
+
+
+@contextmanager
+def vllm_router(policy: str, sim_ports: list[int], logs: Path):
+    """vllm-router in front of the same engine-sims, with one of its policies."""
+    venv = ensure_venv("vllm-router", "vllm-router")
+    port = free_port()
+    log = open(logs / f"vllm-router-{policy}.log", "ab")
+    proc = subprocess.Popen([str(venv / "bin" / "vllm-router"), "--host", "127.0.0.1", "--port", str(port),
+                             "--worker-urls", *(f"http://127.0.0.1:{p}" for p in sim_ports), "--policy", policy,
+                             "--prometheus-port", str(free_port())], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
 async def run(url: str, strategy: str, workload: str, n: int, rate: float, max_tokens: int, tenants: int,
-              system_words: int) -> dict:
+              system_words: int, sim_ports: list[int]) -> dict:
     requests = trace(workload, n, salt=f"{strategy}-{workload}-{time.time_ns()}", tenants=tenants,
                      system_words=system_words)
     arrivals = random.Random(11)
     results: list[dict] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        before = await served(session, sim_ports)
         started = time.perf_counter()
         tasks, at = [], 0.0
         for messages, key in requests:
@@ -102,16 +139,16 @@ async def run(url: str, strategy: str, workload: str, n: int, rate: float, max_t
             tasks.append(asyncio.create_task(one(session, url, strategy, messages, key, max_tokens, results)))
         await asyncio.gather(*tasks)
         elapsed = max(r["done"] for r in results) - started
+        per_backend = [b - a for a, b in zip(before, await served(session, sim_ports))]
     ttfts = sorted(r["ttft"] * 1000 for r in results)
     pick = lambda q: ttfts[min(len(ttfts) - 1, int(q * len(ttfts)))]  # noqa: E731
     prompt = sum(r["usage"].get("prompt_tokens", 0) for r in results)
     cached = sum((r["usage"].get("prompt_tokens_details") or {}).get("cached_tokens", 0) for r in results)
     output = sum(r["usage"].get("completion_tokens", 0) for r in results)
-    shares = Counter(r["backend"] for r in results)
     return {"strategy": strategy, "workload": workload, "requests": len(results),
             "ttft_p50_ms": statistics.median(ttfts), "ttft_p95_ms": pick(0.95), "ttft_p99_ms": pick(0.99),
             "output_tok_s": output / elapsed, "cache_hit_rate": cached / prompt if prompt else 0.0,
-            "hot_spot_ratio": max(shares.values()) / (len(results) / 4)}
+            "hot_spot_ratio": max(per_backend) / (sum(per_backend) / len(per_backend))}
 
 
 def main() -> None:
@@ -126,6 +163,8 @@ def main() -> None:
     parser.add_argument("--kv-blocks", type=int, default=1280, help="KV cache blocks (16 tokens) per replica")
     parser.add_argument("--time-scale", type=float, default=0.5, help="engine-sim time scale")
     parser.add_argument("--name", default="routing_quality", help="results file name")
+    parser.add_argument("--router-policies", default="cache_aware,round_robin",
+                        help="vllm-router policies to run on the same traces ('' for none)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,17 +175,24 @@ def main() -> None:
                                   extra_env={"TMX_ENGINE_SIM_NUM_GPU_BLOCKS": str(args.kv_blocks)}))
         stack.start()
         try:
+            def cell(url: str, strategy: str, workload: str) -> None:
+                row = asyncio.run(run(url, strategy, workload, args.requests, args.rate, args.max_tokens,
+                                      args.tenants, args.system_words, stack.sim_ports))
+                rows.append(row)
+                print(f"{workload:9} {strategy:24} TTFT p50 {row['ttft_p50_ms']:7.1f} p95 {row['ttft_p95_ms']:7.1f}"
+                      f" p99 {row['ttft_p99_ms']:7.1f} ms | {row['output_tok_s']:6.1f} tok/s | hit "
+                      f"{row['cache_hit_rate']:5.1%} | hot-spot {row['hot_spot_ratio']:.2f}", flush=True)
+
             for workload in args.workloads.split(","):
                 for strategy in args.strategies.split(","):
-                    row = asyncio.run(run(stack.urls["gateway"], strategy, workload, args.requests, args.rate,
-                                          args.max_tokens, args.tenants, args.system_words))
-                    rows.append(row)
-                    print(f"{workload:9} {strategy:21} TTFT p50 {row['ttft_p50_ms']:7.1f} p95 {row['ttft_p95_ms']:7.1f}"
-                          f" p99 {row['ttft_p99_ms']:7.1f} ms | {row['output_tok_s']:6.1f} tok/s | hit "
-                          f"{row['cache_hit_rate']:5.1%} | hot-spot {row['hot_spot_ratio']:.2f}", flush=True)
+                    cell(stack.urls["gateway"], strategy, workload)
+                for policy in filter(None, args.router_policies.split(",")):
+                    with vllm_router(policy, stack.sim_ports, Path(tmp)) as url:
+                        cell(url, f"vllm-router:{policy}", workload)
         finally:
             stack.stop()
-    save(args.name, rows, f"4 engine-sims (time scale {args.time_scale}, {args.kv_blocks} KV blocks of 16 tokens "
+    save(args.name, rows, f"tensormux strategies and vllm-router policies ({args.router_policies or 'none'}) on "
+         f"4 engine-sims (time scale {args.time_scale}, {args.kv_blocks} KV blocks of 16 tokens "
          f"each), {args.requests} requests per cell at {args.rate}/s Poisson, max_tokens {args.max_tokens}, streamed; "
          f"shared: {args.tenants} tenants x {args.system_words}-word system prompts")
 
