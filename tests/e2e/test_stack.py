@@ -18,7 +18,7 @@ from tensormux.forge.v1 import forge_pb2, forge_pb2_grpc
 from tensormux.planner.v1 import planner_pb2, planner_pb2_grpc
 from tensormux.registry.v1 import registry_pb2, registry_pb2_grpc
 from tmx_cli.stack import SIM_MODEL, Stack, StackConfig
-from tmx_eventbus import EventBus, decode, subjects
+from tmx_eventbus import EventBus, decode, decode_all, subjects
 
 pytestmark = pytest.mark.e2e
 
@@ -60,21 +60,18 @@ def test_openai_client_chat_streamed_and_not(client):
     assert info.value.body["code"] == "model_not_found"
 
 
-async def test_audit_event_reaches_a_nats_subscriber(stack, client):
+async def test_audit_event_reaches_a_nats_subscriber(stack, client, tmx_async_wait):
     bus = await EventBus.connect(stack.urls["nats"], name="e2e")
     received = []
 
     async def on_msg(msg):
-        received.append(decode(msg.data, msg.headers))
+        received.extend(decode_all(msg.data, msg.headers))  # the gateway packs a pass's events as columns
 
     sub = await bus.nc.subscribe(subjects.ALL_AUDIT, cb=on_msg)
     raw = await asyncio.to_thread(lambda: client.chat.completions.with_raw_response.create(
         model=SIM_MODEL, messages=[{"role": "user", "content": "audit me"}], max_tokens=3))
     request_id = raw.headers["x-tmx-request-id"]
-    for _ in range(250):
-        if any(e.request_id == request_id for e in received):
-            break
-        await asyncio.sleep(0.02)
+    await tmx_async_wait(lambda: any(e.request_id == request_id for e in received), 5, what="the audit event")
     event = next(e for e in received if e.request_id == request_id)
     assert event.tenant == "default" and event.http_status == 200 and event.completion_tokens == 3
     assert event.backend_id == raw.headers["x-tmx-backend"]
