@@ -224,9 +224,12 @@ async def test_client_disconnect_cancels_the_upstream_stream(asgi_server, tmp_pa
             resp = await http.post("/v1/chat/completions", json=chat(stream=True, max_tokens=2000))
             await resp.content.readline()
             assert len(runner.core.running) == 1
+            s1 = gw.fleet.backends["s1"]  # streaming: in flight, but its prompt no longer queued for prefill
+            assert s1.inflight == 1 and s1.inflight_prompt_tokens > 0 and s1.prefilling_prompt_tokens == 0
             resp.close()
             await tmx_async_wait(lambda: runner.core.idle, 10, what="upstream cancelled")
             await tmx_async_wait(lambda: gw.fleet.backends["s1"].inflight == 0, 5, what="inflight released")
+            assert (s1.inflight_prompt_tokens, s1.prefilling_prompt_tokens) == (0, 0)
     assert runner.core.cache.usage == 0
 
 

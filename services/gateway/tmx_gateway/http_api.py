@@ -302,6 +302,7 @@ class GatewayApi:
             async for chunk in upstream.content.iter_any():
                 if not ttft_ms:
                     ttft_ms = (time.perf_counter() - ctx.started) * 1000
+                    self._first_token(backend, ctx.route)
                 events = meter.feed(chunk)
                 if not events:
                     continue
@@ -318,7 +319,8 @@ class GatewayApi:
                 upstream.release()
             else:
                 upstream.close()  # cancels the upstream request (client gone or stream broken)
-            self._release(backend, ctx.route, failed=bool(error), verdict=complete or bool(error))
+            self._release(backend, ctx.route, failed=bool(error), verdict=complete or bool(error),
+                          prefilled=bool(ttft_ms))
             if not complete and not error:
                 self._finish(ctx, backend, 499, meter.result(), ttft_ms, "client disconnected", decision)
         if complete:
@@ -371,9 +373,12 @@ class GatewayApi:
                 last_error = f"{backend.id}: HTTP {upstream.status}"
                 self._failed_attempt(ctx, backend, upstream.status, f"HTTP {upstream.status} to a continuation")
                 continue
-            complete, broken, pending = False, False, b""
+            complete, broken, pending, prefilled = False, False, b"", False
             try:
                 async for chunk in upstream.content.iter_any():
+                    if not prefilled:
+                        prefilled = True
+                        self._first_token(backend, ctx.route)
                     events, pending = split_events(pending + chunk)
                     for event in events:
                         out = continuation.rewrite(event + b"\n\n", transcript)
@@ -389,7 +394,7 @@ class GatewayApi:
                     upstream.release()
                 else:
                     upstream.close()
-                self._release(backend, ctx.route, failed=broken, verdict=complete or broken)
+                self._release(backend, ctx.route, failed=broken, verdict=complete or broken, prefilled=prefilled)
                 if not complete and not broken:  # the client left during the continuation
                     self._finish(ctx, backend, 499, meter.result(), 0.0, "client disconnected", decision)
             if complete:
@@ -415,8 +420,14 @@ class GatewayApi:
         backend.breaker.acquire(time.monotonic())
         backend.inflight += 1
         backend.inflight_prompt_tokens += route.prompt_tokens
+        backend.prefilling_prompt_tokens += route.prompt_tokens
         backend.inflight_output_tokens += route.max_tokens
         self.metrics.inflight.labels(backend.id).inc()
+
+    @staticmethod
+    def _first_token(backend: Backend, route: RouteRequest) -> None:
+        """A streamed attempt's first bytes arrived: its prompt is prefilled, no longer work queued there."""
+        backend.prefilling_prompt_tokens -= route.prompt_tokens
 
     def _deadline_s(self, request: Request) -> float:
         header = request.headers.get("x-tmx-deadline-ms", "")
@@ -425,12 +436,14 @@ class GatewayApi:
         return self.settings.request_deadline_s
 
     def _release(self, backend: Backend, route: RouteRequest, failed: bool, *, refused: bool = False,
-                 verdict: bool = True) -> None:
+                 verdict: bool = True, prefilled: bool = False) -> None:
         """`failed`: the backend failed this attempt (5xx, broken connection) — its breaker counts it;
         `refused`: it refused the connection — the breaker opens at once; `verdict=False`: no evidence either
-        way (the client left)."""
+        way (the client left); `prefilled`: `_first_token` already took its prompt off the prefill queue."""
         backend.inflight -= 1
         backend.inflight_prompt_tokens -= route.prompt_tokens
+        if not prefilled:
+            backend.prefilling_prompt_tokens -= route.prompt_tokens
         backend.inflight_output_tokens -= route.max_tokens
         self.metrics.inflight.labels(backend.id).dec()
         if not verdict:

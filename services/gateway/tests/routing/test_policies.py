@@ -118,9 +118,12 @@ def test_prefix_aware_leaves_a_warm_backend_once_it_saturates():
     request = RouteRequest("m", "/", prompt_text=system_prompt(1) + "\n<user>q")
     home = policy.choose(request, pool).backend_id
     hot = next(b for b in pool if b.id == home)
-    hot.inflight, hot.inflight_prompt_tokens = 12, 12 * 2000  # a deep queue of prefills
-    decision = policy.choose(request, pool)
+    hot.inflight, hot.inflight_prompt_tokens = 12, 12 * 2000  # busy decoding: their prompts are prefilled
+    assert policy.choose(request, pool).backend_id == home  # a new prompt waits only a longer decode step
+    hot.prefilling_prompt_tokens = 12 * 2000  # the same requests still waiting for their first token
+    decision = policy.choose(request, pool)  # a deep queue of prefills
     assert decision.backend_id != home and "saturated" in decision.reason
+    hot.prefilling_prompt_tokens = 0
     hot.inflight, hot.inflight_prompt_tokens = 40, 0  # SGLang's imbalance guard: 40 vs 0 in flight
     hot.load = EngineLoad(running=40, waiting=0, kv_cache_usage=0.9, prefix_cache_hit_rate=0.5, at=0)
     assert "imbalanced" in policy.choose(request, pool).reason

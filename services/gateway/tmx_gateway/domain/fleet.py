@@ -48,7 +48,8 @@ class Backend:
     failed: int = 0
     load: EngineLoad | None = None
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
-    inflight_prompt_tokens: int = 0  # estimated prompt tokens of requests in flight (prefill work queued)
+    inflight_prompt_tokens: int = 0  # estimated prompt tokens of requests in flight
+    prefilling_prompt_tokens: int = 0  # ... of those with no first token yet: the prefill still queued on it
     inflight_output_tokens: int = 0  # max_tokens of requests in flight (decode work queued)
     ewma_latency_ms: float = 0.0  # 0 until the first response
     ewma_ttft_ms: float = 0.0

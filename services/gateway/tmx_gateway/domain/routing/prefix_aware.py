@@ -14,7 +14,8 @@ class PrefixAware:
     """Route to the backend that already holds the longest prefix of this prompt — sticky until saturated.
 
     Each candidate gets an estimated TTFT (llm-d's approach): its uncached prompt tokens to prefill, plus the
-    prefill work already queued on it, plus a decode step that grows with its running batch. The cheapest
+    prefill work already queued on it (prompts sent there with no first token yet; a prompt that is decoding
+    costs a new one only its share of the decode step), plus a decode step that grows with its running batch. The cheapest
     wins, so a warm cache is kept until its backend's queue costs more than the cache saves; cold prompts
     land on the least loaded backend. SGLang's guard overrides it when the fleet is badly imbalanced
     (max load - min load > `abs_threshold` and max > `rel_threshold` x min): then least loaded wins."""
@@ -35,7 +36,7 @@ class PrefixAware:
     def _estimate(self, request: RouteRequest, b: Backend, matched: int) -> float:
         tokens = request.prompt_tokens or len(request.prompt_text) // CHARS_PER_TOKEN
         cached = min(matched * BLOCK_CHARS // CHARS_PER_TOKEN, tokens)
-        queued_prefill = b.inflight_prompt_tokens
+        queued_prefill = b.prefilling_prompt_tokens  # prompts sent there that have no first token yet
         if b.load is not None and b.inflight:
             # the engine's own queue, at this gateway's average prompt size
             queued_prefill += b.load.waiting * b.inflight_prompt_tokens / b.inflight
