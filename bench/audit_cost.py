@@ -40,10 +40,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_us_per_request(pid: int, before: float, result: dict) -> float:
+    """The gateway's CPU time since `before` per request the load generator sent (3 of them warm-up)."""
+    return (cpu_seconds(pid) - before) / max(result["requests"] + 3, 1) * 1e6
+
+
 def measured(pid: int, url: str, concurrency: int, seconds: float, rate: float = 0.0) -> dict:
     before = cpu_seconds(pid)
     result = asyncio.run(drive(url, concurrency, seconds, False, rate))
-    result["gateway_cpu_us_per_request"] = (cpu_seconds(pid) - before) / max(result["requests"] + 3, 1) * 1e6
+    result["gateway_cpu_us_per_request"] = cpu_us_per_request(pid, before, result)
     return result
 
 
@@ -57,7 +62,7 @@ def measured_together(pids: dict, urls: dict, arms: list[str], concurrency: int,
 
     results = dict(zip(arms, asyncio.run(together())))
     for arm, result in results.items():
-        result["gateway_cpu_us_per_request"] = (cpu_seconds(pids[arm]) - before[arm]) / max(result["requests"] + 3, 1) * 1e6
+        result["gateway_cpu_us_per_request"] = cpu_us_per_request(pids[arm], before[arm], result)
     return results
 
 

@@ -2,14 +2,13 @@
 
 from tmx_eventbus import subjects
 from tmx_eventbus.bus import EventBus
-from tmx_eventbus.codec import (COLUMNS, DecodeError, decode, decode_all, encode, encode_batch, encode_columns,
+from tmx_eventbus.codec import (DecodeError, decode, decode_all, encode, encode_batch, encode_columns,
                                 new_event_id)
 from tmx_eventbus.provision import StreamMismatch, provision
 from tmx_eventbus.streams import BACKENDS_BUCKET, CONSUMERS, STREAMS, ConsumerDecl, StreamDecl
 
 __all__ = [
     "BACKENDS_BUCKET",
-    "COLUMNS",
     "CONSUMERS",
     "STREAMS",
     "ConsumerDecl",

@@ -61,10 +61,17 @@ def test_fleet_resolves_aliases_and_learns_dynamic_backends():
 def test_reloading_the_fleet_keeps_live_state():
     fleet = FleetView()
     fleet.apply_fleet(fleet_file())
-    fleet.backends["a"].inflight = 2
+    sent = fleet.backends["a"]
+    sent.dispatched(100, 10)  # an attempt in flight across the reload
+    sent.dispatched(50, 5)
     fleet.set_state("a", State.UNHEALTHY)
     fleet.apply_fleet(fleet_file())
-    assert fleet.backends["a"].inflight == 2 and fleet.backends["a"].state == State.UNHEALTHY
+    a = fleet.backends["a"]
+    assert (a.inflight, a.prefilling_prompt_tokens, a.state) == (2, 150, State.UNHEALTHY)
+    sent.first_token(100)
+    sent.returned(100, 10, prefilled=True)  # the attempts end on the backend they were sent to
+    sent.returned(50, 5, prefilled=False)
+    assert (a.inflight, a.inflight_prompt_tokens, a.prefilling_prompt_tokens, a.inflight_output_tokens) == (0, 0, 0, 0)
 
 
 def test_metering_reads_usage_from_bodies_and_split_sse_chunks():

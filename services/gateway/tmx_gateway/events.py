@@ -6,15 +6,16 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
-from operator import attrgetter
+from collections import defaultdict, deque
 from dataclasses import dataclass
+from operator import attrgetter
 
 from google.protobuf.json_format import MessageToDict
 from nats.js.errors import KeyNotFoundError, NoKeysError
 
 from tensormux.events.v1 import events_pb2
 from tmx_eventbus import EventBus, decode_all, encode_columns, new_event_id, subjects
+from tmx_eventbus.codec import TYPE_HEADER
 from tmx_gateway.spool import Spool
 from tmx_eventbus.streams import TMX_HEALTH, TMX_LOAD
 from tmx_gateway.domain.fleet import ROUTABLE, EngineLoad, FleetView, State
@@ -31,7 +32,7 @@ _OUTCOME_FIELDS = ("request_id", "backend_id", "model", "endpoint", "http_status
 _AUDIT_FIELDS = ("request_id", "tenant", "api_key_id", "model", "endpoint", "backend_id", "http_status", "streamed",
                  "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip",
                  "routing_scores", "cached_tokens", "predicted_cached_tokens")
-_AUDITED_COLUMNS = "tensormux.events.v1.RequestAuditedColumns"
+_AUDITED_COLUMNS = events_pb2.RequestAuditedColumns.DESCRIPTOR.full_name
 _GETTERS = {fields: attrgetter(*fields) for fields in (_OUTCOME_FIELDS, _AUDIT_FIELDS)}
 
 _STATES = {
@@ -146,21 +147,13 @@ class EventPublisher:
         """One NATS message per subject and event type, the events as columns: a RequestOutcome for every
         attempt a backend answered or failed, a RequestAudited for every request (where it was finally
         served), in the order they finished."""
-        outcomes: dict[str, list[RequestRecord | FailedAttempt]] = {}
-        audits: dict[str, list[RequestRecord]] = {}
+        outcomes: defaultdict[str, list[RequestRecord | FailedAttempt]] = defaultdict(list)
+        audits: defaultdict[str, list[RequestRecord]] = defaultdict(list)
         for r in items:
             if r.backend_id:
-                subject = subjects.signal_backend(r.backend_id)
-                group = outcomes.get(subject)
-                if group is None:
-                    outcomes[subject] = group = []
-                group.append(r)
+                outcomes[subjects.signal_backend(r.backend_id)].append(r)
             if type(r) is RequestRecord:  # a failed attempt has only an outcome
-                subject = subjects.audit(r.tenant)
-                group = audits.get(subject)
-                if group is None:
-                    audits[subject] = group = []
-                group.append(r)
+                audits[subjects.audit(r.tenant)].append(r)
         packed = []
         for subject, records in outcomes.items():
             columns = _columns(records, _OUTCOME_FIELDS)
@@ -269,7 +262,7 @@ class EventPublisher:
     def _write_audit_file(self, encoded) -> None:
         """The audit events as JSON lines, read back from what goes to NATS (one shape for both sinks)."""
         lines = [json.dumps(MessageToDict(m, preserving_proto_field_name=True)) + "\n"
-                 for _, data, headers in encoded if headers["Tmx-Type"] == _AUDITED_COLUMNS
+                 for _, data, headers in encoded if headers[TYPE_HEADER] == _AUDITED_COLUMNS
                  for m in decode_all(data, headers)]
         if lines:
             with open(self.audit_file, "a") as fh:

@@ -302,7 +302,7 @@ class GatewayApi:
             async for chunk in upstream.content.iter_any():
                 if not ttft_ms:
                     ttft_ms = (time.perf_counter() - ctx.started) * 1000
-                    self._first_token(backend, ctx.route)
+                    backend.first_token(ctx.route.prompt_tokens)
                 events = meter.feed(chunk)
                 if not events:
                     continue
@@ -378,7 +378,7 @@ class GatewayApi:
                 async for chunk in upstream.content.iter_any():
                     if not prefilled:
                         prefilled = True
-                        self._first_token(backend, ctx.route)
+                        backend.first_token(ctx.route.prompt_tokens)
                     events, pending = split_events(pending + chunk)
                     for event in events:
                         out = continuation.rewrite(event + b"\n\n", transcript)
@@ -418,16 +418,8 @@ class GatewayApi:
 
     def _acquire(self, backend: Backend, route: RouteRequest) -> None:
         backend.breaker.acquire(time.monotonic())
-        backend.inflight += 1
-        backend.inflight_prompt_tokens += route.prompt_tokens
-        backend.prefilling_prompt_tokens += route.prompt_tokens
-        backend.inflight_output_tokens += route.max_tokens
+        backend.dispatched(route.prompt_tokens, route.max_tokens)
         self.metrics.inflight.labels(backend.id).inc()
-
-    @staticmethod
-    def _first_token(backend: Backend, route: RouteRequest) -> None:
-        """A streamed attempt's first bytes arrived: its prompt is prefilled, no longer work queued there."""
-        backend.prefilling_prompt_tokens -= route.prompt_tokens
 
     def _deadline_s(self, request: Request) -> float:
         header = request.headers.get("x-tmx-deadline-ms", "")
@@ -439,12 +431,8 @@ class GatewayApi:
                  verdict: bool = True, prefilled: bool = False) -> None:
         """`failed`: the backend failed this attempt (5xx, broken connection) — its breaker counts it;
         `refused`: it refused the connection — the breaker opens at once; `verdict=False`: no evidence either
-        way (the client left); `prefilled`: `_first_token` already took its prompt off the prefill queue."""
-        backend.inflight -= 1
-        backend.inflight_prompt_tokens -= route.prompt_tokens
-        if not prefilled:
-            backend.prefilling_prompt_tokens -= route.prompt_tokens
-        backend.inflight_output_tokens -= route.max_tokens
+        way (the client left); `prefilled`: its first bytes came back (`Backend.first_token`)."""
+        backend.returned(route.prompt_tokens, route.max_tokens, prefilled)
         self.metrics.inflight.labels(backend.id).dec()
         if not verdict:
             backend.breaker.release_trial()

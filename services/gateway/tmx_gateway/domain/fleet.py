@@ -54,6 +54,25 @@ class Backend:
     ewma_latency_ms: float = 0.0  # 0 until the first response
     ewma_ttft_ms: float = 0.0
 
+    def dispatched(self, prompt_tokens: int, max_tokens: int) -> None:
+        """An attempt sent here: its prompt is queued for prefill, its output for decode."""
+        self.inflight += 1
+        self.inflight_prompt_tokens += prompt_tokens
+        self.prefilling_prompt_tokens += prompt_tokens
+        self.inflight_output_tokens += max_tokens
+
+    def first_token(self, prompt_tokens: int) -> None:
+        """A streamed attempt's first bytes came back: its prompt is prefilled, no longer work queued here."""
+        self.prefilling_prompt_tokens -= prompt_tokens
+
+    def returned(self, prompt_tokens: int, max_tokens: int, prefilled: bool) -> None:
+        """An attempt ended (answered, failed or abandoned); `prefilled`: `first_token` was already called."""
+        self.inflight -= 1
+        self.inflight_prompt_tokens -= prompt_tokens
+        if not prefilled:
+            self.prefilling_prompt_tokens -= prompt_tokens
+        self.inflight_output_tokens -= max_tokens
+
     def observe_latency(self, latency_ms: float, ttft_ms: float, alpha: float = 0.2) -> None:
         self.ewma_latency_ms = latency_ms if not self.ewma_latency_ms else (
             alpha * latency_ms + (1 - alpha) * self.ewma_latency_ms)
@@ -81,14 +100,15 @@ class FleetView:
     _context: dict[str, int] = field(default_factory=dict)
 
     def apply_fleet(self, fleet: FleetFile) -> None:
-        """Adopt a (re)loaded fleet file, keeping live state of backends that remain."""
+        """Adopt a (re)loaded fleet file. A backend that remains at the same URL stays the same object, so its
+        live state (health, breaker, counters, load) carries over and attempts in flight still return to it."""
         fresh: dict[str, Backend] = {}
         for spec in fleet.backends:
-            old = self.backends.get(spec.id)
-            backend = Backend(spec.id, spec.url, tuple(spec.models), spec.weight, breaker=self._breaker())
-            if old is not None and old.url == spec.url:
-                backend.state, backend.inflight, backend.breaker = old.state, old.inflight, old.breaker
-                backend.served, backend.failed = old.served, old.failed
+            backend = self.backends.get(spec.id)
+            if backend is not None and backend.url == spec.url:
+                backend.models, backend.weight = tuple(spec.models), spec.weight
+            else:
+                backend = Backend(spec.id, spec.url, tuple(spec.models), spec.weight, breaker=self._breaker())
             fresh[spec.id] = backend
         self.backends = fresh
         self._aliases = {alias: model.name for model in fleet.models for alias in model.aliases}

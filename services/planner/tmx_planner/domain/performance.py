@@ -159,11 +159,6 @@ def decode_step_s(d: Deployment, batch: float, context_len: float, cal: Calibrat
     return step_s(d, batch, 0.0, 1, context_len, cal)
 
 
-def prefill_s(d: Deployment, tokens: int, cal: Calibration) -> float:
-    """A prompt prefilled alone."""
-    return step_s(d, 0.0, tokens, tokens, 0.0, cal, cal.engine(d.engine).prefill_eff)
-
-
 def _tpot(d: Deployment, batch: float, isl: int, osl: int, cal: Calibration) -> float:
     """TPOT in seconds with `batch` sequences running: in steady state every step also prefills the prompts
     that arrive meanwhile, batch / osl of them."""
@@ -183,7 +178,7 @@ def _prefill_response(d: Deployment, batch: float, isl: int, osl: int, cohort: f
     and the queue for the prefill path. `arrivals` is the open-loop rate per replica, None in closed loop
     (rate from the cycle; the wait is at least what N customers at one server with think time Z impose)."""
     e = cal.engine(d.engine)
-    chunk = min(cohort * isl, e.max_batched_tokens) if cohort > 1 else min(isl, e.max_batched_tokens)
+    chunk = min(cohort * isl, e.max_batched_tokens)
     chunks = math.ceil(cohort * isl / chunk)
     service = chunks * step_s(d, batch, chunk, isl, isl + osl / 2, cal, e.prefill_eff)
     rate = (arrivals if arrivals is not None else batch / (service + think)) / cohort
@@ -232,11 +227,12 @@ def predict(d: Deployment, isl: int, osl: int, concurrency: int | None = None, r
     cohort = min(batch, cal.engine(d.engine).max_batched_tokens // isl)
     share = cal.cohort_share if arrivals is None and cohort > 1 else 0.0
     waves = _prefill_response(d, batch, isl, osl, cohort, arrivals, think, tpot, cal) if share else spread
-    completions = arrivals if arrivals is not None else batch / ((1 - share) * spread[0] + share * waves[0] + think)
+    ttft = (1 - share) * spread[0] + share * waves[0]
+    cycle = ttft + think
+    completions = arrivals if arrivals is not None else batch / cycle
     queue_s = waiting / completions if waiting > 0 else 0.0
-    p50 = (1 - share) * spread[0] + share * waves[0] + queue_s
+    p50 = ttft + queue_s
     p95 = (waves[1] if share > 0.05 else spread[1]) + queue_s
-    cycle = p50 - queue_s + think
     if request_rate is not None:
         throughput = arrivals * osl  # steady state: everything that arrives is served
     elif concurrency is None:

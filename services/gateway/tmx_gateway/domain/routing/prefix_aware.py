@@ -15,8 +15,8 @@ class PrefixAware:
 
     Each candidate gets an estimated TTFT (llm-d's approach): its uncached prompt tokens to prefill, plus the
     prefill work already queued on it (prompts sent there with no first token yet; a prompt that is decoding
-    costs a new one only its share of the decode step), plus a decode step that grows with its running batch. The cheapest
-    wins, so a warm cache is kept until its backend's queue costs more than the cache saves; cold prompts
+    costs a new one only its share of the decode step), plus a decode step that grows with its running batch.
+    The cheapest wins, so a warm cache is kept until its backend's queue costs more than the cache saves; cold prompts
     land on the least loaded backend. SGLang's guard overrides it when the fleet is badly imbalanced
     (max load - min load > `abs_threshold` and max > `rel_threshold` x min): then least loaded wins."""
 
