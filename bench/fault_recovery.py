@@ -7,7 +7,8 @@ rise 2 — the shipped defaults), side by side:
 - recovery: the engine restarts; time until HEALTHY (through RECOVERING);
 - event delivery: gateway -> NATS -> subscriber latency of RequestAudited events, p50/p99, from the time
   the request finished (requests here are sequential, so each event finds the publisher quiet and goes at
-  once; under load events wait up to EVENT_LINGER_MS, 50 ms, for the next publish pass: see audit_cost.py).
+  once; under load events wait up to EVENT_LINGER_MS, 200 ms, for the next publish pass, failures up to
+  EVENT_URGENT_LINGER_MS, 10 ms: see audit_cost.py).
 Run: `python bench/fault_recovery.py`.
 """
 

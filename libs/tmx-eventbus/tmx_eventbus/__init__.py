@@ -3,7 +3,7 @@
 from tmx_eventbus import subjects
 from tmx_eventbus.bus import EventBus
 from tmx_eventbus.codec import (DecodeError, decode, decode_all, encode, encode_batch, encode_columns,
-                                new_event_id)
+                                new_event_id, new_event_ids)
 from tmx_eventbus.provision import StreamMismatch, provision
 from tmx_eventbus.streams import BACKENDS_BUCKET, CONSUMERS, STREAMS, ConsumerDecl, StreamDecl
 
@@ -22,6 +22,7 @@ __all__ = [
     "encode_batch",
     "encode_columns",
     "new_event_id",
+    "new_event_ids",
     "provision",
     "subjects",
 ]

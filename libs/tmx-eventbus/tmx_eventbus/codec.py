@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from functools import cache
 
@@ -56,23 +57,34 @@ class _EventIds:
 
     def reseed(self) -> None:
         self.prefix = os.urandom(10).hex()
-        self.counter = itertools.count()
+        self.counter = 0
+        self.lock = threading.Lock()
 
-    def next(self) -> str:
-        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFF:012x}"
+    def take(self, n: int) -> list[str]:
+        """`n` fresh ids: one range of the counter reserved at once (the per-id cost is one f-string)."""
+        with self.lock:
+            start = self.counter
+            self.counter += n
+        prefix = self.prefix
+        return [f"{prefix}{i & 0xFFFFFFFFFFFF:012x}" for i in range(start, start + n)]
 
 
 _IDS = _EventIds()
 
 
 def new_event_id() -> str:
-    return _IDS.next()
+    return _IDS.take(1)[0]
+
+
+def new_event_ids(n: int) -> list[str]:
+    """`n` event ids at once, for events published together (cheaper than `n` calls to `new_event_id`)."""
+    return _IDS.take(n)
 
 
 def stamp(message: Message) -> Message:
     """Fill `event_id` and `occurred_at_unix_ms` where unset."""
     if not message.event_id:  # type: ignore[attr-defined]
-        message.event_id = _IDS.next()  # type: ignore[attr-defined]
+        message.event_id = _IDS.take(1)[0]  # type: ignore[attr-defined]
     if not message.occurred_at_unix_ms:  # type: ignore[attr-defined]
         message.occurred_at_unix_ms = int(time.time() * 1000)  # type: ignore[attr-defined]
     return message

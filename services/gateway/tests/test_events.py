@@ -1,5 +1,7 @@
 """How a publish pass packs the gateway's events: per subject, as columns, nothing lost or reordered."""
 
+import json
+
 from tensormux.events.v1 import events_pb2
 from tmx_eventbus import decode_all
 from tmx_gateway.events import EventPublisher, FailedAttempt, RequestRecord
@@ -31,3 +33,25 @@ def test_a_pass_packs_one_message_per_subject_with_every_event_in_order():
     assert isinstance(audits[0], events_pb2.RequestAudited)
     ids = [e.event_id for events in packed.values() for e in events]
     assert len(set(ids)) == len(ids) == 7 and all(ids)
+
+
+async def test_a_failure_cuts_the_linger_short_and_ordinary_events_wait_for_it(tmp_path, tmx_async_wait):
+    audit = tmp_path / "audit.jsonl"
+    publisher = EventPublisher(None, "gw-1", GatewayMetrics(), 100, None, audit_file=str(audit), linger_s=60.0,
+                               urgent_linger_s=0.01)
+    publisher.start()
+    try:
+        lines = lambda: audit.read_text().splitlines() if audit.exists() else []  # noqa: E731
+        publisher.record(served(0, "b1"))  # after a quiet spell the first event goes at once
+        await tmx_async_wait(lambda: len(lines()) == 1, 5.0, what="the first audit event")
+        publisher.record(served(1, "b1"))  # lingers: the next pass is due in 60 s
+        failed = served(2, "b1")
+        failed.http_status = 502
+        publisher.record(failed)  # a failure: the pass goes within urgent_linger_s, taking the waiting event too
+        await tmx_async_wait(lambda: len(lines()) == 3, 5.0, what="the lingering pass, cut short by a failure")
+        assert [json.loads(line)["http_status"] for line in lines()] == [200, 200, 502]
+        publisher.record(served(3, "b1"))
+        await publisher.flush(timeout=5.0)  # flushing does not wait out the linger either
+        assert len(lines()) == 4
+    finally:
+        await publisher.stop()

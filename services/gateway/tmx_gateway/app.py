@@ -43,7 +43,8 @@ class Gateway:
             spool = Spool(settings.spool_path, settings.spool_max_bytes) if publish else None
             self.publisher = EventPublisher(None, settings.gateway_id, self.metrics, settings.event_queue_size, spool,
                                             settings.audit_file, settings.spool_replay_interval_s,
-                                            settings.event_linger_ms / 1000, settings.event_ack_interval_ms / 1000)
+                                            settings.event_linger_ms / 1000, settings.event_ack_interval_ms / 1000,
+                                            settings.event_urgent_linger_ms / 1000)
         self.api = GatewayApi(settings, self.fleet, lambda: self.router, lambda: self.tenancy, self.metrics,
                               self.publisher, self.ready)
         self._tasks: list[asyncio.Task] = []

@@ -14,7 +14,7 @@ from google.protobuf.json_format import MessageToDict
 from nats.js.errors import KeyNotFoundError, NoKeysError
 
 from tensormux.events.v1 import events_pb2
-from tmx_eventbus import EventBus, decode_all, encode_columns, new_event_id, subjects
+from tmx_eventbus import EventBus, decode_all, encode_columns, new_event_ids, subjects
 from tmx_eventbus.codec import TYPE_HEADER
 from tmx_gateway.spool import Spool
 from tmx_eventbus.streams import TMX_HEALTH, TMX_LOAD
@@ -33,7 +33,7 @@ _AUDIT_FIELDS = ("request_id", "tenant", "api_key_id", "model", "endpoint", "bac
                  "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip",
                  "routing_scores", "cached_tokens", "predicted_cached_tokens")
 _AUDITED_COLUMNS = events_pb2.RequestAuditedColumns.DESCRIPTOR.full_name
-_GETTERS = {fields: attrgetter(*fields) for fields in (_OUTCOME_FIELDS, _AUDIT_FIELDS)}
+_GETTERS = {fields: attrgetter(*fields, "at_ms") for fields in (_OUTCOME_FIELDS, _AUDIT_FIELDS)}
 
 _STATES = {
     events_pb2.BACKEND_STATE_UNKNOWN: State.UNKNOWN,
@@ -99,7 +99,7 @@ class EventPublisher:
 
     def __init__(self, bus: EventBus | None, gateway_id: str, metrics: GatewayMetrics, queue_size: int,
                  spool: Spool | None, audit_file: str = "", replay_interval_s: float = 1.0,
-                 linger_s: float = 0.05, ack_interval_s: float = 0.25) -> None:
+                 linger_s: float = 0.2, ack_interval_s: float = 1.0, urgent_linger_s: float = 0.01) -> None:
         self.bus = bus  # set once NATS is connected; None until then (events wait in the spool)
         self.gateway_id = gateway_id
         self.metrics = metrics
@@ -107,6 +107,7 @@ class EventPublisher:
         self.audit_file = audit_file
         self.replay_interval_s = replay_interval_s
         self.linger_s = linger_s
+        self.urgent_linger_s = urgent_linger_s
         self.queue_size = queue_size
         # a deque and a wake-up event, not an asyncio.Queue: enqueueing is on every request's path
         self._pending: deque[RequestRecord | FailedAttempt] = deque()
@@ -115,6 +116,9 @@ class EventPublisher:
         self._unconfirmed: dict[str, list[tuple[str, bytes, dict[str, str]]]] = {}  # per stream family
         self._confirmed_at = time.monotonic()
         self._last_pass = 0.0
+        self._urgent = False  # a failure is waiting: the next pass comes after urgent_linger_s, not linger_s
+        self._nap: asyncio.Future | None = None  # the publisher's wait for the next pass, while it lingers
+        self._nap_end: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task] = []
 
     def start(self) -> None:
@@ -126,22 +130,45 @@ class EventPublisher:
         record is queued here; the events are built in the publish pass, many at a time, where the code is
         warm (built one per request, they cost the request path three times as much)."""
         r.at_ms = int(time.time() * 1000)
-        self._enqueue(r)
+        self._enqueue(r, urgent=r.http_status >= 500)
 
     def record_failed_attempt(self, request_id: str, backend_id: str, model: str, endpoint: str, http_status: int,
                               error: str, latency_ms: float) -> None:
         """An attempt that failed over to another backend: only a RequestOutcome (the health service's
         passive signal); the request's audit event records where it was finally served."""
         self._enqueue(FailedAttempt(request_id, backend_id, model, endpoint, http_status, error, latency_ms,
-                                    int(time.time() * 1000)))
+                                    int(time.time() * 1000)), urgent=True)
 
-    def _enqueue(self, item: RequestRecord | FailedAttempt) -> None:
+    def _enqueue(self, item: RequestRecord | FailedAttempt, urgent: bool) -> None:
+        """Queue an event for the next pass. A failure is urgent (the health service's passive signal): it
+        cuts the current linger short to urgent_linger_s after the last pass."""
         if len(self._pending) >= self.queue_size:
             self.metrics.events_dropped.inc()
             return
         self._pending.append(item)
         if not self._wake.is_set():
             self._wake.set()
+        if urgent and not self._urgent:
+            self._hurry()
+
+    def _hurry(self) -> None:
+        """Make the next pass come urgent_linger_s after the last one, ending a longer linger early."""
+        self._urgent = True
+        if self._nap is not None:
+            self._nap_end.cancel()
+            self._nap_end = asyncio.get_running_loop().call_later(
+                max(0.0, self._last_pass + self.urgent_linger_s - time.monotonic()), _settle, self._nap)
+
+    async def _linger(self, seconds: float) -> None:
+        """Sleep until the next pass is due; an urgent event may end the sleep early (see `_enqueue`)."""
+        loop = asyncio.get_running_loop()
+        self._nap = loop.create_future()
+        self._nap_end = loop.call_later(seconds, _settle, self._nap)
+        try:
+            await self._nap
+        finally:
+            self._nap_end.cancel()
+            self._nap = self._nap_end = None
 
     def _pack(self, items: list[RequestRecord | FailedAttempt]) -> list[tuple[str, bytes, dict[str, str]]]:
         """One NATS message per subject and event type, the events as columns: a RequestOutcome for every
@@ -173,12 +200,14 @@ class EventPublisher:
                     continue
             else:
                 await self._wake.wait()
-            # passes are paced to one per linger_s: under load events gather into batches (NATS is paid per
-            # pass, not per event); after a quiet spell the first event goes at once
-            wait = self._last_pass + self.linger_s - time.monotonic()
+            # passes are paced to one per linger_s: under load events gather into batches (NATS and packing
+            # are paid per pass more than per event); after a quiet spell the first event goes at once, and a
+            # failure goes within urgent_linger_s
+            wait = self._last_pass + (self.urgent_linger_s if self._urgent else self.linger_s) - time.monotonic()
             if wait > 0 and len(self._pending) < MAX_BATCH:
-                await asyncio.sleep(wait)
+                await self._linger(wait)
             self._last_pass = time.monotonic()
+            self._urgent = False
             self._wake.clear()
             encoded = self._pack([self._pending.popleft() for _ in range(min(len(self._pending), MAX_BATCH))])
             if self._pending:
@@ -269,9 +298,11 @@ class EventPublisher:
                 fh.writelines(lines)
 
     async def flush(self, timeout: float = 5.0) -> None:
-        """Wait (bounded) until everything queued so far has been handed to NATS or the spool."""
+        """Wait (bounded) until everything queued so far has been handed to NATS or the spool; passes do not
+        linger meanwhile."""
         deadline = asyncio.get_running_loop().time() + timeout
         while (self._pending or self._wake.is_set()) and asyncio.get_running_loop().time() < deadline:
+            self._hurry()
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
@@ -285,15 +316,19 @@ class EventPublisher:
             self._spool_unconfirmed()
 
 
+def _settle(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _stream_family(subject: str) -> str:
     return subject.split(".", 2)[1]  # tmx.<family>.… — one JetStream stream per family
 
 
 def _columns(records: list, fields: tuple[str, ...]) -> dict[str, list]:
     """The records' attributes as columns (transposed in C by zip), with a fresh event id and the finish time."""
-    columns = dict(zip(fields, zip(*map(_GETTERS[fields], records))))
-    columns["occurred_at_unix_ms"] = [r.at_ms for r in records]
-    columns["event_id"] = [new_event_id() for _ in records]
+    columns = dict(zip((*fields, "occurred_at_unix_ms"), zip(*map(_GETTERS[fields], records))))
+    columns["event_id"] = new_event_ids(len(records))
     return columns
 
 

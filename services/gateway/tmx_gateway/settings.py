@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     spool_path: str = ".tmx/gateway-events.spool"  # events waiting for NATS survive here (bounded)
     spool_max_bytes: int = 64 * 1024 * 1024
     spool_replay_interval_s: float = 1.0
-    event_linger_ms: float = 50.0  # at most one publish pass per this long: under load events gather
-    event_ack_interval_ms: float = 250.0  # how often a JetStream ack confirms what went out since the last one
+    event_linger_ms: float = 200.0  # at most one publish pass per this long: under load events gather
+    event_urgent_linger_ms: float = 10.0  # a failed attempt (a health signal) waits at most this long
+    event_ack_interval_ms: float = 1000.0  # how often a JetStream ack confirms what went out since the last one
     audit_file: str = ""  # also append every audit event to this JSONL file
     log_level: str = "INFO"
