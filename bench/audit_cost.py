@@ -1,18 +1,23 @@
 """What audit + outcome publishing costs the gateway, measured as cleanly as 2 cores allow.
 
-Three gateways front the same instant engine-sim, all following the fleet over NATS:
+Three gateways front the same instant backend (nginx answering a fixed chat completion, as in
+peer_overhead.py: a Python backend would share CPU 1 with the load generator and NATS and cap the
+saturated cells below the gateway's own limit), all following the fleet over NATS:
 - `audit`: publishes a RequestAudited and a RequestOutcome per request (the default);
 - `off`: TMX_GATEWAY_PUBLISH_EVENTS=false, publishes nothing; the goal (audit costs < 5% of throughput) is
   `audit` against this;
 - `no_nats`: no NATS at all (no fleet feed either), for context.
-The gateways are pinned to CPU 0; the load generator, engine-sim, NATS and the services that consume the
-events to CPU 1. Each round drives every arm twice, the arm order rotating per round:
-- closed loop at the same concurrency: requests/s. On 2 cores this is confounded: the audit arm's events
-  also cost CPU 1 (NATS storing them, health and planner consuming them), which slows the load generator;
+The gateways are pinned to CPU 0; the load generator, nginx, NATS and the services that consume the
+events to CPU 1. Each round drives the arms three ways, the arm order rotating per round:
+- saturated together: `audit` and `off` each driven by its own wrk (C, one thread, 64 connections) at the same
+  time, so the two share CPU 0 at 100% and each one's requests/s is what its CPU per request allows: the
+  throughput the goal names, compared at the same moment (this machine's speed drifts by 10-40% within
+  minutes, so cells run one after another compare the drift, not the arms). The gateways' CPU shares are
+  recorded to show the core, not the load generators, was the bottleneck;
 - paced at the same rate (`--rate`, below every arm's capacity): the gateway's CPU time per request, the
   measure of what publishing costs the gateway itself. Its capacity on one core is 1 / that;
 - paired: `audit` and `off` paced at the same time, half the rate each, so both see the same moment of a
-  shared machine (cells minutes apart drift by more than the cost being measured). The headline figure.
+  shared machine, at a load where batches of events are small (the per-pass cost weighs most).
 The per-round ratios are reported with their median.
 Run: `python bench/audit_cost.py [--rounds 21] [--seconds 5] [--rate 800]`.
 """
@@ -22,16 +27,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway_throughput import drive  # noqa: E402
+from peer_overhead import nginx_conf, wait_http, wrk  # noqa: E402
 from record import save  # noqa: E402
 
+from tmx_cli.ports import free_port  # noqa: E402
 from tmx_cli.stack import Stack, StackConfig  # noqa: E402
+from tmx_config import BackendSpec, FleetFile  # noqa: E402
+from tmx_config.fleet import dump_fleet  # noqa: E402
+
+MODEL = "json-model"  # what nginx answers for (peer_overhead.nginx_conf)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -47,9 +62,22 @@ def cpu_us_per_request(pid: int, before: float, result: dict) -> float:
 
 def measured(pid: int, url: str, concurrency: int, seconds: float, rate: float = 0.0) -> dict:
     before = cpu_seconds(pid)
-    result = asyncio.run(drive(url, concurrency, seconds, False, rate))
+    result = asyncio.run(drive(url, concurrency, seconds, False, rate, MODEL))
     result["gateway_cpu_us_per_request"] = cpu_us_per_request(pid, before, result)
     return result
+
+
+def saturated_together(pids: dict, urls: dict, arms: list[str], connections: int, seconds: float) -> dict[str, dict]:
+    """One wrk per arm, all at once, each at `connections` for `seconds`: the gateways share one saturated core, so
+    each one's requests/s is what its CPU per request allows; and each gateway's CPU utilisation meanwhile (the
+    shares add up to 1.0 when the core was the bottleneck)."""
+    before, started = {arm: cpu_seconds(pids[arm]) for arm in arms}, time.monotonic()
+    with ThreadPoolExecutor(len(arms)) as pool:
+        results = dict(zip(arms, pool.map(lambda arm: wrk(urls[arm], MODEL, False, connections, seconds), arms)))
+    elapsed = time.monotonic() - started
+    for arm, result in results.items():
+        result["gateway_utilisation"] = (cpu_seconds(pids[arm]) - before[arm]) / elapsed
+    return results
 
 
 def measured_together(pids: dict, urls: dict, arms: list[str], concurrency: int, seconds: float,
@@ -58,7 +86,7 @@ def measured_together(pids: dict, urls: dict, arms: list[str], concurrency: int,
     before = {arm: cpu_seconds(pids[arm]) for arm in arms}
 
     async def together():
-        return await asyncio.gather(*(drive(urls[arm], concurrency, seconds, False, rate) for arm in arms))
+        return await asyncio.gather(*(drive(urls[arm], concurrency, seconds, False, rate, MODEL) for arm in arms))
 
     results = dict(zip(arms, asyncio.run(together())))
     for arm, result in results.items():
@@ -79,15 +107,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the paced cells")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=800.0)
-    parser.add_argument("--closed-seconds", type=float, default=2.0, help="length of the closed-loop cells")
+    parser.add_argument("--saturated-seconds", type=float, default=5.0, help="length of the wrk cells")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections in the saturated cells")
     args = parser.parse_args()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not shutil.which("wrk") or not Path(nginx).exists():
+        raise SystemExit("wrk or nginx not found: apt-get install nginx-light wrk")
     two_cores = (os.cpu_count() or 1) >= 2
     with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(StackConfig(data_dir=Path(tmp), engine_sims=1, gateway_port=0, health_port=0, planner_port=0,
-                                  registry_port=0, nats_port=0, sim_base_port=0, sim_time_scale=0.0,
-                                  forge_worker=False))
-        stack.start()
+        root = Path(tmp)
+        port = free_port()
+        backend = subprocess.Popen([nginx, "-c", str(nginx_conf(root, port, free_port())), "-p", str(root)])
+        wait_http(f"http://127.0.0.1:{port}/health")
+        fleet = root / "fleet.yaml"
+        dump_fleet(FleetFile(backends=(BackendSpec(id="nginx", url=f"http://127.0.0.1:{port}", models=(MODEL,)),)),
+                   fleet)
+        stack = Stack(StackConfig(data_dir=root / "stack", fleet_file=fleet, gateway_port=0, health_port=0,
+                                  planner_port=0, registry_port=0, nats_port=0, forge_worker=False))
         try:
+            stack.start()
             urls = {"audit": stack.urls["gateway"],
                     "off": stack.add_gateway("gw-off", TMX_GATEWAY_PUBLISH_EVENTS="false"),
                     "no_nats": stack.add_gateway("gw-no-nats", TMX_GATEWAY_NATS_URL="")}
@@ -96,20 +134,23 @@ def main() -> None:
             if two_cores:
                 for child in stack.children:
                     pin(child.proc.pid, {0} if child.name.startswith("gw") or child.name == "gateway" else {1})
+                pin(backend.pid, {1})
                 pin(0, {1})
             arms = list(urls)
             rows = []
             for round_ in range(1, args.rounds + 1):
                 order = arms[round_ % 3:] + arms[:round_ % 3]
-                cells = {arm: measured(pids[arm], urls[arm], args.concurrency, args.closed_seconds) for arm in order}
+                cells = saturated_together(pids, urls, ["audit", "off"], args.connections, args.saturated_seconds)
                 paced = {arm: measured(pids[arm], urls[arm], args.concurrency, args.seconds, args.rate)
                          for arm in order}
                 paired = measured_together(pids, urls, ["audit", "off"], args.concurrency, args.seconds, args.rate / 2)
                 row = {"round": round_, "order": order,
-                       "errors": sum(c["errors"] for c in [*cells.values(), *paced.values(), *paired.values()])}
+                       "errors": sum(c["errors"] for c in [*paced.values(), *paired.values()]) +
+                                 sum(c["non_2xx"] + bool(c["socket_errors"]) for c in cells.values())}
+                for arm, result in cells.items():
+                    row[f"{arm}_rps"], row[f"{arm}_p50_ms"] = result["rps"], result["p50_ms"]
+                    row[f"{arm}_utilisation"] = result["gateway_utilisation"]
                 for arm in arms:
-                    row[f"{arm}_rps"], row[f"{arm}_p50_ms"] = cells[arm]["rps"], cells[arm]["p50_ms"]
-                    row[f"{arm}_cpu_us"] = cells[arm]["gateway_cpu_us_per_request"]
                     row[f"{arm}_paced_rps"] = paced[arm]["rps"]
                     row[f"{arm}_paced_cpu_us"] = paced[arm]["gateway_cpu_us_per_request"]
                 row["rps_ratio_audit_vs_off"] = row["audit_rps"] / row["off_rps"]
@@ -119,18 +160,24 @@ def main() -> None:
                     row[f"{arm}_paired_rps"] = result["rps"]
                 row["paired_cpu_ratio_audit_vs_off"] = row["audit_paired_cpu_us"] / row["off_paired_cpu_us"]
                 rows.append(row)
-                cols = [f"{arm} {row[arm + '_rps']:5.0f} req/s, {row[arm + '_paced_cpu_us']:4.0f} us CPU/req at "
-                        f"{row[arm + '_paced_rps']:4.0f} req/s" for arm in arms]
-                print(f"round {round_}: " + " | ".join(cols) + f" | paired: audit {row['audit_paired_cpu_us']:4.0f}"
-                      f" us, off {row['off_paired_cpu_us']:4.0f} us CPU/req")
+                cols = [f"{arm} {row[arm + '_paced_cpu_us']:4.0f} us CPU/req at {row[arm + '_paced_rps']:4.0f} req/s"
+                        for arm in arms]
+                print(f"round {round_}: saturated together: audit {row['audit_rps']:5.0f}, off {row['off_rps']:5.0f}"
+                      f" req/s | paced: " + " | ".join(cols) + f" | paired: audit {row['audit_paired_cpu_us']:4.0f}"
+                      f" us, off {row['off_paired_cpu_us']:4.0f} us CPU/req", flush=True)
         finally:
             stack.stop()
-    med = {key: statistics.median(r[key] for r in rows) for key in rows[0] if key.endswith(("_rps", "_cpu_us"))}
+            backend.terminate()
+            backend.wait(10)
+    med = {key: statistics.median(r[key] for r in rows) for key in rows[0]
+           if key.endswith(("_rps", "_cpu_us", "_utilisation"))}
     rps_ratio = statistics.median(r["rps_ratio_audit_vs_off"] for r in rows)
     cpu_ratio = statistics.median(r["paced_cpu_ratio_audit_vs_off"] for r in rows)
-    print(f"closed loop, median req/s: audit {med['audit_rps']:.0f}, off {med['off_rps']:.0f}, "
-          f"no NATS {med['no_nats_rps']:.0f} -> audit {100 * (1 - rps_ratio):.1f}% fewer req/s than off "
-          "(confounded by CPU 1, see above)")
+    per_round = ", ".join(f"{r['rps_ratio_audit_vs_off']:.3f}" for r in rows)
+    print(f"saturated together (one wrk each, {args.connections} connections), median req/s: audit "
+          f"{med['audit_rps']:.0f}, off {med['off_rps']:.0f} (share of the core {med['audit_utilisation']:.2f} / "
+          f"{med['off_utilisation']:.2f}) -> audit costs {100 * (1 - rps_ratio):.1f}% of throughput (median of per-round "
+          f"ratios {per_round})")
     print(f"paced at {args.rate:.0f} req/s, median gateway CPU per request: audit {med['audit_paced_cpu_us']:.0f} us, "
           f"off {med['off_paced_cpu_us']:.0f} us, no NATS {med['no_nats_paced_cpu_us']:.0f} us")
     per_round = ", ".join(f"{r['paced_cpu_ratio_audit_vs_off']:.3f}" for r in rows)
@@ -148,9 +195,10 @@ def main() -> None:
                                 "paced_capacity_cost_pct": 100 * (1 - 1 / cpu_ratio),
                                 "median_paired_cpu_ratio_audit_vs_off": paired_ratio,
                                 "paired_capacity_cost_pct": 100 * (1 - 1 / paired_ratio)}],
-         f"gateways pinned to CPU 0, load generator + engine-sim + NATS + consumers to CPU 1 "
-         f"({'pinned' if two_cores else 'not pinned'}); concurrency {args.concurrency}, non-streaming, "
-         f"{args.closed_seconds}s per closed-loop cell, {args.seconds}s per paced cell at {args.rate:.0f} req/s, "
+         f"instant nginx backend; gateways pinned to CPU 0, load generator + nginx + NATS + consumers to CPU 1 "
+         f"({'pinned' if two_cores else 'not pinned'}); non-streaming; saturated cell: audit and off at once, one "
+         f"wrk -t1 -c{args.connections} each for {args.saturated_seconds}s; paced cells: concurrency {args.concurrency}, "
+         f"{args.seconds}s per paced cell at {args.rate:.0f} req/s, "
          f"{args.seconds}s paired cell (audit and off at once, {args.rate / 2:.0f} req/s each), "
          f"{args.rounds} interleaved rounds, arm order rotating")
 

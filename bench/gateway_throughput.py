@@ -28,10 +28,11 @@ from tmx_config.fleet import dump_fleet  # noqa: E402
 MODEL = "tmx-sim-llama"
 
 
-async def drive(url: str, concurrency: int, seconds: float, stream: bool, rate: float = 0.0) -> dict:
+async def drive(url: str, concurrency: int, seconds: float, stream: bool, rate: float = 0.0,
+                model: str = MODEL) -> dict:
     """Closed-loop load from `concurrency` connections; with `rate`, request starts are paced to that many per
     second in total (a worker that falls behind sends at once), so two targets can be compared at equal load."""
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 4, "stream": stream}
+    body = {"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 4, "stream": stream}
     latencies: list[float] = []
     errors = 0
     slots = iter(range(1 << 62))
