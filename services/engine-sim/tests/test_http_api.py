@@ -1,3 +1,4 @@
+import asyncio
 import json
 
 import aiohttp
@@ -60,6 +61,26 @@ async def test_chat_stream_with_usage_and_done(sim):
     assert len(content) == 3 and all(content)
     assert chunks[-2]["choices"][0]["finish_reason"] == "length"
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
+
+
+async def test_a_stream_sends_nothing_before_the_prompt_is_prefilled(asgi_server):
+    """Like vLLM, the role chunk goes out with the first token: a gateway reads a stream's first bytes as the end
+    of its prefill (prefix_aware counts prompts still waiting for them as queued prefill)."""
+    settings = Settings(models=MODEL, time_scale=0.05, default_max_tokens=5, max_model_len=512)
+    runner = build_runner(settings)  # not started yet: nothing is prefilled
+    api = SimApi(settings, runner, Faults(), lambda: None)
+    async with asgi_server(api.app(), lifespan="off") as (url, _server):
+        async with aiohttp.ClientSession(url) as http:
+            async with http.post("/v1/chat/completions", json=chat(stream=True, max_tokens=2)) as resp:
+                assert resp.status == 200
+                with pytest.raises(asyncio.TimeoutError):  # the prompt waits for the engine: not a byte yet
+                    await asyncio.wait_for(resp.content.readany(), 0.3)
+                runner.start()
+                first = await asyncio.wait_for(resp.content.readany(), 5.0)
+    await runner.stop()
+    role, token = (json.loads(e[len(b"data: "):]) for e in first.strip().split(b"\n\n")[:2])
+    assert role["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert token["choices"][0]["delta"]["content"]
 
 
 async def test_continue_final_message_resumes_the_answer_where_the_prefix_stops(sim):

@@ -201,18 +201,20 @@ class SimApi:
                 return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
             return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
 
+        # like vLLM, the role chunk goes with the first token, once the prompt is prefilled (a gateway reads the
+        # first bytes of a stream as the end of its prefill)
+        role = chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                       "finish_reason": None}]) if chat else b""
         try:
-            if chat:
-                yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                              "finish_reason": None}])
             sent = 0
             while (index := await tracked.tokens.get()) is not DONE:
                 if self.faults.drop_after_tokens and sent >= self.faults.drop_after_tokens:
                     raise ConnectionAbortedError("injected fault: stream dropped")
                 word = generated_word(seed, offset + index)
-                yield chunk([piece(word if sent == 0 and not spaced else " " + word, None)])
+                yield role + chunk([piece(word if sent == 0 and not spaced else " " + word, None)])
+                role = b""
                 sent += 1
-            yield chunk([piece("", "length")])
+            yield role + chunk([piece("", "length")])
             if include_usage:
                 yield chunk([], self._usage(tracked.seq))
             yield b"data: [DONE]\n\n"
