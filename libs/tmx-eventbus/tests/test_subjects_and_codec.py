@@ -40,10 +40,13 @@ def test_decode_rejects_what_it_cannot_trust(headers, message):
 def test_event_ids_are_unique_32_hex_characters_and_differ_after_fork():
     import os
 
-    from tmx_eventbus import new_event_id
+    from tmx_eventbus import new_event_id, new_event_ids
 
     ids = {new_event_id() for _ in range(10_000)}
     assert len(ids) == 10_000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    batch = new_event_ids(500)  # a batch reserves its own range: no overlap with single ids before or after
+    ids |= set(batch) | {new_event_id() for _ in range(10)}
+    assert len(batch) == 500 and len(ids) == 10_510 and all(len(i) == 32 for i in batch)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child writes the id it draws next; the parent draws its own
