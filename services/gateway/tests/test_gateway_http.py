@@ -362,3 +362,15 @@ async def test_a_request_deadline_bounds_all_attempts(asgi_server, tmp_path):
                 body = await resp.json()
             assert resp.status == 502 and body["error"]["code"] == "upstream_failed"
             assert "TimeoutError" in body["error"]["message"] or "deadline" in body["error"]["message"]
+
+
+async def test_the_collector_is_tuned_while_the_gateway_runs_and_restored_after(asgi_server, tmp_path):
+    import gc
+
+    before = gc.get_threshold()
+    async with gateway(asgi_server, tmp_path, [("s1", "http://127.0.0.1:9")], gc_gen0_threshold=12_345) as (http, _):
+        async with http.get("/healthz") as resp:
+            assert resp.status == 200
+        assert gc.get_threshold() == (12_345, *before[1:])
+        assert gc.get_freeze_count() > 0  # the start-up heap is out of the collector's way
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -32,4 +32,5 @@ class Settings(BaseSettings):
     event_urgent_linger_ms: float = 10.0  # a failed attempt (a health signal) waits at most this long
     event_ack_interval_ms: float = 1000.0  # how often a JetStream ack confirms what went out since the last one
     audit_file: str = ""  # also append every audit event to this JSONL file
+    gc_gen0_threshold: int = 20_000  # young-generation GC every this many allocations, start-up heap frozen; 0: defaults
     log_level: str = "INFO"
