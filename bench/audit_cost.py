@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,15 +36,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway_throughput import drive  # noqa: E402
-from peer_overhead import nginx_conf, wait_http, wrk  # noqa: E402
+from peer_overhead import require_tools, start_nginx, wrk  # noqa: E402
 from record import save  # noqa: E402
 
-from tmx_cli.ports import free_port  # noqa: E402
 from tmx_cli.stack import Stack, StackConfig  # noqa: E402
 from tmx_config import BackendSpec, FleetFile  # noqa: E402
 from tmx_config.fleet import dump_fleet  # noqa: E402
 
-MODEL = "json-model"  # what nginx answers for (peer_overhead.nginx_conf)
+MODEL = "json-model"  # what nginx answers for (peer_overhead.start_nginx)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -110,18 +107,13 @@ def main() -> None:
     parser.add_argument("--saturated-seconds", type=float, default=5.0, help="length of the wrk cells")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections in the saturated cells")
     args = parser.parse_args()
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not shutil.which("wrk") or not Path(nginx).exists():
-        raise SystemExit("wrk or nginx not found: apt-get install nginx-light wrk")
+    require_tools()
     two_cores = (os.cpu_count() or 1) >= 2
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        port = free_port()
-        backend = subprocess.Popen([nginx, "-c", str(nginx_conf(root, port, free_port())), "-p", str(root)])
-        wait_http(f"http://127.0.0.1:{port}/health")
+        backend, backend_urls = start_nginx(root)
         fleet = root / "fleet.yaml"
-        dump_fleet(FleetFile(backends=(BackendSpec(id="nginx", url=f"http://127.0.0.1:{port}", models=(MODEL,)),)),
-                   fleet)
+        dump_fleet(FleetFile(backends=(BackendSpec(id="nginx", url=backend_urls["json"], models=(MODEL,)),)), fleet)
         stack = Stack(StackConfig(data_dir=root / "stack", fleet_file=fleet, gateway_port=0, health_port=0,
                                   planner_port=0, registry_port=0, nats_port=0, forge_worker=False))
         try:

@@ -71,6 +71,23 @@ http {{
     return conf
 
 
+def require_tools() -> None:
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(f"{tool} not found: apt-get install nginx-light wrk")
+
+
+def start_nginx(root: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    """nginx answering instantly: its process and its URLs, "json" (a chat completion for `json-model`) and
+    "sse" (a chat stream for `sse-model`), once it answers."""
+    json_port, sse_port = free_port(), free_port()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen([nginx, "-c", str(nginx_conf(root, json_port, sse_port)), "-p", str(root)])
+    urls = {"json": f"http://127.0.0.1:{json_port}", "sse": f"http://127.0.0.1:{sse_port}"}
+    wait_http(urls["json"] + "/health")
+    return proc, urls
+
+
 def ensure_venv(name: str, requirement: str) -> Path:
     venv = VENVS / name
     if not (venv / "bin" / "python").exists():
@@ -122,18 +139,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--peers", default="vllm-router,litellm")
     args = parser.parse_args()
-    for tool in ("wrk", "nginx"):
-        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
-            raise SystemExit(f"{tool} not found: apt-get install nginx-light wrk")
+    require_tools()
     peers = args.peers.split(",") if args.peers else []
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        json_port, sse_port = free_port(), free_port()
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        procs.append(subprocess.Popen([nginx, "-c", str(nginx_conf(root, json_port, sse_port)), "-p", str(root)]))
-        backends = {"json": f"http://127.0.0.1:{json_port}", "sse": f"http://127.0.0.1:{sse_port}"}
-        wait_http(backends["json"] + "/health")
+        nginx, backends = start_nginx(root)
+        procs.append(nginx)
         fleet = root / "fleet.yaml"
         dump_fleet(FleetFile(backends=(BackendSpec(id="json", url=backends["json"], models=("json-model",)),
                                        BackendSpec(id="sse", url=backends["sse"], models=("sse-model",)))), fleet)

@@ -84,7 +84,7 @@ def new_event_ids(n: int) -> list[str]:
 def stamp(message: Message) -> Message:
     """Fill `event_id` and `occurred_at_unix_ms` where unset."""
     if not message.event_id:  # type: ignore[attr-defined]
-        message.event_id = _IDS.take(1)[0]  # type: ignore[attr-defined]
+        message.event_id = new_event_id()  # type: ignore[attr-defined]
     if not message.occurred_at_unix_ms:  # type: ignore[attr-defined]
         message.occurred_at_unix_ms = int(time.time() * 1000)  # type: ignore[attr-defined]
     return message

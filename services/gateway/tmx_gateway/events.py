@@ -148,11 +148,13 @@ class EventPublisher:
         self._pending.append(item)
         if not self._wake.is_set():
             self._wake.set()
-        if urgent and not self._urgent:
+        if urgent:
             self._hurry()
 
     def _hurry(self) -> None:
         """Make the next pass come urgent_linger_s after the last one, ending a longer linger early."""
+        if self._urgent:
+            return  # already due soon: a linger that began since was sized for it, an earlier one was cut short
         self._urgent = True
         if self._nap is not None:
             self._nap_end.cancel()
