@@ -109,6 +109,39 @@ async def test_errors_are_openai_shaped(asgi_server, tmp_path):
             assert resp.status == 503 and body["error"]["code"] == "no_healthy_backend"
             async with http.get("/v1/nothing") as resp:
                 assert resp.status == 404 and (await resp.json())["error"]["code"] == "unknown_route"
+            async with http.get("/v1/chat/completions") as resp:  # a proxied path, but not a POST: Starlette's 405
+                assert resp.status == 405 and (await resp.json())["error"]["type"] == "api_error"
+
+
+async def test_a_bug_in_a_handler_is_an_openai_shaped_500_and_the_gateway_goes_on(asgi_server, tmp_path, monkeypatch):
+    async with engine_sims(asgi_server, 1) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])]) as (http, gw):
+            real = gw.fleet.candidates
+            monkeypatch.setattr(gw.fleet, "candidates", lambda *a: 1 / 0)
+            async with http.post("/v1/chat/completions", json=chat()) as resp:
+                body = await resp.json()
+            assert resp.status == 500 and body["error"]["code"] == "internal_error"
+            monkeypatch.setattr(gw.fleet, "candidates", real)
+            async with http.post("/v1/chat/completions", json=chat()) as resp:
+                assert resp.status == 200
+
+
+async def test_metrics_count_requests_tokens_and_inflight(asgi_server, tmp_path):
+    async with engine_sims(asgi_server, 1) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])]) as (http, _):
+            for _ in range(3):
+                async with http.post("/v1/chat/completions", json=chat(max_tokens=2)) as resp:
+                    assert resp.status == 200
+            async with http.post("/v1/chat/completions", json=chat(model="nope")) as resp:
+                assert resp.status == 404
+            async with http.get("/metrics") as resp:
+                text = await resp.text()
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line and not line.startswith("#")}
+    assert samples[f'tmx_gateway_requests_total{{backend="s1",model="{MODEL}",status="200"}}'] == 3
+    assert samples[f'tmx_gateway_tokens_total{{kind="completion",model="{MODEL}",tenant="default"}}'] == 6
+    assert samples[f'tmx_gateway_request_duration_seconds_count{{model="{MODEL}"}}'] == 3
+    assert samples['tmx_gateway_inflight{backend="s1"}'] == 0
 
 
 async def test_api_keys_select_tenants(asgi_server, tmp_path):
