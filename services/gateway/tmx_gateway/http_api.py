@@ -237,9 +237,8 @@ class GatewayApi:
             except asyncio.CancelledError:
                 self._abandoned(ctx, backend, decision)
                 raise
-            has_next = attempt + 1 < self.settings.max_attempts and self.fleet.candidates(
-                model, time.monotonic(), tried)
-            if upstream.status in _RETRYABLE_STATUS and has_next:
+            if upstream.status in _RETRYABLE_STATUS and attempt + 1 < self.settings.max_attempts and \
+                    self.fleet.candidates(model, time.monotonic(), tried):  # another backend may answer instead
                 try:
                     await upstream.read()
                 except asyncio.CancelledError:
