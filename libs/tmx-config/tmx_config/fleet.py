@@ -57,6 +57,8 @@ class TenantSpec(BaseModel):
 
     name: str
     api_keys: tuple[str, ...] = ()
+    rpm_limit: int = Field(default=0, ge=0)  # requests per minute, per gateway replica; 0: unlimited
+    tpm_limit: int = Field(default=0, ge=0)  # prompt + completion tokens per minute, per gateway replica; 0: unlimited
 
     @field_validator("name")
     @classmethod

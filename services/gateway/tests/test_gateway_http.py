@@ -155,6 +155,43 @@ async def test_api_keys_select_tenants(asgi_server, tmp_path):
                 assert resp.status == 200
 
 
+async def test_tenants_rate_limits_refuse_with_429_and_settle_tokens_with_usage(asgi_server, tmp_path):
+    tenants = (TenantSpec(name="acme", api_keys=("sk-acme",), rpm_limit=2),
+               TenantSpec(name="beta", api_keys=("sk-beta",), tpm_limit=1000))
+    acme, beta = {"Authorization": "Bearer sk-acme"}, {"Authorization": "Bearer sk-beta"}
+    async with engine_sims(asgi_server, 1) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])], tenants=tenants) as (http, gw):
+            for remaining in (1, 0):
+                async with http.post("/v1/chat/completions", json=chat(), headers=acme) as resp:
+                    assert resp.status == 200
+                    assert resp.headers["x-ratelimit-limit-requests"] == "2"
+                    assert resp.headers["x-ratelimit-remaining-requests"] == str(remaining)
+            async with http.post("/v1/chat/completions", json=chat(), headers=acme) as resp:
+                body = await resp.json()
+                assert resp.status == 429 and body["error"]["code"] == "rate_limit_exceeded"
+                assert body["error"]["type"] == "rate_limit_error" and 1 <= int(resp.headers["retry-after"]) <= 30
+            anthropic_call = {"model": MODEL, "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
+            async with http.post("/v1/messages", json=anthropic_call, headers={"x-api-key": "sk-acme"}) as resp:
+                body = await resp.json()
+                assert resp.status == 429 and body["type"] == "error"
+                assert body["error"]["type"] == "rate_limit_error" and "retry-after" in resp.headers
+            # beta reserves prompt + max_tokens (about 280: 256 without max_tokens) of 1000 tokens a minute per request,
+            # and gets back what the backend did not use (the sim answers 4 tokens): without settling, the fourth
+            # would be refused
+            for _ in range(5):
+                async with http.post("/v1/chat/completions", json=chat(), headers=beta) as resp:
+                    assert resp.status == 200
+                    assert 600 < int(resp.headers["x-ratelimit-remaining-tokens"]) < 1000 - 256
+            async with http.post("/v1/chat/completions", json=chat(max_tokens=1000), headers=beta) as resp:
+                body = await resp.json()
+                assert resp.status == 429 and "retry-after" not in resp.headers  # waiting would not help
+                assert "more than tenant `beta`'s limit of 1000 tokens per minute" in body["error"]["message"]
+            async with http.get("/metrics") as resp:
+                text = await resp.text()
+    assert 'tmx_gateway_rate_limited_total{limit="requests",tenant="acme"} 2.0' in text
+    assert 'tmx_gateway_rate_limited_total{limit="tokens",tenant="beta"} 1.0' in text
+
+
 async def test_fails_over_when_a_backend_refuses_or_errors(asgi_server, tmp_path):
     from conftest import free_port  # noqa: PLC0415 - the shared helper of the root conftest
 

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from tmx_config import FleetFile, load_fleet
 from tmx_eventbus import EventBus
 from tmx_gateway.domain.fleet import FleetView
+from tmx_gateway.domain.rate_limits import RateLimiter
 from tmx_gateway.domain.routing import Router
 from tmx_gateway.domain.tenancy import Tenancy
 from tmx_gateway.events import EventPublisher, HealthFollower
@@ -56,6 +57,8 @@ class Gateway:
                                breaker_cooldown_s=settings.breaker_cooldown_s)
         self.fleet.apply_fleet(fleet_file)
         self.tenancy = Tenancy(fleet_file)
+        self.limiter = RateLimiter()
+        self.limiter.configure(self.tenancy.limits)
         self.metrics = GatewayMetrics()
         self.routing = fleet_file.routing
         self.router = _router(fleet_file)
@@ -68,8 +71,8 @@ class Gateway:
                                             settings.audit_file, settings.spool_replay_interval_s,
                                             settings.event_linger_ms / 1000, settings.event_ack_interval_ms / 1000,
                                             settings.event_urgent_linger_ms / 1000)
-        self.api = GatewayApi(settings, self.fleet, lambda: self.router, lambda: self.tenancy, self.metrics,
-                              self.publisher, self.ready)
+        self.api = GatewayApi(settings, self.fleet, lambda: self.router, lambda: self.tenancy, self.limiter,
+                              self.metrics, self.publisher, self.ready)
         self._tasks: list[asyncio.Task] = []
         self._fleet_mtime = _mtime(settings.fleet_file)
         self._synced = not settings.nats_url  # knows the health service's view of the fleet
@@ -150,6 +153,7 @@ class Gateway:
                 continue
             self.fleet.apply_fleet(fleet_file)
             self.tenancy = Tenancy(fleet_file)
+            self.limiter.configure(self.tenancy.limits)
             self.router, self.routing = router, fleet_file.routing
             log.info("fleet file reloaded", extra={"backends": len(fleet_file.backends)})
 

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -20,6 +21,7 @@ from tmx_eventbus import new_event_id
 from tmx_gateway.domain import anthropic, continuation
 from tmx_gateway.domain.fleet import Backend, FleetView
 from tmx_gateway.domain.metering import StreamMeter, Usage, usage_from_body
+from tmx_gateway.domain.rate_limits import Refusal, RateLimiter
 from tmx_gateway.domain.resilience import RetryBudget
 from tmx_gateway.domain.routing import Decision, RouteRequest, Router, UnknownStrategy
 from tmx_gateway.domain.routing.prompt import estimate_tokens, prompt_text
@@ -46,6 +48,7 @@ class GatewayApi:
         fleet: FleetView,
         router: Callable[[], Router],
         tenancy: Callable[[], Tenancy],
+        limiter: RateLimiter,
         metrics: GatewayMetrics,
         publisher: EventPublisher | None,
         ready: Callable[[], bool],
@@ -54,6 +57,7 @@ class GatewayApi:
         self.fleet = fleet
         self._router = router
         self._tenancy = tenancy
+        self.limiter = limiter
         self.metrics = metrics
         self.publisher = publisher
         self._ready = ready
@@ -204,6 +208,10 @@ class GatewayApi:
                              max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 256)
         ctx = _Context(request_id, caller, model, endpoint, stream, started,
                        (request.scope.get("client") or ("",))[0], route)
+        admission = self.limiter.admit(caller.tenant, route.prompt_tokens + route.max_tokens, time.monotonic())
+        if type(admission) is Refusal:
+            return self._refuse(ctx, admission)
+        ctx.reserved = admission.tokens
         tried: set[str] = set()
         last_error = ""
         deadline = started + self._deadline_s(request_headers)
@@ -252,6 +260,12 @@ class GatewayApi:
                 self._failed_attempt(ctx, backend, upstream.status, f"HTTP {upstream.status}")
                 continue
             out_headers = {"x-tmx-backend": backend.id, "x-tmx-request-id": request_id}
+            if admission.limit_requests:
+                out_headers["x-ratelimit-limit-requests"] = str(admission.limit_requests)
+                out_headers["x-ratelimit-remaining-requests"] = str(admission.remaining_requests)
+            if admission.limit_tokens:
+                out_headers["x-ratelimit-limit-tokens"] = str(admission.limit_tokens)
+                out_headers["x-ratelimit-remaining-tokens"] = str(max(admission.remaining_tokens, 0))
             if request_headers.get("x-tmx-explain"):
                 out_headers["x-tmx-route"] = json.dumps({
                     "strategy": decision.strategy, "chosen": decision.backend_id, "reason": decision.reason,
@@ -413,6 +427,16 @@ class GatewayApi:
         self._finish(ctx, None, 502, meter.result(), 0.0, f"{first_error}; continuation failed ({last_error})")
 
     # --- bookkeeping ---------------------------------------------------------------------------------
+    def _refuse(self, ctx: _Context, refusal: Refusal) -> Response:
+        """A request over its tenant's rate limit: 429 in the OpenAI shape, with retry-after when waiting helps;
+        audited like any other answer."""
+        self.metrics.rate_limited.labels(ctx.caller.tenant, refusal.limit).inc()
+        self._finish(ctx, None, 429, Usage(), 0.0, refusal.message)
+        headers = {"x-tmx-request-id": ctx.request_id}
+        if refusal.retry_after_s:
+            headers["retry-after"] = str(math.ceil(refusal.retry_after_s))
+        return GatewayError(429, refusal.message, code="rate_limit_exceeded").response(headers)
+
     def _abandoned(self, ctx: _Context, backend: Backend, decision: Decision) -> None:
         """The client disconnected while `backend` was working for it: no verdict on the backend."""
         self._release(backend, ctx.route, failed=False, verdict=False)
@@ -456,6 +480,9 @@ class GatewayApi:
                 error: str, decision: Decision | None = None) -> None:
         latency = time.perf_counter() - ctx.started
         backend_id = backend.id if backend else ""
+        if ctx.reserved:  # settle the tokens reserved against the tenant's limit with what was used
+            used = usage.prompt_tokens + usage.completion_tokens
+            self.limiter.settle(ctx.caller.tenant, ctx.reserved, used or (ctx.reserved if status < 500 else 0))
         m = self.metrics
         if backend is not None and 200 <= status < 300:
             backend.observe_latency(latency * 1000, ttft_ms)
@@ -547,7 +574,7 @@ def _anthropic_error(status: int, message: str, headers=None) -> Response:
 
 
 def _tmx_headers(headers) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k.startswith("x-tmx-")}
+    return {k: v for k, v in headers.items() if k.startswith(("x-tmx-", "x-ratelimit-")) or k == "retry-after"}
 
 
 async def _anthropic_stream(openai_stream, model: str):
@@ -571,12 +598,13 @@ class _Resume:
 
 
 class _Context:
-    __slots__ = ("request_id", "caller", "model", "endpoint", "stream", "started", "client_ip", "route")
+    __slots__ = ("request_id", "caller", "model", "endpoint", "stream", "started", "client_ip", "route", "reserved")
 
     def __init__(self, request_id: str, caller: Caller, model: str, endpoint: str, stream: bool, started: float,
                  client_ip: str, route: RouteRequest) -> None:
         self.request_id, self.caller, self.model, self.endpoint = request_id, caller, model, endpoint
         self.stream, self.started, self.client_ip, self.route = stream, started, client_ip, route
+        self.reserved = 0  # tokens reserved against the tenant's per-minute limit, settled when it finishes
 
 
 def not_found(request: Request, exc: Exception) -> Response:

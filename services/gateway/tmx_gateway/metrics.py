@@ -30,6 +30,8 @@ class GatewayMetrics:
         self.prefix_predictions = Counter(
             "tmx_gateway_prefix_predictions", "Prefix-aware routing: predicted cache hit vs the backend's reported "
             "cached tokens (outcome = predicted_actual, each hit or miss)", ["outcome"], registry=r)
+        self.rate_limited = Counter("tmx_gateway_rate_limited", "Requests refused by a tenant's rate limit",
+                                    ["tenant", "limit"], registry=r)
         self.spool_bytes = Gauge("tmx_gateway_event_spool_bytes", "Events waiting on disk for NATS", registry=r)
         # the children the request path touches, by label values (see Children)
         self.requests_of, self.latency_of, self.ttft_of = Children(self.requests), Children(self.latency), Children(self.ttft)

@@ -23,6 +23,8 @@ class Unauthorized(Exception):
 class Tenancy:
     def __init__(self, fleet: FleetFile) -> None:
         self._by_key = {key: tenant.name for tenant in fleet.tenants for key in tenant.api_keys}
+        # tenant -> (requests, tokens) per minute, 0 meaning unlimited (see domain.rate_limits)
+        self.limits = {tenant.name: (tenant.rpm_limit, tenant.tpm_limit) for tenant in fleet.tenants}
 
     @property
     def open(self) -> bool:
