@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+import re
 import time
 
 import aiohttp
@@ -153,6 +154,26 @@ async def test_api_keys_select_tenants(asgi_server, tmp_path):
             async with http.post("/v1/chat/completions", json=chat(),
                                  headers={"Authorization": "Bearer sk-acme"}) as resp:
                 assert resp.status == 200
+
+
+async def test_the_live_ui_reads_fields_the_admin_views_serve(asgi_server, tmp_path):
+    async with engine_sims(asgi_server, 1) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])]) as (http, _):
+            async with http.get("/ui") as resp:
+                page = await resp.text()
+                assert resp.status == 200 and resp.content_type == "text/html"
+            async with http.get("/admin/backends") as resp:
+                backend = (await resp.json())["backends"][0]
+            async with http.get("/v1/models") as resp:
+                model = (await resp.json())["data"][0]
+    assert 'fetch("admin/backends")' in page and 'fetch("v1/models")' in page
+    # every field the page's script reads (x.<field> per backend, per model) is one those views serve
+    script = page[page.index("<script>"):]
+    backend_part = script[script.index('getElementById("backends")'):script.index('getElementById("models")')]
+    model_part = script[script.index('getElementById("models")'):script.index("last = {")]
+    assert set(re.findall(r"\bx\.(\w+)", backend_part)) <= set(backend)
+    assert set(re.findall(r"\bx\.(\w+)", model_part)) <= set(model)
+    assert {"id", "state", "inflight", "served", "failed"} <= set(re.findall(r"\bx\.(\w+)", backend_part))
 
 
 async def test_tenants_rate_limits_refuse_with_429_and_settle_tokens_with_usage(asgi_server, tmp_path):

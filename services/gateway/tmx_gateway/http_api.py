@@ -14,10 +14,11 @@ import aiohttp
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tmx_eventbus import new_event_id
+from tmx_gateway import ui
 from tmx_gateway.domain import anthropic, continuation
 from tmx_gateway.domain.fleet import Backend, FleetView
 from tmx_gateway.domain.metering import StreamMeter, Usage, usage_from_body
@@ -534,6 +535,9 @@ class GatewayApi:
             for b in self.fleet.backends.values()
         ]})
 
+    async def ui(self, request: Request) -> Response:
+        return HTMLResponse(ui.PAGE)
+
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -555,6 +559,7 @@ class GatewayApi:
             Route("/v1/messages", self.messages, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/admin/backends", self.backends, methods=["GET"]),
+            Route("/ui", self.ui, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics_endpoint, methods=["GET"]),
