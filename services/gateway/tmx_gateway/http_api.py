@@ -112,7 +112,8 @@ class GatewayApi:
         except ClientDisconnect:
             return Response(status_code=499)
         return await self._unless_disconnected(
-            request, self.forward(request, headers, caller, payload, body, model, stream, request.scope["path"], started))
+            request, self.forward(request, headers, caller, payload, body, model, stream, request.scope["path"],
+                                  started))
 
     @staticmethod
     async def _unless_disconnected(request: Request, work) -> Response:
@@ -481,9 +482,10 @@ class GatewayApi:
                 error: str, decision: Decision | None = None) -> None:
         latency = time.perf_counter() - ctx.started
         backend_id = backend.id if backend else ""
-        if ctx.reserved:  # settle the tokens reserved against the tenant's limit with what was used
+        if ctx.reserved:  # settle the tokens reserved against the tenant's limit with what was used, once
             used = usage.prompt_tokens + usage.completion_tokens
             self.limiter.settle(ctx.caller.tenant, ctx.reserved, used or (ctx.reserved if status < 500 else 0))
+            ctx.reserved = 0
         m = self.metrics
         if backend is not None and 200 <= status < 300:
             backend.observe_latency(latency * 1000, ttft_ms)

@@ -34,8 +34,9 @@ class GatewayMetrics:
                                     ["tenant", "limit"], registry=r)
         self.spool_bytes = Gauge("tmx_gateway_event_spool_bytes", "Events waiting on disk for NATS", registry=r)
         # the children the request path touches, by label values (see Children)
-        self.requests_of, self.latency_of, self.ttft_of = Children(self.requests), Children(self.latency), Children(self.ttft)
-        self.inflight_of, self.tokens_of = Children(self.inflight), Children(self.tokens)
+        self.requests_of, self.latency_of = Children(self.requests), Children(self.latency)
+        self.ttft_of, self.inflight_of = Children(self.ttft), Children(self.inflight)
+        self.tokens_of = Children(self.tokens)
 
 
 class Children:
