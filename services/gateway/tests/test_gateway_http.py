@@ -190,7 +190,7 @@ async def test_tenants_rate_limits_refuse_with_429_and_settle_tokens_with_usage(
             async with http.post("/v1/chat/completions", json=chat(), headers=acme) as resp:
                 body = await resp.json()
                 assert resp.status == 429 and body["error"]["code"] == "rate_limit_exceeded"
-                assert body["error"]["type"] == "rate_limit_error" and 1 <= int(resp.headers["retry-after"]) <= 30
+                assert body["error"]["type"] == "rate_limit_error" and resp.headers["retry-after"] in ("29", "30")
             anthropic_call = {"model": MODEL, "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
             async with http.post("/v1/messages", json=anthropic_call, headers={"x-api-key": "sk-acme"}) as resp:
                 body = await resp.json()

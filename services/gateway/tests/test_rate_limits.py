@@ -58,11 +58,12 @@ def test_the_longer_wait_of_the_two_limits_is_the_one_reported():
 
 
 def test_reconfiguring_keeps_the_buckets_of_tenants_whose_limits_did_not_change():
-    rl = limiter(acme=(1, 0), beta=(1, 0))
-    rl.admit("acme", 1, 0.0), rl.admit("beta", 1, 0.0)
-    rl.configure({"acme": (1, 0), "beta": (2, 0)})
+    rl = limiter(acme=(1, 0), beta=(1, 100))
+    rl.admit("acme", 1, 0.0), rl.admit("beta", 100, 0.0)
+    rl.configure({"acme": (1, 0), "beta": (2, 100)})
     assert isinstance(rl.admit("acme", 1, 0.0), Refusal)  # same limit: still spent
-    assert isinstance(rl.admit("beta", 1, 0.0), Admission)  # new limit: a fresh bucket
+    refusal = rl.admit("beta", 1, 0.0)  # a new request limit is a fresh bucket; the unchanged token limit is not
+    assert refusal.limit == "tokens"
     rl.configure({})
     assert rl.admit("acme", 1, 0.0) is UNLIMITED
 

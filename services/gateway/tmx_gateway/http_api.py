@@ -185,9 +185,9 @@ class GatewayApi:
             return _anthropic_error(response.status_code, message, response.headers)
         if isinstance(response, StreamingResponse):
             return StreamingResponse(_anthropic_stream(response.body_iterator, raw["model"]),
-                                     media_type="text/event-stream", headers=_tmx_headers(response.headers))
+                                     media_type="text/event-stream", headers=_gateway_headers(response.headers))
         return JSONResponse(anthropic.from_openai(json.loads(response.body), raw["model"]),
-                            headers=_tmx_headers(response.headers))
+                            headers=_gateway_headers(response.headers))
 
     async def forward(self, request: Request, request_headers: dict[str, str], caller: Caller, payload: dict,
                       body: bytes, model: str, stream: bool, endpoint: str, started: float) -> Response:
@@ -267,7 +267,7 @@ class GatewayApi:
                 out_headers["x-ratelimit-remaining-requests"] = str(admission.remaining_requests)
             if admission.limit_tokens:
                 out_headers["x-ratelimit-limit-tokens"] = str(admission.limit_tokens)
-                out_headers["x-ratelimit-remaining-tokens"] = str(max(admission.remaining_tokens, 0))
+                out_headers["x-ratelimit-remaining-tokens"] = str(admission.remaining_tokens)
             if request_headers.get("x-tmx-explain"):
                 out_headers["x-tmx-route"] = json.dumps({
                     "strategy": decision.strategy, "chosen": decision.backend_id, "reason": decision.reason,
@@ -577,10 +577,11 @@ def _headers(request: Request) -> dict[str, str]:
 def _anthropic_error(status: int, message: str, headers=None) -> Response:
     kind = anthropic.ERROR_TYPES.get(status, "api_error")
     return JSONResponse(anthropic.error_body(kind, message), status_code=status,
-                        headers=_tmx_headers(headers) if headers else None)
+                        headers=_gateway_headers(headers) if headers else None)
 
 
-def _tmx_headers(headers) -> dict[str, str]:
+def _gateway_headers(headers) -> dict[str, str]:
+    """What the gateway itself adds to an answer (x-tmx-*, rate-limit headers), kept when it is translated."""
     return {k: v for k, v in headers.items() if k.startswith(("x-tmx-", "x-ratelimit-")) or k == "retry-after"}
 
 
@@ -623,9 +624,9 @@ def method_not_allowed(request: Request, exc: Exception) -> Response:
 
 
 def build_starlette(api: GatewayApi, lifespan) -> Edge:
-    return Edge(Starlette(routes=api.routes(), lifespan=lifespan,
-                          exception_handlers={404: not_found, 405: method_not_allowed}),
-                {route.path: route.endpoint for route in api.routes() if route.path in _HOT_PATHS})
+    routes = api.routes()
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: method_not_allowed})
+    return Edge(app, {route.path: route.endpoint for route in routes if route.path in _HOT_PATHS})
 
 
 _HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/messages"})

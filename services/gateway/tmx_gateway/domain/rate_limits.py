@@ -58,11 +58,13 @@ class RateLimiter:
         self._tokens: dict[str, Bucket] = {}
 
     def configure(self, limits: dict[str, tuple[int, int]]) -> None:
-        """Adopt tenant -> (requests per minute, tokens per minute), 0 meaning unlimited. A tenant whose limits
-        are unchanged keeps its buckets (a fleet-file reload does not hand out a fresh minute)."""
+        """Adopt tenant -> (requests per minute, tokens per minute), 0 meaning unlimited. A limit that
+        is unchanged keeps its bucket (a fleet-file reload does not hand out a fresh minute)."""
         for tenant, (rpm, tpm) in limits.items():
-            if self._limits.get(tenant) != (rpm, tpm):
+            old_rpm, old_tpm = self._limits.get(tenant, (0, 0))
+            if rpm != old_rpm:
                 self._set(self._requests, tenant, rpm)
+            if tpm != old_tpm:
                 self._set(self._tokens, tenant, tpm)
         for tenant in set(self._limits) - set(limits):
             self._requests.pop(tenant, None)
@@ -100,8 +102,8 @@ class RateLimiter:
         if budget is not None:
             budget.level -= tokens
         return Admission(tokens if budget is not None else 0,
-                         int(requests.per_minute) if requests else 0, int(requests.level) if requests else 0,
-                         int(budget.per_minute) if budget else 0, int(budget.level) if budget else 0)
+                         int(requests.per_minute) if requests else 0, max(int(requests.level), 0) if requests else 0,
+                         int(budget.per_minute) if budget else 0, max(int(budget.level), 0) if budget else 0)
 
     def settle(self, tenant: str, reserved: int, used: int) -> None:
         """A request admitted with `reserved` tokens finished having used `used`: refund or charge the difference
