@@ -213,6 +213,33 @@ async def test_tenants_rate_limits_refuse_with_429_and_settle_tokens_with_usage(
     assert 'tmx_gateway_rate_limited_total{limit="tokens",tenant="beta"} 1.0' in text
 
 
+async def test_a_backend_cookie_never_reaches_another_request(asgi_server, tmp_path):
+    """The gateway's upstream client is shared by every tenant: a Set-Cookie from one answer must not ride
+    along on the next request (a browser-style cookie jar would leak one caller's session to the next)."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def completions(request):
+        seen = request.headers.get("cookie", "")
+        response = JSONResponse({"id": "x", "object": "chat.completion", "model": MODEL, "seen_cookie": seen,
+                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                                              "finish_reason": "stop"}]})
+        response.set_cookie("session", "tenant-a-secret")
+        return response
+
+    backend = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+    async with asgi_server(backend) as (url, _):
+        by_name = url.replace("127.0.0.1", "localhost")  # a jar would keep cookies from a named host (not an IP)
+        async with gateway(asgi_server, tmp_path, [("b1", by_name)]) as (http, _):
+            bodies = []
+            for _ in range(2):
+                async with http.post("/v1/chat/completions", json=chat()) as resp:
+                    assert resp.status == 200 and "set-cookie" not in resp.headers
+                    bodies.append(await resp.json())
+    assert [b["seen_cookie"] for b in bodies] == ["", ""]
+
+
 async def test_fails_over_when_a_backend_refuses_or_errors(asgi_server, tmp_path):
     from conftest import free_port  # noqa: PLC0415 - the shared helper of the root conftest
 

@@ -95,7 +95,10 @@ class Gateway:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30, enable_cleanup_closed=True)
         timeout = aiohttp.ClientTimeout(total=self.settings.upstream_timeout_s,
                                         sock_connect=self.settings.upstream_connect_timeout_s)
-        self.api.session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+        # one session carries every tenant's requests: it must keep no cookies (a backend's Set-Cookie would
+        # ride along on the next caller's request)
+        self.api.session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
+                                                 cookie_jar=aiohttp.DummyCookieJar())
         if self.publisher:
             self.publisher.start()
         if self.settings.nats_url:
