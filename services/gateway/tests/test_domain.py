@@ -2,7 +2,8 @@ import pytest
 
 from tmx_config import FleetFile
 from tmx_config.fleet import BackendSpec, ModelSpec, TenantSpec
-from tmx_gateway.domain.fleet import Backend, FleetView, State
+from tmx_gateway.domain.engine_costs import PREFILL_MS_PER_TOKEN, STEP_MS
+from tmx_gateway.domain.fleet import Attempt, Backend, FleetView, State
 from tmx_gateway.domain.metering import StreamMeter, usage_from_body
 from tmx_gateway.domain.routing import RouteRequest, build_policy
 from tmx_gateway.domain.tenancy import Tenancy, Unauthorized
@@ -62,16 +63,42 @@ def test_reloading_the_fleet_keeps_live_state():
     fleet = FleetView()
     fleet.apply_fleet(fleet_file())
     sent = fleet.backends["a"]
-    sent.dispatched(100, 10)  # an attempt in flight across the reload
-    sent.dispatched(50, 5)
+    first, second = Attempt(sent, 100, 10), Attempt(sent, 50, 5)  # attempts in flight across the reload
     fleet.set_state("a", State.UNHEALTHY)
     fleet.apply_fleet(fleet_file())
     a = fleet.backends["a"]
     assert (a.inflight, a.prefilling_prompt_tokens, a.state) == (2, 150, State.UNHEALTHY)
-    sent.first_token(100)
-    sent.returned(100, 10, prefilled=True)  # the attempts end on the backend they were sent to
-    sent.returned(50, 5, prefilled=False)
+    first.prefilled()
+    first.ended()  # the attempts end on the backend they were sent to
+    second.ended()
     assert (a.inflight, a.inflight_prompt_tokens, a.prefilling_prompt_tokens, a.inflight_output_tokens) == (0, 0, 0, 0)
+
+
+def test_an_attempt_takes_its_work_back_once_however_often_it_is_reported():
+    b = Backend("b", "u", ("m",))
+    streamed, plain = Attempt(b, 1000, 64), Attempt(b, 400, 16)
+    assert (b.inflight, b.inflight_prompt_tokens, b.prefilling_prompt_tokens, b.inflight_output_tokens) == \
+        (2, 1400, 1400, 80)
+    streamed.prefilled()
+    streamed.prefilled()  # every chunk of a stream may say so
+    assert (b.inflight_prompt_tokens, b.prefilling_prompt_tokens) == (1400, 400)  # prefilled, still decoding
+    plain.ended()
+    plain.ended()
+    plain.prefilled()  # a presumption timer firing after the end changes nothing
+    assert (b.inflight, b.inflight_prompt_tokens, b.prefilling_prompt_tokens, b.inflight_output_tokens) == \
+        (1, 1000, 0, 64)
+    streamed.ended()
+    assert (b.inflight, b.inflight_prompt_tokens, b.prefilling_prompt_tokens, b.inflight_output_tokens) == (0, 0, 0, 0)
+
+
+def test_a_prompts_prefill_eta_counts_the_prefill_queued_ahead_of_it():
+    b = Backend("b", "u", ("m",))
+    alone = Attempt(b, 8000, 16)
+    behind = Attempt(b, 8000, 16)  # 8000 tokens queued ahead: at ~8000 tok/s, a second later
+    assert alone.prefill_eta_s == pytest.approx((8000 * PREFILL_MS_PER_TOKEN + STEP_MS) / 1000)
+    assert behind.prefill_eta_s == pytest.approx((16000 * PREFILL_MS_PER_TOKEN + STEP_MS) / 1000)
+    alone.prefilled()
+    assert Attempt(b, 8000, 16).prefill_eta_s == pytest.approx(behind.prefill_eta_s)  # only the queued count
 
 
 def test_metering_reads_usage_from_bodies_and_split_sse_chunks():

@@ -368,6 +368,27 @@ async def test_client_disconnect_cancels_a_non_streamed_request_too(asgi_server,
     assert runner.core.cache.usage == 0
 
 
+async def test_a_non_streamed_prompt_is_presumed_prefilled_while_it_decodes(asgi_server, tmp_path, tmx_async_wait):
+    """Nothing shows when a non-streamed answer's prefill ends: at its estimated time the gateway stops counting
+    its prompt as prefill queued on the backend, while the request stays in flight."""
+    async with engine_sims(asgi_server, 1) as sims:
+        sim_url, _, runner = sims[0]
+        async with gateway(asgi_server, tmp_path, [("s1", sim_url)]) as (http, gw):
+            s1 = gw.fleet.backends["s1"]
+            request = asyncio.create_task(http.post("/v1/chat/completions", json=chat(max_tokens=2000)))
+            await tmx_async_wait(lambda: len(runner.core.running) == 1, 10, what="the engine generating")
+            assert s1.inflight == 1 and s1.inflight_prompt_tokens > 0
+            await tmx_async_wait(lambda: s1.prefilling_prompt_tokens == 0, 5, what="the prompt presumed prefilled")
+            assert s1.inflight == 1 and s1.inflight_prompt_tokens > 0 and s1.inflight_output_tokens == 2000
+            request.cancel()
+            await asyncio.gather(request, return_exceptions=True)
+            await tmx_async_wait(lambda: s1.inflight == 0, 5, what="inflight released")
+            assert (s1.inflight_prompt_tokens, s1.prefilling_prompt_tokens, s1.inflight_output_tokens) == (0, 0, 0)
+            async with http.post("/v1/chat/completions", json=chat()) as resp:  # a quick answer: released at once
+                assert resp.status == 200
+            assert (s1.inflight, s1.inflight_prompt_tokens, s1.prefilling_prompt_tokens) == (0, 0, 0)
+
+
 async def test_publishes_audit_and_outcome_and_follows_health(asgi_server, tmp_path, nats_url, tmx_async_wait):
     bus = await EventBus.connect(nats_url, name="test")
     await bus.provision()

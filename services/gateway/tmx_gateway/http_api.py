@@ -20,7 +20,7 @@ from starlette.routing import Route
 from tmx_eventbus import new_event_id
 from tmx_gateway import ui
 from tmx_gateway.domain import anthropic, continuation
-from tmx_gateway.domain.fleet import Backend, FleetView
+from tmx_gateway.domain.fleet import Attempt, Backend, FleetView
 from tmx_gateway.domain.metering import StreamMeter, Usage, usage_from_body
 from tmx_gateway.domain.rate_limits import Refusal, RateLimiter
 from tmx_gateway.domain.resilience import RetryBudget
@@ -233,13 +233,13 @@ class GatewayApi:
             decision = policy.choose(route, candidates)
             backend = self.fleet.backends[decision.backend_id]
             tried.add(backend.id)
-            self._acquire(backend, route)
+            self._acquire(backend, ctx)
             timeout = aiohttp.ClientTimeout(total=max(0.001, deadline - time.perf_counter()),
                                             sock_connect=self.settings.upstream_connect_timeout_s)
             try:
                 upstream = await self.session.post(backend.url + endpoint, data=body, headers=headers, timeout=timeout)
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
-                self._release(backend, route, failed=True, refused=isinstance(exc, aiohttp.ClientConnectorError))
+                self._release(ctx, failed=True, refused=isinstance(exc, aiohttp.ClientConnectorError))
                 self.metrics.retries.labels("connect").inc()
                 last_error = f"{backend.id}: {type(exc).__name__}"
                 self._failed_attempt(ctx, backend, 0, type(exc).__name__)
@@ -256,7 +256,7 @@ class GatewayApi:
                     self._abandoned(ctx, backend, decision)
                     raise
                 upstream.release()
-                self._release(backend, route, failed=upstream.status != 429)  # 429 is load, not ill health
+                self._release(ctx, failed=upstream.status != 429)  # 429 is load, not ill health
                 self.metrics.retries.labels(str(upstream.status)).inc()
                 last_error = f"{backend.id}: HTTP {upstream.status}"
                 self._failed_attempt(ctx, backend, upstream.status, f"HTTP {upstream.status}")
@@ -292,7 +292,7 @@ class GatewayApi:
         try:
             data = await upstream.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            self._release(backend, ctx.route, failed=True)
+            self._release(ctx, failed=True)
             err = GatewayError(502, f"upstream {backend.id} failed mid-response: {type(exc).__name__}")
             self._finish(ctx, backend, err.status, Usage(), 0.0, err.message, decision)
             return err.response(headers)
@@ -302,7 +302,7 @@ class GatewayApi:
             raise
         finally:
             upstream.release()
-        self._release(backend, ctx.route, failed=upstream.status >= 500)
+        self._release(ctx, failed=upstream.status >= 500)
         usage = usage_from_body(data) if upstream.status == 200 else Usage()
         self._finish(ctx, backend, upstream.status, usage, 0.0, "", decision)
         return Response(data, status_code=upstream.status, headers=headers,
@@ -320,7 +320,7 @@ class GatewayApi:
             async for chunk in upstream.content.iter_any():
                 if not ttft_ms:
                     ttft_ms = (time.perf_counter() - ctx.started) * 1000
-                    backend.first_token(ctx.route.prompt_tokens)
+                    ctx.attempt.prefilled()
                 events = meter.feed(chunk)
                 if not events:
                     continue
@@ -337,8 +337,7 @@ class GatewayApi:
                 upstream.release()
             else:
                 upstream.close()  # cancels the upstream request (client gone or stream broken)
-            self._release(backend, ctx.route, failed=bool(error), verdict=complete or bool(error),
-                          prefilled=bool(ttft_ms))
+            self._release(ctx, failed=bool(error), verdict=complete or bool(error))
             if not complete and not error:
                 self._finish(ctx, backend, 499, meter.result(), ttft_ms, "client disconnected", decision)
         if complete:
@@ -373,30 +372,28 @@ class GatewayApi:
             decision = resume.policy.choose(ctx.route, candidates)
             backend = self.fleet.backends[decision.backend_id]
             resume.tried.add(backend.id)
-            self._acquire(backend, ctx.route)
+            self._acquire(backend, ctx)
             timeout = aiohttp.ClientTimeout(total=max(0.001, resume.deadline - time.perf_counter()),
                                             sock_connect=self.settings.upstream_connect_timeout_s)
             try:
                 upstream = await self.session.post(backend.url + ctx.endpoint, data=data, headers=resume.headers,
                                                    timeout=timeout)
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
-                self._release(backend, ctx.route, failed=True, refused=isinstance(exc, aiohttp.ClientConnectorError))
+                self._release(ctx, failed=True, refused=isinstance(exc, aiohttp.ClientConnectorError))
                 last_error = f"{backend.id}: {type(exc).__name__}"
                 self._failed_attempt(ctx, backend, 0, type(exc).__name__)
                 continue
             if upstream.status != 200:
                 await upstream.read()
                 upstream.release()
-                self._release(backend, ctx.route, failed=upstream.status >= 500)
+                self._release(ctx, failed=upstream.status >= 500)
                 last_error = f"{backend.id}: HTTP {upstream.status}"
                 self._failed_attempt(ctx, backend, upstream.status, f"HTTP {upstream.status} to a continuation")
                 continue
-            complete, broken, pending, prefilled = False, False, b"", False
+            complete, broken, pending = False, False, b""
             try:
                 async for chunk in upstream.content.iter_any():
-                    if not prefilled:
-                        prefilled = True
-                        backend.first_token(ctx.route.prompt_tokens)
+                    ctx.attempt.prefilled()
                     events, pending = split_events(pending + chunk)
                     for event in events:
                         out = continuation.rewrite(event + b"\n\n", transcript)
@@ -412,7 +409,7 @@ class GatewayApi:
                     upstream.release()
                 else:
                     upstream.close()
-                self._release(backend, ctx.route, failed=broken, verdict=complete or broken, prefilled=prefilled)
+                self._release(ctx, failed=broken, verdict=complete or broken)
                 if not complete and not broken:  # the client left during the continuation
                     self._finish(ctx, backend, 499, meter.result(), 0.0, "client disconnected", decision)
             if complete:
@@ -441,12 +438,17 @@ class GatewayApi:
 
     def _abandoned(self, ctx: _Context, backend: Backend, decision: Decision) -> None:
         """The client disconnected while `backend` was working for it: no verdict on the backend."""
-        self._release(backend, ctx.route, failed=False, verdict=False)
+        self._release(ctx, failed=False, verdict=False)
         self._finish(ctx, backend, 499, Usage(), 0.0, "client disconnected", decision)
 
-    def _acquire(self, backend: Backend, route: RouteRequest) -> None:
+    def _acquire(self, backend: Backend, ctx: _Context) -> None:
+        """An attempt goes to `backend`: count its work there until `_release`. A non-streamed answer shows nothing
+        until it is whole, so its prompt is presumed prefilled at the estimated time, not held as queued
+        prefill for its whole decode (which made a busy backend look worse than it was to prefix_aware)."""
         backend.breaker.acquire(time.monotonic())
-        backend.dispatched(route.prompt_tokens, route.max_tokens)
+        attempt = ctx.attempt = Attempt(backend, ctx.route.prompt_tokens, ctx.route.max_tokens)
+        if not ctx.stream:
+            ctx.prefill_timer = asyncio.get_running_loop().call_later(attempt.prefill_eta_s, attempt.prefilled)
         self.metrics.inflight_of(backend.id).inc()
 
     def _deadline_s(self, request_headers: dict[str, str]) -> float:
@@ -455,12 +457,16 @@ class GatewayApi:
             return min(int(header) / 1000, self.settings.request_deadline_s)
         return self.settings.request_deadline_s
 
-    def _release(self, backend: Backend, route: RouteRequest, failed: bool, *, refused: bool = False,
-                 verdict: bool = True, prefilled: bool = False) -> None:
-        """`failed`: the backend failed this attempt (5xx, broken connection) — its breaker counts it;
-        `refused`: it refused the connection — the breaker opens at once; `verdict=False`: no evidence either
-        way (the client left); `prefilled`: its first bytes came back (`Backend.first_token`)."""
-        backend.returned(route.prompt_tokens, route.max_tokens, prefilled)
+    def _release(self, ctx: _Context, failed: bool, *, refused: bool = False, verdict: bool = True) -> None:
+        """The current attempt ended. `failed`: the backend failed it (5xx, broken connection) — its breaker counts
+        it; `refused`: it refused the connection — the breaker opens at once; `verdict=False`: no evidence either
+        way (the client left)."""
+        if ctx.prefill_timer is not None:
+            ctx.prefill_timer.cancel()
+            ctx.prefill_timer = None
+        attempt = ctx.attempt
+        attempt.ended()
+        backend = attempt.backend
         self.metrics.inflight_of(backend.id).dec()
         if not verdict:
             backend.breaker.release_trial()
@@ -606,13 +612,16 @@ class _Resume:
 
 
 class _Context:
-    __slots__ = ("request_id", "caller", "model", "endpoint", "stream", "started", "client_ip", "route", "reserved")
+    __slots__ = ("request_id", "caller", "model", "endpoint", "stream", "started", "client_ip", "route", "reserved",
+                 "attempt", "prefill_timer")
 
     def __init__(self, request_id: str, caller: Caller, model: str, endpoint: str, stream: bool, started: float,
                  client_ip: str, route: RouteRequest) -> None:
         self.request_id, self.caller, self.model, self.endpoint = request_id, caller, model, endpoint
         self.stream, self.started, self.client_ip, self.route = stream, started, client_ip, route
         self.reserved = 0  # tokens reserved against the tenant's per-minute limit, settled when it finishes
+        self.attempt: Attempt | None = None  # the attempt under way (attempts follow one another)
+        self.prefill_timer: asyncio.TimerHandle | None = None  # presumes a non-streamed attempt prefilled
 
 
 def not_found(request: Request, exc: Exception) -> Response:

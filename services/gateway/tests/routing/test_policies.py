@@ -36,10 +36,21 @@ def test_ewma_latency_prefers_fast_backends_and_explores_unmeasured_ones():
 def test_token_aware_counts_token_work_not_requests():
     policy = build_policy("token_aware")
     many_short, one_long = backends(2, inflight=[5, 1], inflight_prompt_tokens=[500, 8000],
-                                    inflight_output_tokens=[5 * 64, 2048])
+                                    prefilling_prompt_tokens=[500, 8000], inflight_output_tokens=[5 * 64, 2048])
     decision = policy.choose(REQ, [many_short, one_long])
     assert decision.backend_id == "b0" and decision.scores["b1"] > decision.scores["b0"]
+    assert decision.scores == {"b0": pytest.approx(500 * 0.05 + 320), "b1": pytest.approx(8000 * 0.05 + 2048)}
     assert build_policy("least_inflight").choose(REQ, [many_short, one_long]).backend_id == "b1"
+
+
+def test_token_aware_weighs_a_prefilled_prompt_by_its_output_only():
+    """Two backends with the same requests in flight: on one, a 12k-token prompt is still queued for prefill;
+    on the other it is prefilled and decoding. Only the first still owes the prefill."""
+    policy = build_policy("token_aware")
+    queued, decoding = backends(2, inflight=[1, 1], inflight_prompt_tokens=[12_000, 12_000],
+                                prefilling_prompt_tokens=[12_000, 0], inflight_output_tokens=[64, 64])
+    decision = policy.choose(REQ, [queued, decoding])
+    assert decision.backend_id == "b1" and decision.scores == {"b0": pytest.approx(664), "b1": pytest.approx(64)}
 
 
 def test_weighted_round_robin_is_smooth_and_proportional():

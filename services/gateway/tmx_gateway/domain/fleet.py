@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from tmx_config import FleetFile
+from tmx_gateway.domain.engine_costs import prefill_eta_ms
 from tmx_gateway.domain.resilience import BreakerState, CircuitBreaker
 
 
@@ -48,30 +49,11 @@ class Backend:
     failed: int = 0
     load: EngineLoad | None = None
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
-    inflight_prompt_tokens: int = 0  # estimated prompt tokens of requests in flight
-    prefilling_prompt_tokens: int = 0  # ... of those with no first token yet: the prefill still queued on it
+    inflight_prompt_tokens: int = 0  # estimated prompt tokens of requests in flight (kept by `Attempt`)
+    prefilling_prompt_tokens: int = 0  # ... of those not yet prefilled: the prefill still queued on it
     inflight_output_tokens: int = 0  # max_tokens of requests in flight (decode work queued)
     ewma_latency_ms: float = 0.0  # 0 until the first response
     ewma_ttft_ms: float = 0.0
-
-    def dispatched(self, prompt_tokens: int, max_tokens: int) -> None:
-        """An attempt sent here: its prompt is queued for prefill, its output for decode."""
-        self.inflight += 1
-        self.inflight_prompt_tokens += prompt_tokens
-        self.prefilling_prompt_tokens += prompt_tokens
-        self.inflight_output_tokens += max_tokens
-
-    def first_token(self, prompt_tokens: int) -> None:
-        """A streamed attempt's first bytes came back: its prompt is prefilled, no longer work queued here."""
-        self.prefilling_prompt_tokens -= prompt_tokens
-
-    def returned(self, prompt_tokens: int, max_tokens: int, prefilled: bool) -> None:
-        """An attempt ended (answered, failed or abandoned); `prefilled`: `first_token` was already called."""
-        self.inflight -= 1
-        self.inflight_prompt_tokens -= prompt_tokens
-        if not prefilled:
-            self.prefilling_prompt_tokens -= prompt_tokens
-        self.inflight_output_tokens -= max_tokens
 
     def observe_latency(self, latency_ms: float, ttft_ms: float, alpha: float = 0.2) -> None:
         self.ewma_latency_ms = latency_ms if not self.ewma_latency_ms else (
@@ -81,6 +63,42 @@ class Backend:
 
     def routable(self, now: float) -> bool:
         return self.state in ROUTABLE and self.breaker.allows(now)
+
+
+class Attempt:
+    """One attempt of a request on a backend, from dispatch to its end: the work it adds to the backend's
+    in-flight counts, each part taken back exactly once however often it is reported.
+
+    Its prompt counts as queued for prefill until `prefilled()`: a stream's first bytes, or, for a non-streamed
+    answer (where nothing shows prefill ending), the time `prefill_eta_s` estimates when it was sent."""
+
+    __slots__ = ("backend", "prompt_tokens", "max_tokens", "is_prefilled", "is_ended", "prefill_eta_s")
+
+    def __init__(self, backend: Backend, prompt_tokens: int, max_tokens: int) -> None:
+        self.backend, self.prompt_tokens, self.max_tokens = backend, prompt_tokens, max_tokens
+        self.is_prefilled = self.is_ended = False
+        self.prefill_eta_s = prefill_eta_ms(backend.prefilling_prompt_tokens, prompt_tokens) / 1000
+        backend.inflight += 1
+        backend.inflight_prompt_tokens += prompt_tokens
+        backend.prefilling_prompt_tokens += prompt_tokens
+        backend.inflight_output_tokens += max_tokens
+
+    def prefilled(self) -> None:
+        """Its prompt is prefilled: no longer work queued on the backend (it goes on decoding)."""
+        if not self.is_prefilled and not self.is_ended:
+            self.is_prefilled = True
+            self.backend.prefilling_prompt_tokens -= self.prompt_tokens
+
+    def ended(self) -> None:
+        """Answered, failed or abandoned: none of its work remains on the backend."""
+        if self.is_ended:
+            return
+        self.prefilled()
+        self.is_ended = True
+        b = self.backend
+        b.inflight -= 1
+        b.inflight_prompt_tokens -= self.prompt_tokens
+        b.inflight_output_tokens -= self.max_tokens
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tmx_gateway.domain.engine_costs import PREFILL_MS_PER_TOKEN, STEP_MS, STEP_MS_PER_SEQ
 from tmx_gateway.domain.fleet import Backend
 from tmx_gateway.domain.routing.policy import Decision, RouteRequest, TieBreaker
 from tmx_gateway.domain.routing.prefix_index import BLOCK_CHARS, CHARS_PER_TOKEN, PrefixIndex, block_hashes
-
-PREFILL_MS_PER_TOKEN = 1 / 8.0  # ~8000 prompt tokens/s per replica
-STEP_MS, STEP_MS_PER_SEQ = 6.0, 0.35  # a decode step, and its growth with the running batch
 
 
 class PrefixAware:
@@ -36,7 +34,7 @@ class PrefixAware:
     def _estimate(self, request: RouteRequest, b: Backend, matched: int) -> float:
         tokens = request.prompt_tokens or len(request.prompt_text) // CHARS_PER_TOKEN
         cached = min(matched * BLOCK_CHARS // CHARS_PER_TOKEN, tokens)
-        queued_prefill = b.prefilling_prompt_tokens  # prompts sent there that have no first token yet
+        queued_prefill = b.prefilling_prompt_tokens  # prompts sent there not yet prefilled
         if b.load is not None and b.inflight:
             # the engine's own queue, at this gateway's average prompt size
             queued_prefill += b.load.waiting * b.inflight_prompt_tokens / b.inflight

@@ -11,8 +11,9 @@ PROMPT_TOKEN_COST = 0.05
 
 
 class TokenAware:
-    """Least token work in flight (prompt tokens to prefill and output tokens to decode), not request counts:
-    one 8k-token RAG request weighs more than ten short chats."""
+    """Least token work in flight (prompt tokens still to prefill and output tokens to decode), not request
+    counts: one 8k-token RAG request weighs more than ten short chats. A prompt already prefilled is no longer
+    prefill work; its request weighs by the output it may still decode."""
 
     name = "token_aware"
     needs_prompt = False
@@ -21,7 +22,7 @@ class TokenAware:
         self._ties = TieBreaker()
 
     def scores(self, request: RouteRequest, candidates: Sequence[Backend]) -> dict[str, float]:
-        return {b.id: (b.inflight_prompt_tokens * PROMPT_TOKEN_COST + b.inflight_output_tokens) / max(b.weight, 1e-9)
+        return {b.id: (b.prefilling_prompt_tokens * PROMPT_TOKEN_COST + b.inflight_output_tokens) / max(b.weight, 1e-9)
                 for b in candidates}
 
     def choose(self, request: RouteRequest, candidates: Sequence[Backend]) -> Decision:
