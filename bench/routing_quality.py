@@ -72,24 +72,29 @@ def trace(workload: str, n: int, salt: str, seed: int = 7, tenants: int = 16,
     return out
 
 
-async def one(session, url, strategy, messages, key, max_tokens, results):
-    body = {"model": SIM_MODEL, "messages": messages, "max_tokens": max_tokens, "stream": True,
-            "stream_options": {"include_usage": True}}
+async def one(session, url, strategy, messages, key, max_tokens, stream, results):
+    body = {"model": SIM_MODEL, "messages": messages, "max_tokens": max_tokens, "stream": stream}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
     started = time.perf_counter()
     ttft, usage, backend = None, None, ""
     async with session.post(f"{url}/v1/chat/completions", json=body,
                             headers={"x-tmx-routing": strategy, "x-session-id": key}) as resp:
         backend = resp.headers.get("x-tmx-backend", "")
-        async for line in resp.content:
-            if not line.startswith(b"data: {"):
-                continue
-            chunk = json.loads(line[6:])
-            if ttft is None and chunk.get("choices") and chunk["choices"][0].get("delta", {}).get("content"):
-                ttft = time.perf_counter() - started
-            if chunk.get("usage"):
-                usage = chunk["usage"]
-    results.append({"ttft": ttft or 0.0, "usage": usage or {}, "backend": backend,
-                    "done": time.perf_counter()})
+        if not stream:
+            usage = (await resp.json()).get("usage")
+        else:
+            async for line in resp.content:
+                if not line.startswith(b"data: {"):
+                    continue
+                chunk = json.loads(line[6:])
+                if ttft is None and chunk.get("choices") and chunk["choices"][0].get("delta", {}).get("content"):
+                    ttft = time.perf_counter() - started
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+    done = time.perf_counter()
+    results.append({"ttft": ttft or 0.0, "latency": done - started, "usage": usage or {}, "backend": backend,
+                    "done": done})
 
 
 async def served(session, sim_ports: list[int]) -> list[float]:
@@ -122,7 +127,7 @@ def vllm_router(policy: str, sim_ports: list[int], logs: Path):
 
 
 async def run(url: str, strategy: str, workload: str, n: int, rate: float, max_tokens: int, tenants: int,
-              system_words: int, sim_ports: list[int]) -> dict:
+              system_words: int, sim_ports: list[int], stream: bool = True) -> dict:
     requests = trace(workload, n, salt=f"{strategy}-{workload}-{time.time_ns()}", tenants=tenants,
                      system_words=system_words)
     arrivals = random.Random(11)
@@ -136,17 +141,21 @@ async def run(url: str, strategy: str, workload: str, n: int, rate: float, max_t
             delay = started + at - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)  # the trace's arrival time (open loop)
-            tasks.append(asyncio.create_task(one(session, url, strategy, messages, key, max_tokens, results)))
+            tasks.append(asyncio.create_task(one(session, url, strategy, messages, key, max_tokens, stream, results)))
         await asyncio.gather(*tasks)
         elapsed = max(r["done"] for r in results) - started
         per_backend = [b - a for a, b in zip(before, await served(session, sim_ports))]
-    ttfts = sorted(r["ttft"] * 1000 for r in results)
-    pick = lambda q: ttfts[min(len(ttfts) - 1, int(q * len(ttfts)))]  # noqa: E731
+    def percentiles(name: str, values: list[float]) -> dict:
+        values = sorted(v * 1000 for v in values)
+        pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+        return {f"{name}_p50_ms": statistics.median(values), f"{name}_p95_ms": pick(0.95), f"{name}_p99_ms": pick(0.99)}
+
     prompt = sum(r["usage"].get("prompt_tokens", 0) for r in results)
     cached = sum((r["usage"].get("prompt_tokens_details") or {}).get("cached_tokens", 0) for r in results)
     output = sum(r["usage"].get("completion_tokens", 0) for r in results)
-    return {"strategy": strategy, "workload": workload, "requests": len(results),
-            "ttft_p50_ms": statistics.median(ttfts), "ttft_p95_ms": pick(0.95), "ttft_p99_ms": pick(0.99),
+    return {"strategy": strategy, "workload": workload, "requests": len(results), "streamed": stream,
+            **(percentiles("ttft", [r["ttft"] for r in results]) if stream else {}),
+            **percentiles("latency", [r["latency"] for r in results]),
             "output_tok_s": output / elapsed, "cache_hit_rate": cached / prompt if prompt else 0.0,
             "hot_spot_ratio": max(per_backend) / (sum(per_backend) / len(per_backend))}
 
@@ -163,6 +172,8 @@ def main() -> None:
     parser.add_argument("--kv-blocks", type=int, default=1280, help="KV cache blocks (16 tokens) per replica")
     parser.add_argument("--time-scale", type=float, default=0.5, help="engine-sim time scale")
     parser.add_argument("--name", default="routing_quality", help="results file name")
+    parser.add_argument("--no-stream", action="store_true",
+                        help="non-streamed requests: end-to-end latency instead of TTFT (nothing shows prefill ending)")
     parser.add_argument("--router-policies", default="cache_aware,round_robin",
                         help="vllm-router policies to run on the same traces ('' for none)")
     args = parser.parse_args()
@@ -177,10 +188,11 @@ def main() -> None:
         try:
             def cell(url: str, strategy: str, workload: str) -> None:
                 row = asyncio.run(run(url, strategy, workload, args.requests, args.rate, args.max_tokens,
-                                      args.tenants, args.system_words, stack.sim_ports))
+                                      args.tenants, args.system_words, stack.sim_ports, stream=not args.no_stream))
                 rows.append(row)
-                print(f"{workload:9} {strategy:24} TTFT p50 {row['ttft_p50_ms']:7.1f} p95 {row['ttft_p95_ms']:7.1f}"
-                      f" p99 {row['ttft_p99_ms']:7.1f} ms | {row['output_tok_s']:6.1f} tok/s | hit "
+                what = "latency" if args.no_stream else "ttft"
+                print(f"{workload:9} {strategy:24} {what} p50 {row[what + '_p50_ms']:7.1f} p95 "
+                      f"{row[what + '_p95_ms']:7.1f} p99 {row[what + '_p99_ms']:7.1f} ms | {row['output_tok_s']:6.1f} tok/s | hit "
                       f"{row['cache_hit_rate']:5.1%} | hot-spot {row['hot_spot_ratio']:.2f}", flush=True)
 
             for workload in args.workloads.split(","):
@@ -193,7 +205,8 @@ def main() -> None:
             stack.stop()
     save(args.name, rows, f"tensormux strategies and vllm-router policies ({args.router_policies or 'none'}) on "
          f"4 engine-sims (time scale {args.time_scale}, {args.kv_blocks} KV blocks of 16 tokens "
-         f"each), {args.requests} requests per cell at {args.rate}/s Poisson, max_tokens {args.max_tokens}, streamed; "
+         f"each), {args.requests} requests per cell at {args.rate}/s Poisson, max_tokens {args.max_tokens}, "
+         f"{'not streamed' if args.no_stream else 'streamed'}; "
          f"shared: {args.tenants} tenants x {args.system_words}-word system prompts")
 
 
