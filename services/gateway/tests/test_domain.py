@@ -6,7 +6,7 @@ from tmx_gateway.domain.engine_costs import PREFILL_MS_PER_TOKEN, STEP_MS
 from tmx_gateway.domain.fleet import Attempt, Backend, FleetView, State
 from tmx_gateway.domain.metering import StreamMeter, usage_from_body
 from tmx_gateway.domain.routing import RouteRequest, build_policy
-from tmx_gateway.domain.tenancy import Tenancy, Unauthorized
+from tmx_gateway.domain.tenancy import Forbidden, Tenancy, Unauthorized
 
 REQ = RouteRequest(model="m", endpoint="/v1/chat/completions")
 
@@ -131,3 +131,23 @@ def test_tenancy_maps_keys_and_rejects_unknown_ones():
         closed.identify("Bearer nope")
     with pytest.raises(Unauthorized, match="missing"):
         closed.identify(None)
+
+
+def test_admin_views_answer_to_the_admin_key_and_the_catalogue_to_any_key():
+    open_gateway = Tenancy(fleet_file())
+    closed = Tenancy(fleet_file(tenants=(TenantSpec(name="acme", api_keys=("k1",)),)))
+    open_gateway.admit_admin(None, "")  # open gateway, no admin key: open
+    open_gateway.admit_reader(None, "adm")
+    open_gateway.admit_admin("Bearer adm", "adm")
+    with pytest.raises(Unauthorized, match="missing admin key"):
+        open_gateway.admit_admin(None, "adm")  # an admin key, once set, is required even on an open gateway
+    with pytest.raises(Forbidden, match="TMX_GATEWAY_ADMIN_KEY"):
+        closed.admit_admin("Bearer k1", "")  # tenants and no admin key: a tenant's key must not read the fleet
+    with pytest.raises(Unauthorized, match="invalid admin key"):
+        closed.admit_admin("Bearer k1", "adm")
+    closed.admit_admin("Bearer adm", "adm")
+    closed.admit_reader("Bearer k1", "")
+    closed.admit_reader("Bearer adm", "adm")
+    for authorization in (None, "Bearer nope", "Bearer "):
+        with pytest.raises(Unauthorized):
+            closed.admit_reader(authorization, "")  # an empty admin key matches nothing, not an empty bearer

@@ -166,7 +166,7 @@ async def test_the_live_ui_reads_fields_the_admin_views_serve(asgi_server, tmp_p
                 backend = (await resp.json())["backends"][0]
             async with http.get("/v1/models") as resp:
                 model = (await resp.json())["data"][0]
-    assert 'fetch("admin/backends")' in page and 'fetch("v1/models")' in page
+    assert 'fetch("admin/backends", auth)' in page and 'fetch("v1/models", auth)' in page
     # every field the page's script reads (x.<field> per backend, per model) is one those views serve
     script = page[page.index("<script>"):]
     backend_part = script[script.index('getElementById("backends")'):script.index('getElementById("models")')]
@@ -174,6 +174,29 @@ async def test_the_live_ui_reads_fields_the_admin_views_serve(asgi_server, tmp_p
     assert set(re.findall(r"\bx\.(\w+)", backend_part)) <= set(backend)
     assert set(re.findall(r"\bx\.(\w+)", model_part)) <= set(model)
     assert {"id", "state", "inflight", "served", "failed"} <= set(re.findall(r"\bx\.(\w+)", backend_part))
+
+
+async def test_with_tenants_the_fleet_views_need_keys(asgi_server, tmp_path):
+    tenants = (TenantSpec(name="acme", api_keys=("sk-acme",)),)
+    acme, admin = {"Authorization": "Bearer sk-acme"}, {"Authorization": "Bearer adm-secret"}
+
+    async def status(http, path, headers=None):
+        async with http.get(path, headers=headers or {}) as resp:
+            body = await resp.json() if resp.content_type == "application/json" else None
+            return resp.status, (body or {}).get("error", {}).get("type")
+
+    async with engine_sims(asgi_server, 1) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])], tenants=tenants) as (http, _):
+            assert await status(http, "/admin/backends", acme) == (403, "permission_error")  # no admin key set
+            assert await status(http, "/v1/models") == (401, "authentication_error")
+            assert await status(http, "/v1/models", acme) == (200, None)
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])], tenants=tenants,
+                           admin_key="adm-secret") as (http, _):
+            assert await status(http, "/admin/backends", acme) == (401, "authentication_error")
+            assert await status(http, "/admin/backends", admin) == (200, None)
+            assert await status(http, "/v1/models", admin) == (200, None)
+            async with http.get("/ui") as resp:  # the page holds no data; its script sends the key from #key=
+                assert resp.status == 200 and "location.hash" in await resp.text()
 
 
 async def test_tenants_rate_limits_refuse_with_429_and_settle_tokens_with_usage(asgi_server, tmp_path):

@@ -27,7 +27,7 @@ from tmx_gateway.domain.resilience import RetryBudget
 from tmx_gateway.domain.routing import Decision, RouteRequest, Router, UnknownStrategy
 from tmx_gateway.domain.routing.prompt import estimate_tokens, prompt_text
 from tmx_gateway.domain.sse import split_events
-from tmx_gateway.domain.tenancy import Caller, Tenancy, Unauthorized
+from tmx_gateway.domain.tenancy import Caller, Forbidden, Tenancy, Unauthorized
 from tmx_gateway.errors import GatewayError
 from tmx_gateway.events import EventPublisher, RequestRecord
 from tmx_gateway.metrics import GatewayMetrics
@@ -520,7 +520,23 @@ class GatewayApi:
         ))
 
     # --- the rest of the surface ---------------------------------------------------------------------
+    def _refused_view(self, request: Request, admin: bool) -> Response | None:
+        """The answer to a caller not allowed this view (see `Tenancy.admit_admin`, `admit_reader`); None if allowed."""
+        authorization = request.headers.get("authorization")
+        try:
+            if admin:
+                self._tenancy().admit_admin(authorization, self.settings.admin_key)
+            else:
+                self._tenancy().admit_reader(authorization, self.settings.admin_key)
+        except Unauthorized as exc:
+            return GatewayError(401, str(exc), code="invalid_api_key").response()
+        except Forbidden as exc:
+            return GatewayError(403, str(exc), code="admin_disabled").response()
+        return None
+
     async def models(self, request: Request) -> Response:
+        if (refused := self._refused_view(request, admin=False)) is not None:
+            return refused
         now = time.monotonic()
         data = []
         for entry in self.fleet.catalogue():
@@ -533,6 +549,8 @@ class GatewayApi:
         return JSONResponse({"object": "list", "data": data})
 
     async def backends(self, request: Request) -> Response:
+        if (refused := self._refused_view(request, admin=True)) is not None:
+            return refused
         now = time.monotonic()
         return JSONResponse({"backends": [
             {"id": b.id, "url": b.url, "models": list(b.models), "state": b.state.value, "routable": b.routable(now),

@@ -33,4 +33,5 @@ class Settings(BaseSettings):
     event_ack_interval_ms: float = 1000.0  # how often a JetStream ack confirms what went out since the last one
     audit_file: str = ""  # also append every audit event to this JSONL file
     gc_gen0_threshold: int = 20_000  # young-generation GC every this many allocations, start-up heap frozen; 0: defaults
+    admin_key: str = ""  # Bearer key for /admin/* and the /ui's data; empty: those are open only while no tenants
     log_level: str = "INFO"

@@ -1,5 +1,7 @@
 """The live `/ui` page: one self-contained HTML document whose script polls the gateway's own JSON views
-(`/admin/backends`, `/v1/models`) once a second. No build step, no assets, nothing fetched from elsewhere."""
+(`/admin/backends`, `/v1/models`) once a second. No build step, no assets, nothing fetched from elsewhere.
+The page holds no data itself; where the admin views need the admin key, open `/ui#key=<admin key>`: the
+script sends it as a Bearer token (a URL fragment never reaches the server or its logs)."""
 
 from __future__ import annotations
 
@@ -30,10 +32,19 @@ PAGE = """<!doctype html>
 <script>
 const esc = s => String(s).replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
 const pct = x => x === null || x === undefined || x < 0 ? "-" : (100 * x).toFixed(0) + "%";
+const key = new URLSearchParams(location.hash.slice(1)).get("key");
+const auth = key ? {headers: {Authorization: "Bearer " + key}} : {};
 let last = null;
 async function refresh() {
   try {
-    const [b, m] = await Promise.all([fetch("admin/backends"), fetch("v1/models")]);
+    const [b, m] = await Promise.all([fetch("admin/backends", auth), fetch("v1/models", auth)]);
+    const refused = [b, m].find(r => !r.ok);
+    if (refused) {
+      const error = (await refused.json()).error || {};
+      document.getElementById("status").textContent = "refused: " + (error.message || refused.status) +
+        (refused.status === 401 ? " (open this page as /ui#key=<admin key>)" : "");
+      return;
+    }
     const backends = (await b.json()).backends, models = (await m.json()).data, now = performance.now();
     document.getElementById("backends").innerHTML = backends.map(x => {
       const done = x.served + x.failed, prev = last && last.counts[x.id];

@@ -1,8 +1,10 @@
-"""Who is calling: API key -> tenant. With no keys configured the gateway is open and calls are `default`."""
+"""Who is calling: API key -> tenant. With no keys configured the gateway is open and calls are `default`.
+The admin views (fleet state, backend URLs) answer to a separate admin key."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 
 from tmx_config import FleetFile
@@ -20,6 +22,20 @@ class Unauthorized(Exception):
     pass
 
 
+class Forbidden(Exception):
+    """No key could be right: the view is switched off."""
+
+
+def _bearer(authorization: str | None) -> str:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return ""
+
+
+def _same(key: str, secret: str) -> bool:
+    return bool(secret) and hmac.compare_digest(key.encode(), secret.encode())
+
+
 class Tenancy:
     def __init__(self, fleet: FleetFile) -> None:
         self._by_key = {key: tenant.name for tenant in fleet.tenants for key in tenant.api_keys}
@@ -31,9 +47,7 @@ class Tenancy:
         return not self._by_key
 
     def identify(self, authorization: str | None) -> Caller:
-        key = ""
-        if authorization and authorization.lower().startswith("bearer "):
-            key = authorization[7:].strip()
+        key = _bearer(authorization)
         key_id = hashlib.sha256(key.encode()).hexdigest()[:12] if key else ""
         if self.open:
             return Caller(DEFAULT_TENANT, key_id)
@@ -41,3 +55,25 @@ class Tenancy:
         if tenant is None:
             raise Unauthorized("invalid API key" if key else "missing API key (Authorization: Bearer ...)")
         return Caller(tenant, key_id)
+
+    def admit_admin(self, authorization: str | None, admin_key: str) -> None:
+        """The admin views (`/admin/*`, the data behind `/ui`): they show backend URLs and every tenant's traffic.
+        With an admin key set, that key only; without one, open while the gateway is open (no tenant keys) and
+        off once it has tenants: a tenant's key must not read the whole fleet."""
+        if not admin_key:
+            if self.open:
+                return
+            raise Forbidden("admin views are off: this gateway has tenant keys but no admin key "
+                            "(set TMX_GATEWAY_ADMIN_KEY)")
+        key = _bearer(authorization)
+        if not _same(key, admin_key):
+            raise Unauthorized("invalid admin key" if key else "missing admin key (Authorization: Bearer ...)")
+
+    def admit_reader(self, authorization: str | None, admin_key: str) -> None:
+        """The model catalogue (`/v1/models`): any tenant's key or the admin key; anyone while the gateway is open."""
+        if self.open:
+            return
+        key = _bearer(authorization)
+        if key in self._by_key or _same(key, admin_key):
+            return
+        raise Unauthorized("invalid API key" if key else "missing API key (Authorization: Bearer ...)")
