@@ -87,6 +87,11 @@ def test_an_attempt_takes_its_work_back_once_however_often_it_is_reported():
     plain.prefilled()  # a presumption timer firing after the end changes nothing
     assert (b.inflight, b.inflight_prompt_tokens, b.prefilling_prompt_tokens, b.inflight_output_tokens) == \
         (1, 1000, 0, 64)
+    streamed.decoded(40)
+    streamed.decoded(30)  # counts only ever grow: a smaller one changes nothing
+    assert b.inflight_output_tokens == 24  # 64 - 40 still owed
+    streamed.decoded(500)  # more events than max_tokens (a usage chunk, say): never below zero
+    assert b.inflight_output_tokens == 0
     streamed.ended()
     assert (b.inflight, b.inflight_prompt_tokens, b.prefilling_prompt_tokens, b.inflight_output_tokens) == (0, 0, 0, 0)
 

@@ -363,10 +363,13 @@ async def test_client_disconnect_cancels_the_upstream_stream(asgi_server, tmp_pa
         sim_url, _, runner = sims[0]
         async with gateway(asgi_server, tmp_path, [("s1", sim_url)]) as (http, gw):
             resp = await http.post("/v1/chat/completions", json=chat(stream=True, max_tokens=2000))
-            await resp.content.readline()
+            data_events = 0
+            while data_events < 5:  # the role event, then four tokens
+                data_events += (await resp.content.readline()).startswith(b"data: ")
             assert len(runner.core.running) == 1
             s1 = gw.fleet.backends["s1"]  # streaming: in flight, but its prompt no longer queued for prefill
             assert s1.inflight == 1 and s1.inflight_prompt_tokens > 0 and s1.prefilling_prompt_tokens == 0
+            assert s1.inflight_output_tokens <= 2000 - 4  # and the tokens already out are no longer owed
             resp.close()
             await tmx_async_wait(lambda: runner.core.idle, 10, what="upstream cancelled")
             await tmx_async_wait(lambda: gw.fleet.backends["s1"].inflight == 0, 5, what="inflight released")

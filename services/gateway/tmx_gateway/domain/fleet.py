@@ -70,13 +70,15 @@ class Attempt:
     in-flight counts, each part taken back exactly once however often it is reported.
 
     Its prompt counts as queued for prefill until `prefilled()`: a stream's first bytes, or, for a non-streamed
-    answer (where nothing shows prefill ending), the time `prefill_eta_s` estimates when it was sent."""
+    answer (where nothing shows prefill ending), the time `prefill_eta_s` estimates when it was sent. Its output
+    counts as decode work owed until a stream shows it `decoded()`."""
 
-    __slots__ = ("backend", "prompt_tokens", "max_tokens", "is_prefilled", "is_ended", "prefill_eta_s")
+    __slots__ = ("backend", "prompt_tokens", "max_tokens", "is_prefilled", "is_ended", "prefill_eta_s", "output_done")
 
     def __init__(self, backend: Backend, prompt_tokens: int, max_tokens: int) -> None:
         self.backend, self.prompt_tokens, self.max_tokens = backend, prompt_tokens, max_tokens
         self.is_prefilled = self.is_ended = False
+        self.output_done = 0
         self.prefill_eta_s = prefill_eta_ms(backend.prefilling_prompt_tokens, prompt_tokens) / 1000
         backend.inflight += 1
         backend.inflight_prompt_tokens += prompt_tokens
@@ -89,6 +91,13 @@ class Attempt:
             self.is_prefilled = True
             self.backend.prefilling_prompt_tokens -= self.prompt_tokens
 
+    def decoded(self, tokens: int) -> None:
+        """`tokens` of its output are out (a stream's events so far): only the rest is decode work still owed."""
+        done = min(tokens, self.max_tokens)
+        if done > self.output_done and not self.is_ended:
+            self.backend.inflight_output_tokens -= done - self.output_done
+            self.output_done = done
+
     def ended(self) -> None:
         """Answered, failed or abandoned: none of its work remains on the backend."""
         if self.is_ended:
@@ -98,7 +107,7 @@ class Attempt:
         b = self.backend
         b.inflight -= 1
         b.inflight_prompt_tokens -= self.prompt_tokens
-        b.inflight_output_tokens -= self.max_tokens
+        b.inflight_output_tokens -= self.max_tokens - self.output_done
 
 
 @dataclass(frozen=True)
