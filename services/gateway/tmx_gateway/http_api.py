@@ -324,7 +324,7 @@ class GatewayApi:
                 events = meter.feed(chunk)
                 if not events:
                     continue
-                ctx.attempt.decoded(meter.events - 1)  # a stream's first event carries the role, not a token
+                ctx.attempt.decoded(meter.events - 1)  # ~ one token per event; a chat stream's first carries only the role
                 if resume is not None:
                     relayed.append(events)
                 yield events

@@ -51,7 +51,7 @@ class Backend:
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     inflight_prompt_tokens: int = 0  # estimated prompt tokens of requests in flight (kept by `Attempt`)
     prefilling_prompt_tokens: int = 0  # ... of those not yet prefilled: the prefill still queued on it
-    inflight_output_tokens: int = 0  # max_tokens of requests in flight (decode work queued)
+    inflight_output_tokens: int = 0  # output tokens requests in flight may still decode (max_tokens less those out)
     ewma_latency_ms: float = 0.0  # 0 until the first response
     ewma_ttft_ms: float = 0.0
 
