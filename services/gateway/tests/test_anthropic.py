@@ -112,3 +112,20 @@ async def test_the_official_anthropic_client_through_the_gateway(asgi_server, tm
             assert resp.status == 400 and body["error"]["type"] == "invalid_request_error"
             assert "max_tokens" in body["error"]["message"]
             await client.close()
+
+
+async def test_a_client_leaving_an_anthropic_stream_cancels_the_upstream_stream(asgi_server, tmp_path, tmx_async_wait):
+    async with engine_sims(asgi_server, 1) as sims:
+        sim_url, _, runner = sims[0]
+        async with gateway(asgi_server, tmp_path, [("s1", sim_url)]) as (http, gw):
+            resp = await http.post("/v1/messages", json={"model": MODEL, "max_tokens": 2000, "stream": True,
+                                                          "messages": [{"role": "user", "content": "Hello"}]})
+            while b"content_block_delta" not in await resp.content.readline():
+                pass
+            assert len(runner.core.running) == 1 and gw.fleet.backends["s1"].inflight == 1
+            resp.close()
+            await tmx_async_wait(lambda: runner.core.idle, 10, what="upstream cancelled")
+            await tmx_async_wait(lambda: gw.fleet.backends["s1"].inflight == 0, 5, what="inflight released")
+            assert gw.fleet.backends["s1"].failed == 0
+            assert gw.metrics.requests.labels(MODEL, "s1", "499")._value.get() == 1
+    assert runner.core.cache.usage == 0

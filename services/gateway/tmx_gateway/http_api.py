@@ -28,6 +28,7 @@ from tmx_gateway.domain.routing import Decision, RouteRequest, Router, UnknownSt
 from tmx_gateway.domain.routing.prompt import estimate_tokens, prompt_text
 from tmx_gateway.domain.sse import split_events
 from tmx_gateway.domain.tenancy import Caller, Forbidden, Tenancy, Unauthorized
+from tmx_gateway.disconnect import RelayedStream, cancelled_if_client_leaves
 from tmx_gateway.errors import GatewayError
 from tmx_gateway.events import EventPublisher, RequestRecord
 from tmx_gateway.metrics import GatewayMetrics
@@ -39,7 +40,6 @@ _FORWARDED_HEADERS = ("content-type", "accept")
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-WATCH_AFTER_S = 0.05  # a request still unanswered after this long is cancelled if its client leaves
 
 
 class GatewayApi:
@@ -118,36 +118,10 @@ class GatewayApi:
     @staticmethod
     async def _unless_disconnected(request: Request, work) -> Response:
         """Await `work` (routing, the upstream call, a whole non-streamed answer); if the client disconnects
-        first, cancel it: aiohttp closes the upstream connection, which the engine reads as an abort. (Once a
-        stream has started, the streaming response watches for the disconnect itself.) The watcher starts only
-        once the work has taken WATCH_AFTER_S: a quick answer pays for a timer, not for a task."""
-        handler = asyncio.current_task()
-        gone = False
-        watcher: asyncio.Task | None = None
-
-        async def watch() -> None:
-            nonlocal gone
-            while (await request.receive())["type"] != "http.disconnect":
-                pass
-            gone = True
-            handler.cancel()
-
-        def start() -> None:
-            nonlocal watcher
-            watcher = asyncio.ensure_future(watch())
-
-        timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, start)
-        try:
-            return await work
-        except asyncio.CancelledError:
-            if not gone:
-                raise
-            handler.uncancel()
-            return Response(status_code=499)
-        finally:
-            timer.cancel()
-            if watcher is not None:
-                watcher.cancel()
+        first, cancel it: aiohttp closes the upstream connection, which the engine reads as an abort, and the
+        answer is a 499. (Once a stream has started, `RelayedStream` watches for the disconnect itself.)"""
+        gone, response = await cancelled_if_client_leaves(request.receive, work)
+        return Response(status_code=499) if gone else response
 
     async def messages(self, request: Request) -> Response:
         """The Anthropic Messages API, translated to the backends' OpenAI chat completions."""
@@ -184,7 +158,7 @@ class GatewayApi:
                 message = f"upstream returned HTTP {response.status_code}"
             return _anthropic_error(response.status_code, message, response.headers)
         if isinstance(response, StreamingResponse):
-            return StreamingResponse(_anthropic_stream(response.body_iterator, raw["model"]),
+            return RelayedStream(_anthropic_stream(response.body_iterator, raw["model"]),
                                      media_type="text/event-stream", headers=_gateway_headers(response.headers))
         return JSONResponse(anthropic.from_openai(json.loads(response.body), raw["model"]),
                             headers=_gateway_headers(response.headers))
@@ -278,7 +252,7 @@ class GatewayApi:
                 if not why_not:
                     resume = _Resume(payload, headers, policy, tried, deadline,
                                      self.settings.max_attempts - attempt - 1)
-                return StreamingResponse(self._relay(upstream, backend, decision, ctx, resume, why_not),
+                return RelayedStream(self._relay(upstream, backend, decision, ctx, resume, why_not),
                                          status_code=200, media_type="text/event-stream", headers=out_headers)
             return await self._respond(upstream, backend, decision, ctx, out_headers)
         if not tried:
@@ -612,9 +586,12 @@ def _gateway_headers(headers) -> dict[str, str]:
 
 async def _anthropic_stream(openai_stream, model: str):
     translator = anthropic.StreamTranslator(model)
-    async for chunk in openai_stream:
-        for event in translator.feed(chunk if isinstance(chunk, bytes) else chunk.encode()):
-            yield event
+    try:
+        async for chunk in openai_stream:
+            for event in translator.feed(chunk if isinstance(chunk, bytes) else chunk.encode()):
+                yield event
+    finally:
+        await openai_stream.aclose()  # closed early (the client left): the relay below releases its upstream now
     for event in translator.finish():
         yield event
 
