@@ -27,8 +27,8 @@ from tmx_gateway.domain.resilience import RetryBudget
 from tmx_gateway.domain.routing import Decision, RouteRequest, Router, UnknownStrategy
 from tmx_gateway.domain.routing.prompt import estimate_tokens, prompt_text
 from tmx_gateway.domain.sse import split_events
-from tmx_gateway.domain.tenancy import Caller, Forbidden, Tenancy, Unauthorized
 from tmx_gateway.disconnect import RelayedStream, cancelled_if_client_leaves
+from tmx_gateway.domain.tenancy import Caller, Forbidden, Tenancy, Unauthorized
 from tmx_gateway.errors import GatewayError
 from tmx_gateway.events import EventPublisher, RequestRecord
 from tmx_gateway.metrics import GatewayMetrics
@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 
 _FORWARDED_HEADERS = ("content-type", "accept")
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
 
 
 class GatewayApi:
@@ -159,7 +157,7 @@ class GatewayApi:
             return _anthropic_error(response.status_code, message, response.headers)
         if isinstance(response, StreamingResponse):
             return RelayedStream(_anthropic_stream(response.body_iterator, raw["model"]),
-                                     media_type="text/event-stream", headers=_gateway_headers(response.headers))
+                                 media_type="text/event-stream", headers=_gateway_headers(response.headers))
         return JSONResponse(anthropic.from_openai(json.loads(response.body), raw["model"]),
                             headers=_gateway_headers(response.headers))
 
@@ -253,7 +251,7 @@ class GatewayApi:
                     resume = _Resume(payload, headers, policy, tried, deadline,
                                      self.settings.max_attempts - attempt - 1)
                 return RelayedStream(self._relay(upstream, backend, decision, ctx, resume, why_not),
-                                         status_code=200, media_type="text/event-stream", headers=out_headers)
+                                     status_code=200, media_type="text/event-stream", headers=out_headers)
             return await self._respond(upstream, backend, decision, ctx, out_headers)
         if not tried:
             err = GatewayError(503, f"no healthy backend serves model `{model}`", code="no_healthy_backend")
@@ -298,7 +296,7 @@ class GatewayApi:
                 events = meter.feed(chunk)
                 if not events:
                     continue
-                ctx.attempt.decoded(meter.events - 1)  # ~ one token per event; a chat stream's first carries only the role
+                ctx.attempt.decoded(meter.events - 1)  # ~ a token per event; a chat stream's first is the role
                 if resume is not None:
                     relayed.append(events)
                 yield events
