@@ -74,3 +74,23 @@ def test_tenancy_reads_the_limits_from_the_fleet_file():
     assert Tenancy(fleet).limits == {"acme": (5, 100), "beta": (0, 0)}
     with pytest.raises(ValueError):
         TenantSpec(name="acme", rpm_limit=-1)
+
+
+def test_the_journal_hears_this_workers_spend_and_settlements_and_debit_takes_in_a_peers():
+    heard = []
+    rl = RateLimiter(journal=lambda *spend: heard.append(spend))
+    rl.configure({"acme": (10, 1000), "tokens-only": (0, 1000)})
+    rl.admit("acme", 300, 0.0)
+    rl.settle("acme", 300, 120)  # 180 flow back
+    rl.settle("acme", 300, 300)  # as reserved: nothing to tell
+    rl.admit("tokens-only", 50, 0.0)
+    rl.admit("unlimited", 50, 0.0)
+    assert heard == [("acme", 1, 300), ("acme", 0, -180), ("tokens-only", 0, 50)]
+
+    rl.debit("acme", 8, 700, 0.0)  # another worker's spend: 10 - 1 - 8 requests, 1000 - 120 - 700 tokens left
+    admitted = rl.admit("acme", 100, 0.0)
+    assert admitted.remaining_requests == 0 and admitted.remaining_tokens == 80
+    assert rl.admit("acme", 100, 0.0).limit == "requests"
+    rl.debit("acme", 0, -5000, 0.0)  # a peer's refund never fills past a minute's allowance
+    assert rl.admit("acme", 1000, 60.0).remaining_tokens == 0
+    assert heard[3:] == [("acme", 1, 100), ("acme", 1, 1000)]  # its own admissions; debits are not its spend

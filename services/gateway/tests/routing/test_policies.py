@@ -162,3 +162,19 @@ def test_router_picks_per_request_then_per_pool_then_default():
         router.strategy_for("m", "magic")
     with pytest.raises(ValueError):
         Router("magic")
+
+
+def test_a_prefix_another_worker_routed_is_learned_by_this_pools_policy():
+    from tmx_gateway.domain.routing import Router
+    from tmx_gateway.domain.routing.prefix_index import block_hashes
+
+    router = Router("least_inflight", multi_weights={"prefix_aware": 1.0, "least_inflight": 1.0})
+    prompt = "shared system prompt " * 40
+    router.learn_prefix("m", "prefix_aware", "b1", block_hashes(prompt))
+    router.learn_prefix("m", "multi", "b2", block_hashes(prompt))
+    router.learn_prefix("m", "least_inflight", "b1", block_hashes(prompt))  # keeps no index: nothing to do
+    router.learn_prefix("m", "no-such-strategy", "b1", block_hashes(prompt))
+    assert router.policy("m", "prefix_aware").index.matched_blocks("b1", block_hashes(prompt)) == len(block_hashes(prompt))
+    assert router.policy("m", "prefix_aware").index.size("b2") == 0
+    assert [i.size("b2") for i in router.policy("m", "multi").prefix_indexes()] == [len(block_hashes(prompt))]
+    assert router.policy("other-model", "prefix_aware").index.size("b1") == 0

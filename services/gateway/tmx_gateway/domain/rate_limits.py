@@ -3,11 +3,13 @@
 Each limit is a bucket holding a minute's allowance that refills continuously, so a tenant may burst up to its
 limit and then proceeds at the limit's rate. A request reserves its tokens when admitted (its prompt estimate plus
 its `max_tokens`, as OpenAI counts them) and is settled against what the backend reports once it finishes: unused
-tokens flow back, extra ones are charged. Limits are per gateway replica. Pure: callers pass `now`.
+tokens flow back, extra ones are charged. Limits are per gateway replica: the workers of one gateway share their
+spend (`journal` reports this worker's, `debit` takes in the others'). Pure: callers pass `now`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -52,7 +54,8 @@ UNLIMITED = Admission(0, 0, 0, 0, 0)
 
 
 class RateLimiter:
-    def __init__(self) -> None:
+    def __init__(self, journal: Callable[[str, int, int], None] | None = None) -> None:
+        self.journal = journal  # told (tenant, requests, tokens) of every spend and settlement made here
         self._limits: dict[str, tuple[int, int]] = {}
         self._requests: dict[str, Bucket] = {}
         self._tokens: dict[str, Bucket] = {}
@@ -101,6 +104,8 @@ class RateLimiter:
             requests.level -= 1
         if budget is not None:
             budget.level -= tokens
+        if self.journal is not None:
+            self.journal(tenant, 1 if requests is not None else 0, tokens if budget is not None else 0)
         return Admission(tokens if budget is not None else 0,
                          int(requests.per_minute) if requests else 0, max(int(requests.level), 0) if requests else 0,
                          int(budget.per_minute) if budget else 0, max(int(budget.level), 0) if budget else 0)
@@ -111,3 +116,17 @@ class RateLimiter:
         budget = self._tokens.get(tenant)
         if budget is not None and reserved:
             budget.level = min(budget.per_minute, budget.level + reserved - used)
+            if self.journal is not None and used != reserved:
+                self.journal(tenant, 0, used - reserved)
+
+    def debit(self, tenant: str, requests: int, tokens: int, now: float) -> None:
+        """Spend made elsewhere (another worker of this gateway) against this tenant's limits; `tokens` < 0 is a
+        refund. Not journaled: it is not this worker's."""
+        bucket = self._requests.get(tenant)
+        if bucket is not None and requests:
+            bucket.refill(now)
+            bucket.level -= requests
+        budget = self._tokens.get(tenant)
+        if budget is not None and tokens:
+            budget.refill(now)
+            budget.level = min(budget.per_minute, budget.level - tokens)

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from tmx_gateway.domain.fleet import Backend
 from tmx_gateway.domain.routing.policy import Decision, RouteRequest, ScoringPolicy, TieBreaker
-from tmx_gateway.domain.routing.prefix_index import block_hashes
+from tmx_gateway.domain.routing.prefix_index import PrefixIndex, block_hashes
 
 
 def _normalised(scores: dict[str, float]) -> dict[str, float]:
@@ -35,8 +35,12 @@ class Multi:
         scores = self.scores(request, candidates)
         chosen = self._ties.pick(candidates, scores)
         parts = " + ".join(f"{w:g} x {p.name}" for p, w in self.parts)
-        for policy, _ in self.parts:
-            index = getattr(policy, "index", None)
-            if index is not None:  # the blend routed this prompt: its prefix will be cached there
-                index.record(chosen.id, block_hashes(request.prompt_text))
-        return Decision(chosen.id, self.name, f"blend of {parts}: {scores[chosen.id]:.2f}", scores)
+        hashes = []
+        for index in self.prefix_indexes():  # the blend routed this prompt: its prefix will be cached there
+            hashes = hashes or block_hashes(request.prompt_text)
+            index.record(chosen.id, hashes)
+        return Decision(chosen.id, self.name, f"blend of {parts}: {scores[chosen.id]:.2f}", scores,
+                        prefix_blocks=hashes)
+
+    def prefix_indexes(self) -> list[PrefixIndex]:
+        return [index for policy, _ in self.parts if (index := getattr(policy, "index", None)) is not None]

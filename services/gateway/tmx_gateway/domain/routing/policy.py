@@ -25,6 +25,7 @@ class Decision:
     reason: str
     scores: dict[str, float] = field(default_factory=dict)
     predicted_cached_tokens: int = 0  # prefix_aware: what it expects the backend to have cached
+    prefix_blocks: list[int] = field(default_factory=list)  # the prompt's block hashes the policy recorded there
 
 
 class Policy(Protocol):

@@ -67,4 +67,4 @@ class PrefixAware:
         self.index.record(chosen.id, hashes)
         predicted = min(matched[chosen.id] * BLOCK_CHARS // CHARS_PER_TOKEN,
                         request.prompt_tokens or len(request.prompt_text) // CHARS_PER_TOKEN)
-        return Decision(chosen.id, self.name, reason, scores, predicted_cached_tokens=predicted)
+        return Decision(chosen.id, self.name, reason, scores, predicted_cached_tokens=predicted, prefix_blocks=hashes)

@@ -39,5 +39,23 @@ class Router:
             self._policies[key] = build_policy(name, self.multi_weights)
         return self._policies[key]
 
+    def learn_prefix(self, model: str, strategy: str, backend_id: str, hashes: list[int]) -> None:
+        """A prompt prefix routed to `backend_id` by another gateway worker (see `domain.peers`): record it in the
+        index this pool's policy keeps, as if this worker had routed it."""
+        if strategy in policy_names():
+            for index in _prefix_indexes(self.policy(model, strategy)):
+                index.record(backend_id, hashes)
+
+    def prefix_blocks(self, backend_id: str) -> int:
+        """Prompt blocks the prefix indexes believe `backend_id` holds, across pools (for the admin view)."""
+        return sum(index.size(backend_id) for policy in self._policies.values() for index in _prefix_indexes(policy))
+
     def choose(self, request: RouteRequest, candidates: Sequence[Backend], override: str = "") -> Decision:
         return self.policy(request.model, override).choose(request, candidates)
+
+
+def _prefix_indexes(policy: Policy) -> list:
+    if hasattr(policy, "prefix_indexes"):
+        return policy.prefix_indexes()
+    index = getattr(policy, "index", None)
+    return [index] if index is not None else []
