@@ -34,6 +34,11 @@ def audit(tenant: str) -> str:
     return f"{ROOT}.audit.{token(tenant)}"
 
 
+def gateway_peers(group: str) -> str:
+    """Core NATS, in no stream: a gateway's workers share their routing view here (lossy, live only)."""
+    return f"{ROOT}.gateway.peers.{token(group)}"
+
+
 def forge_job(target: str) -> str:
     return f"{ROOT}.forge.job.{token(target)}"
 

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import os
+import socket
 import time
 
 import aiohttp
@@ -16,12 +17,14 @@ from starlette.applications import Starlette
 from tmx_config import FleetFile, load_fleet
 from tmx_eventbus import EventBus
 from tmx_gateway.domain.fleet import FleetView
+from tmx_gateway.domain.peers import PeerView
 from tmx_gateway.domain.rate_limits import RateLimiter
 from tmx_gateway.domain.routing import Router
 from tmx_gateway.domain.tenancy import Tenancy
 from tmx_gateway.events import EventPublisher, HealthFollower
 from tmx_gateway.http_api import GatewayApi, build_starlette
 from tmx_gateway.metrics import GatewayMetrics
+from tmx_gateway.peering import PeerLink
 from tmx_gateway.settings import Settings
 from tmx_gateway.spool import Spool
 
@@ -57,7 +60,9 @@ class Gateway:
                                breaker_cooldown_s=settings.breaker_cooldown_s)
         self.fleet.apply_fleet(fleet_file)
         self.tenancy = Tenancy(fleet_file)
-        self.limiter = RateLimiter()
+        # with a peer group (a gateway's workers), what they tell each other: load, prefixes routed, tenants' spend
+        self.peers = PeerView(settings.gateway_id) if settings.peer_group else None
+        self.limiter = RateLimiter(journal=self.peers.spent if self.peers else None)
         self.limiter.configure(self.tenancy.limits)
         self.metrics = GatewayMetrics()
         self.routing = fleet_file.routing
@@ -73,6 +78,9 @@ class Gateway:
                                             settings.event_urgent_linger_ms / 1000)
         self.api = GatewayApi(settings, self.fleet, lambda: self.router, lambda: self.tenancy, self.limiter,
                               self.metrics, self.publisher, self.ready)
+        self.api.peers = self.peers
+        if self.peers is not None and not settings.nats_url:
+            log.warning("no NATS: this worker routes on its own view only (its load, its prefixes, its spend)")
         self._tasks: list[asyncio.Task] = []
         self._fleet_mtime = _mtime(settings.fleet_file)
         self._synced = not settings.nats_url  # knows the health service's view of the fleet
@@ -131,6 +139,10 @@ class Gateway:
                 await asyncio.sleep(1.0)
         if self.publisher is not None:
             self.publisher.bus = self.bus
+        if self.peers is not None:
+            link = PeerLink(self.bus, self.settings.peer_group, self.peers, self.fleet, lambda: self.router,
+                            self.limiter, self.settings.peer_sync_ms / 1000)
+            self._tasks.append(asyncio.create_task(link.run(), name="peer-link"))
         follower = HealthFollower(self.bus, self.fleet, self.metrics)
         known = await follower.load_snapshot()
         self._synced = True
@@ -176,9 +188,10 @@ def _mtime(path: str) -> float:
         return 0.0
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, sock: socket.socket | None = None) -> None:
+    """Serve on `settings`' host and port, or on `sock` (a worker's, bound by the supervisor)."""
     fleet_file = load_fleet(settings.fleet_file)  # fail fast, before binding a port
     gateway = Gateway(settings, fleet_file)
     config = uvicorn.Config(gateway.starlette(), host=settings.host, port=settings.port, log_level="warning",
                             access_log=False, loop="uvloop", http="httptools", timeout_graceful_shutdown=5)
-    await uvicorn.Server(config).serve()
+    await uvicorn.Server(config).serve(sockets=[sock] if sock is not None else None)

@@ -21,6 +21,7 @@ from tmx_eventbus import new_event_id
 from tmx_gateway import ui
 from tmx_gateway.domain import anthropic, continuation
 from tmx_gateway.domain.fleet import Attempt, Backend, FleetView
+from tmx_gateway.domain.peers import PeerView
 from tmx_gateway.domain.metering import StreamMeter, Usage, usage_from_body
 from tmx_gateway.domain.rate_limits import Refusal, RateLimiter
 from tmx_gateway.domain.resilience import RetryBudget
@@ -62,6 +63,7 @@ class GatewayApi:
         self._ready = ready
         self.session: aiohttp.ClientSession | None = None  # opened by the app's lifespan
         self.retry_budget = RetryBudget(ratio=settings.retry_budget_ratio)
+        self.peers: PeerView | None = None  # with several workers: what they tell each other (set by the app)
 
     # --- request intake ------------------------------------------------------------------------------
     async def _read_body(self, request: Request, headers: dict[str, str]) -> bytes:
@@ -203,6 +205,8 @@ class GatewayApi:
                 last_error += "; retry budget exhausted"
                 break
             decision = policy.choose(route, candidates)
+            if decision.prefix_blocks and self.peers is not None:
+                self.peers.routed_prefix(model, policy.name, decision.backend_id, decision.prefix_blocks)
             backend = self.fleet.backends[decision.backend_id]
             tried.add(backend.id)
             self._acquire(backend, ctx)
@@ -242,7 +246,7 @@ class GatewayApi:
                 out_headers["x-ratelimit-remaining-tokens"] = str(admission.remaining_tokens)
             if request_headers.get("x-tmx-explain"):
                 out_headers["x-tmx-route"] = json.dumps({
-                    "strategy": decision.strategy, "chosen": decision.backend_id, "reason": decision.reason,
+                    "gateway": self.settings.gateway_id, "strategy": decision.strategy, "chosen": decision.backend_id, "reason": decision.reason,
                     "candidates": [b.id for b in candidates],
                     "scores": {k: round(v, 4) for k, v in decision.scores.items()}}, separators=(",", ":"))
             if stream and upstream.status == 200:
@@ -524,15 +528,18 @@ class GatewayApi:
     async def backends(self, request: Request) -> Response:
         if (refused := self._refused_view(request, admin=True)) is not None:
             return refused
-        now = time.monotonic()
-        return JSONResponse({"backends": [
+        now, router = time.monotonic(), self._router()
+        backends = [
             {"id": b.id, "url": b.url, "models": list(b.models), "state": b.state.value, "routable": b.routable(now),
-             "inflight": b.inflight, "served": b.served, "failed": b.failed, "breaker": b.breaker.state.value,
+             "inflight": b.inflight, "cached_prefix_blocks": router.prefix_blocks(b.id), "served": b.served,
+             "failed": b.failed, "breaker": b.breaker.state.value,
              "engine_load": None if b.load is None else {
                  "running": b.load.running, "waiting": b.load.waiting, "kv_cache_usage": b.load.kv_cache_usage,
                  "prefix_cache_hit_rate": b.load.prefix_cache_hit_rate, "age_s": round(now - b.load.at, 3)}}
-            for b in self.fleet.backends.values()
-        ]})
+            for b in self.fleet.backends.values()]
+        # `inflight` is the whole gateway's (its workers' together); `served` and `failed` are this worker's
+        return JSONResponse({"gateway": self.settings.gateway_id, "peers": self.peers.peers if self.peers else [],
+                             "backends": backends})
 
     async def ui(self, request: Request) -> Response:
         return HTMLResponse(ui.PAGE)
@@ -548,7 +555,7 @@ class GatewayApi:
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics_endpoint(self, request: Request) -> Response:
-        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(self.metrics.exposed), media_type=CONTENT_TYPE_LATEST)
 
     def routes(self) -> list[Route]:
         return [

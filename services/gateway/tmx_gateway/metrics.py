@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.metrics import MetricWrapperBase
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -9,12 +11,18 @@ _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 class GatewayMetrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        # what /metrics exposes: this registry, or with several workers (see workers.py) all workers' values summed
+        self.exposed = r
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.exposed = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self.exposed)
         self.requests = Counter("tmx_gateway_requests", "Requests answered", ["model", "backend", "status"], registry=r)
         self.latency = Histogram("tmx_gateway_request_duration_seconds", "End-to-end request latency", ["model"],
                                  buckets=_BUCKETS, registry=r)
         self.ttft = Histogram("tmx_gateway_ttft_seconds", "Time to first streamed byte", ["model"],
                               buckets=_BUCKETS, registry=r)
-        self.inflight = Gauge("tmx_gateway_inflight", "Requests in flight", ["backend"], registry=r)
+        self.inflight = Gauge("tmx_gateway_inflight", "Requests in flight", ["backend"], registry=r,
+                              multiprocess_mode="livesum")
         self.stream_continuations = Counter(
             "tmx_gateway_stream_continuations",
             "Streams that broke mid-way: continued on another backend, continuation failed, or impossible",
@@ -23,7 +31,7 @@ class GatewayMetrics:
                                registry=r)
         self.tokens = Counter("tmx_gateway_tokens", "Tokens metered", ["tenant", "model", "kind"], registry=r)
         self.backend_up = Gauge("tmx_gateway_backend_routable", "1 when the backend may receive traffic", ["backend"],
-                                registry=r)
+                                registry=r, multiprocess_mode="livemax")
         self.events_dropped = Counter("tmx_gateway_events_dropped",
                                       "Events dropped: the in-memory queue or the on-disk spool was full",
                                       registry=r)
@@ -32,7 +40,8 @@ class GatewayMetrics:
             "cached tokens (outcome = predicted_actual, each hit or miss)", ["outcome"], registry=r)
         self.rate_limited = Counter("tmx_gateway_rate_limited", "Requests refused by a tenant's rate limit",
                                     ["tenant", "limit"], registry=r)
-        self.spool_bytes = Gauge("tmx_gateway_event_spool_bytes", "Events waiting on disk for NATS", registry=r)
+        self.spool_bytes = Gauge("tmx_gateway_event_spool_bytes", "Events waiting on disk for NATS", registry=r,
+                                 multiprocess_mode="livesum")
         # the children the request path touches, by label values (see Children)
         self.requests_of, self.latency_of = Children(self.requests), Children(self.latency)
         self.ttft_of, self.inflight_of = Children(self.ttft), Children(self.inflight)

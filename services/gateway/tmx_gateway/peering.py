@@ -1,0 +1,53 @@
+"""The NATS side of `domain.peers`: every `interval_s` a worker publishes its note (if it has news) on its peer
+group's core NATS subject and takes in its peers' notes. Core NATS, not JetStream: the view is live state, and
+a note lost while NATS reconnects is healed by the next."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from tmx_eventbus import EventBus, subjects
+from tmx_gateway.domain.fleet import FleetView
+from tmx_gateway.domain.peers import PeerView
+from tmx_gateway.domain.rate_limits import RateLimiter
+from tmx_gateway.domain.routing import Router
+
+log = logging.getLogger(__name__)
+
+
+class PeerLink:
+    def __init__(self, bus: EventBus, group: str, view: PeerView, fleet: FleetView, router: Callable[[], Router],
+                 limiter: RateLimiter, interval_s: float) -> None:
+        self.bus, self.subject, self.view, self.fleet = bus, subjects.gateway_peers(group), view, fleet
+        self._router, self.limiter, self.interval_s = router, limiter, interval_s
+
+    async def run(self) -> None:
+        sub = await self.bus.nc.subscribe(self.subject, cb=self._take)
+        log.info("sharing the routing view with peer workers", extra={"subject": self.subject})
+        try:
+            while True:
+                await asyncio.sleep(self.interval_s)
+                now = time.monotonic()
+                for peer in self.view.forget_silent(self.fleet, now):
+                    log.warning("peer worker fell silent: its load is no longer counted", extra={"peer": peer})
+                if not self.bus.connected:
+                    continue
+                note = self.view.note(self.fleet, now)
+                if note is not None:
+                    await self.bus.nc.publish(self.subject, json.dumps(note, separators=(",", ":")).encode())
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _take(self, msg) -> None:
+        now = time.monotonic()
+        try:
+            self.view.apply(json.loads(msg.data), self.fleet, now, self._router().learn_prefix,
+                            lambda tenant, requests, tokens: self.limiter.debit(tenant, requests, tokens, now))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.warning("malformed peer note ignored", extra={"error": repr(exc)})
