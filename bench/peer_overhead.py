@@ -5,7 +5,9 @@ fake backend (nginx returning a fixed chat completion, or a fixed SSE stream), w
 Tensormux runs as `tmx up` runs it, with routing, metering and audit publishing to NATS on. The peers run
 from their own venvs under bench/.venvs (created on first use: `pip install vllm-router` and
 `pip install 'litellm[proxy]'`); nginx and wrk come from Debian (`apt-get install nginx-light wrk`).
-Run: `python bench/peer_overhead.py [--seconds 5]`.
+Tensormux is measured as one process (`tensormux`) and with one worker process per core (`tensormux-<n>w`,
+TMX_GATEWAY_WORKERS=n), as vllm-router's threads use every core.
+Run: `python bench/peer_overhead.py [--seconds 5] [--workers 1,2]`.
 """
 
 from __future__ import annotations
@@ -138,6 +140,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--peers", default="vllm-router,litellm")
+    parser.add_argument("--workers", default=f"1,{os.cpu_count() or 1}",
+                        help="Tensormux gateways to measure, by worker processes (TMX_GATEWAY_WORKERS)")
     args = parser.parse_args()
     require_tools()
     peers = args.peers.split(",") if args.peers else []
@@ -152,11 +156,12 @@ def main() -> None:
         stack = Stack(StackConfig(data_dir=root / "stack", fleet_file=fleet, gateway_port=0, health_port=0,
                                   planner_port=0, registry_port=0, nats_port=0, forge_worker=False))
         stack.start()
-        targets: dict[str, dict[str, tuple[str, str]]] = {
-            "direct": {m: (backends[m], "") for m in backends},
-            "tensormux": {m: (stack.urls["gateway"], "") for m in backends},
-        }
+        targets: dict[str, dict[str, tuple[str, str]]] = {"direct": {m: (backends[m], "") for m in backends}}
         try:
+            for workers in sorted({int(w) for w in args.workers.split(",")}):
+                url = stack.urls["gateway"] if workers == 1 else \
+                    stack.add_gateway(f"gw-{workers}w", TMX_GATEWAY_WORKERS=str(workers))
+                targets["tensormux" if workers == 1 else f"tensormux-{workers}w"] = {m: (url, "") for m in backends}
             if "vllm-router" in peers:
                 venv = ensure_venv("vllm-router", "vllm-router")
                 targets["vllm-router"] = {}
@@ -203,7 +208,7 @@ def main() -> None:
                         row = {"target": name, "stream": mode == "sse", "connections": connections, **result,
                                "added_p50_ms": result["p50_ms"] - direct["p50_ms"]}
                         rows.append(row)
-                        print(f"{'stream' if mode == 'sse' else 'json':6} c={connections:<3} {name:12} "
+                        print(f"{'stream' if mode == 'sse' else 'json':6} c={connections:<3} {name:14} "
                               f"{result['rps']:9.0f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f}"
                               f" ms  added p50 {row['added_p50_ms']:+.2f} ms  non-2xx {result['non_2xx']}",
                               flush=True)
