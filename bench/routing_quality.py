@@ -10,7 +10,10 @@ venv under bench/.venvs, created on first use) in front of the same engine-sims,
 `round_robin` policies. Reports TTFT p50/p95/p99, output tokens/s, prefix-cache hit rate (engine-reported
 cached / prompt tokens) and hot-spot ratio (busiest backend's share of the requests / fair share, counted by
 the engines themselves).
-Run: `python bench/routing_quality.py [--requests 160] [--rate 14] [--router-policies cache_aware,round_robin]`.
+With `--gateways 1,2,2-alone` the strategies also run through a gateway of two worker processes that share their
+routing view over NATS, and through one whose workers each route alone (labels `<strategy>@2w`, `@2-alonew`).
+Run: `python bench/routing_quality.py [--requests 160] [--rate 14] [--router-policies cache_aware,round_robin]
+[--gateways 1,2,2-alone]`.
 """
 
 from __future__ import annotations
@@ -127,12 +130,13 @@ def vllm_router(policy: str, sim_ports: list[int], logs: Path):
 
 
 async def run(url: str, strategy: str, workload: str, n: int, rate: float, max_tokens: int, tenants: int,
-              system_words: int, sim_ports: list[int], stream: bool = True) -> dict:
+              system_words: int, sim_ports: list[int], stream: bool = True, fresh_connections: bool = False) -> dict:
     requests = trace(workload, n, salt=f"{strategy}-{workload}-{time.time_ns()}", tenants=tenants,
                      system_words=system_words)
     arrivals = random.Random(11)
     results: list[dict] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+    # fresh connections: each request its own, as from many clients, so a gateway's workers share them
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=fresh_connections)) as session:
         before = await served(session, sim_ports)
         started = time.perf_counter()
         tasks, at = [], 0.0
@@ -176,6 +180,10 @@ def main() -> None:
                         help="non-streamed requests: end-to-end latency instead of TTFT (nothing shows prefill ending)")
     parser.add_argument("--router-policies", default="cache_aware,round_robin",
                         help="vllm-router policies to run on the same traces ('' for none)")
+    parser.add_argument("--gateways", default="1",
+                        help="Tensormux gateways to run the strategies through, by worker processes: 'n' shares the "
+                             "workers' routing view over NATS, 'n-alone' keeps them off NATS (each routes alone); "
+                             "e.g. 1,2,2-alone")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,19 +193,30 @@ def main() -> None:
                                   gateway_events=False,
                                   extra_env={"TMX_ENGINE_SIM_NUM_GPU_BLOCKS": str(args.kv_blocks)}))
         stack.start()
+        gateways = {"1": stack.urls["gateway"]}
         try:
-            def cell(url: str, strategy: str, workload: str) -> None:
+            for arm in args.gateways.split(","):
+                if arm != "1":
+                    nats = "" if arm.endswith("-alone") else stack.urls["nats"]
+                    gateways[arm] = stack.add_gateway(f"gw-{arm}", TMX_GATEWAY_WORKERS=arm.removesuffix("-alone"),
+                                                      TMX_GATEWAY_NATS_URL=nats)
+
+            def cell(url: str, label: str, workload: str) -> None:
+                strategy = label.split("@")[0]
                 row = asyncio.run(run(url, strategy, workload, args.requests, args.rate, args.max_tokens,
-                                      args.tenants, args.system_words, stack.sim_ports, stream=not args.no_stream))
+                                      args.tenants, args.system_words, stack.sim_ports, stream=not args.no_stream,
+                                      fresh_connections=args.gateways != "1"))
+                row["strategy"] = label
                 rows.append(row)
                 what = "latency" if args.no_stream else "ttft"
-                print(f"{workload:9} {strategy:24} {what} p50 {row[what + '_p50_ms']:7.1f} p95 "
+                print(f"{workload:9} {label:24} {what} p50 {row[what + '_p50_ms']:7.1f} p95 "
                       f"{row[what + '_p95_ms']:7.1f} p99 {row[what + '_p99_ms']:7.1f} ms | {row['output_tok_s']:6.1f} tok/s | hit "
                       f"{row['cache_hit_rate']:5.1%} | hot-spot {row['hot_spot_ratio']:.2f}", flush=True)
 
             for workload in args.workloads.split(","):
-                for strategy in args.strategies.split(","):
-                    cell(stack.urls["gateway"], strategy, workload)
+                for arm in args.gateways.split(","):
+                    for strategy in args.strategies.split(","):
+                        cell(gateways[arm], strategy if arm == "1" else f"{strategy}@{arm}w", workload)
                 for policy in filter(None, args.router_policies.split(",")):
                     with vllm_router(policy, stack.sim_ports, Path(tmp)) as url:
                         cell(url, f"vllm-router:{policy}", workload)
@@ -207,7 +226,8 @@ def main() -> None:
          f"4 engine-sims (time scale {args.time_scale}, {args.kv_blocks} KV blocks of 16 tokens "
          f"each), {args.requests} requests per cell at {args.rate}/s Poisson, max_tokens {args.max_tokens}, "
          f"{'not streamed' if args.no_stream else 'streamed'}; "
-         f"shared: {args.tenants} tenants x {args.system_words}-word system prompts")
+         f"shared: {args.tenants} tenants x {args.system_words}-word system prompts; gateways by workers: "
+         f"{args.gateways} (label @nw: n workers sharing their view over NATS; @n-alonew: n workers, each alone)")
 
 
 if __name__ == "__main__":
