@@ -53,8 +53,9 @@ class WorkersGateway:
                "TMX_GATEWAY_SPOOL_PATH": str(tmp_path / "events.spool"), "TMX_GATEWAY_FLEET_RELOAD_S": "0"}
         self.answered = 0  # chat requests answered 200
         self.log = open(tmp_path / "gateway.log", "wb")
+        self.log_path = tmp_path / "gateway.log"
         self.proc = subprocess.Popen([sys.executable, "-m", "tmx_gateway"], env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, start_new_session=True)
 
     def worker_pids(self) -> set[int]:
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
@@ -182,3 +183,15 @@ async def test_a_killed_worker_is_forked_again_and_no_request_is_refused_meanwhi
     finally:
         assert gw.stop() == 0  # SIGTERM: every worker drains and exits, then the supervisor
     assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+
+
+async def test_ctrl_c_stops_every_worker_and_forks_none_again(gated, tmp_path, nats_url, tmx_async_wait):
+    _, urls = gated
+    gw = WorkersGateway(tmp_path, urls, nats_url)
+    try:
+        await tmx_async_wait(gw.ready, 30, what="gateway workers ready")
+        os.killpg(gw.proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the supervisor and its workers at once
+    finally:
+        assert gw.stop() == 0
+    log = gw.log_path.read_text()
+    assert "stopping gateway workers" in log and "forking it again" not in log

@@ -118,8 +118,13 @@ class Supervisor:
             now = time.monotonic()
             waits = [1.0] + [at - now for at in self.pending.values()] + ([stop_by - now] if stop_by else [])
             info = signal.sigtimedwait(_SIGNALS, max(0.01, min(waits)))
-            if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT) and stop_by is None:
-                log.info("stopping gateway workers", extra={"signal": signal.Signals(info.si_signo).name})
+            received = set()
+            while info is not None:  # all that is pending: a Ctrl-C reaches the workers too, and one that exits
+                received.add(info.si_signo)  # on it must not be forked again before the SIGINT is seen here
+                info = signal.sigtimedwait(_SIGNALS, 0)
+            stop = received & {signal.SIGTERM, signal.SIGINT}
+            if stop and stop_by is None:
+                log.info("stopping gateway workers", extra={"signal": signal.Signals(min(stop)).name})
                 stop_by = time.monotonic() + STOP_GRACE_S
                 self.pending.clear()
                 self._signal_all(signal.SIGTERM)
