@@ -77,8 +77,7 @@ class Gateway:
                                             settings.event_linger_ms / 1000, settings.event_ack_interval_ms / 1000,
                                             settings.event_urgent_linger_ms / 1000)
         self.api = GatewayApi(settings, self.fleet, lambda: self.router, lambda: self.tenancy, self.limiter,
-                              self.metrics, self.publisher, self.ready)
-        self.api.peers = self.peers
+                              self.metrics, self.publisher, self.ready, self.peers)
         if self.peers is not None and not settings.nats_url:
             log.warning("no NATS: this worker routes on its own view only (its load, its prefixes, its spend)")
         self._tasks: list[asyncio.Task] = []

@@ -52,6 +52,7 @@ class GatewayApi:
         metrics: GatewayMetrics,
         publisher: EventPublisher | None,
         ready: Callable[[], bool],
+        peers: PeerView | None = None,
     ) -> None:
         self.settings = settings
         self.fleet = fleet
@@ -63,7 +64,7 @@ class GatewayApi:
         self._ready = ready
         self.session: aiohttp.ClientSession | None = None  # opened by the app's lifespan
         self.retry_budget = RetryBudget(ratio=settings.retry_budget_ratio)
-        self.peers: PeerView | None = None  # with several workers: what they tell each other (set by the app)
+        self.peers = peers  # with several workers: what they tell each other
 
     # --- request intake ------------------------------------------------------------------------------
     async def _read_body(self, request: Request, headers: dict[str, str]) -> bytes:
@@ -204,9 +205,7 @@ class GatewayApi:
                 self.metrics.retries.labels("budget_exhausted").inc()
                 last_error += "; retry budget exhausted"
                 break
-            decision = policy.choose(route, candidates)
-            if decision.prefix_blocks and self.peers is not None:
-                self.peers.routed_prefix(model, policy.name, decision.backend_id, decision.prefix_blocks)
+            decision = self._choose(policy, route, candidates)
             backend = self.fleet.backends[decision.backend_id]
             tried.add(backend.id)
             self._acquire(backend, ctx)
@@ -347,7 +346,7 @@ class GatewayApi:
             candidates = self.fleet.candidates(ctx.model, time.monotonic(), resume.tried)
             if not candidates or time.perf_counter() >= resume.deadline:
                 break
-            decision = resume.policy.choose(ctx.route, candidates)
+            decision = self._choose(resume.policy, ctx.route, candidates)
             backend = self.fleet.backends[decision.backend_id]
             resume.tried.add(backend.id)
             self._acquire(backend, ctx)
@@ -404,6 +403,13 @@ class GatewayApi:
         self._finish(ctx, None, 502, meter.result(), 0.0, f"{first_error}; continuation failed ({last_error})")
 
     # --- bookkeeping ---------------------------------------------------------------------------------
+    def _choose(self, policy, route: RouteRequest, candidates: list[Backend]) -> Decision:
+        """The policy's choice; a prompt prefix it recorded there is told to the peer workers too."""
+        decision = policy.choose(route, candidates)
+        if decision.prefix_blocks and self.peers is not None:
+            self.peers.routed_prefix(route.model, policy.name, decision.backend_id, decision.prefix_blocks)
+        return decision
+
     def _refuse(self, ctx: _Context, refusal: Refusal) -> Response:
         """A request over its tenant's rate limit: 429 in the OpenAI shape, with retry-after when waiting helps;
         audited like any other answer."""

@@ -69,14 +69,15 @@ def use_multiprocess_metrics(directory: str) -> None:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, run_worker: Callable[[Settings, socket.socket], None]) -> None:
+    def __init__(self, settings: Settings, run_worker: Callable[[Settings, socket.socket], None],
+                 on_exit: Callable[[int], None] = lambda pid: None) -> None:
         self.settings = settings
         self.run_worker = run_worker
+        self.on_exit = on_exit  # told the pid of each worker that exited
         self.sockets: list[socket.socket] = []
         self.pids: dict[int, int] = {}  # pid -> worker index
         self.started: dict[int, float] = {}  # worker index -> when it was last forked
         self.pending: dict[int, float] = {}  # worker index -> when to fork it again
-        self.on_exit: Callable[[int], None] = lambda pid: None
 
     def run(self) -> int:
         n = self.settings.workers
@@ -175,9 +176,7 @@ def run_workers(settings: Settings, run_worker: Callable[[Settings, socket.socke
     from prometheus_client import multiprocess
 
     import tmx_gateway.app  # noqa: F401  loaded once here, shared by the forked workers
-    supervisor = Supervisor(settings, run_worker)
-    supervisor.on_exit = lambda pid: multiprocess.mark_process_dead(pid, metrics_dir)
     try:
-        return supervisor.run()
+        return Supervisor(settings, run_worker, lambda pid: multiprocess.mark_process_dead(pid, metrics_dir)).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

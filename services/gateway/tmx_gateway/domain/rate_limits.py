@@ -28,6 +28,10 @@ class Bucket:
         self.at = now
         return self.level
 
+    def take(self, amount: float) -> None:
+        """Charge `amount` (< 0: give it back, never past a minute's allowance); the level may go below zero."""
+        self.level = min(self.per_minute, self.level - amount)
+
     def wait_s(self, amount: float) -> float:
         """Seconds until `amount` is available (after `refill`)."""
         return max(0.0, (amount - self.level) * 60 / self.per_minute)
@@ -101,9 +105,9 @@ class RateLimiter:
             return Refusal(limit, f"tenant `{tenant}` is over its limit of {per_minute:.0f} {limit} per minute; "
                                   f"retry in {wait:.1f} s", wait)
         if requests is not None:
-            requests.level -= 1
+            requests.take(1)
         if budget is not None:
-            budget.level -= tokens
+            budget.take(tokens)
         if self.journal is not None:
             self.journal(tenant, 1 if requests is not None else 0, tokens if budget is not None else 0)
         return Admission(tokens if budget is not None else 0,
@@ -115,18 +119,14 @@ class RateLimiter:
         (the bucket may go below zero: the tenant then waits longer)."""
         budget = self._tokens.get(tenant)
         if budget is not None and reserved:
-            budget.level = min(budget.per_minute, budget.level + reserved - used)
+            budget.take(used - reserved)
             if self.journal is not None and used != reserved:
                 self.journal(tenant, 0, used - reserved)
 
     def debit(self, tenant: str, requests: int, tokens: int, now: float) -> None:
         """Spend made elsewhere (another worker of this gateway) against this tenant's limits; `tokens` < 0 is a
         refund. Not journaled: it is not this worker's."""
-        bucket = self._requests.get(tenant)
-        if bucket is not None and requests:
-            bucket.refill(now)
-            bucket.level -= requests
-        budget = self._tokens.get(tenant)
-        if budget is not None and tokens:
-            budget.refill(now)
-            budget.level = min(budget.per_minute, budget.level - tokens)
+        for bucket, amount in ((self._requests.get(tenant), requests), (self._tokens.get(tenant), tokens)):
+            if bucket is not None and amount:
+                bucket.refill(now)
+                bucket.take(amount)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tmx_gateway.domain.fleet import Backend
-from tmx_gateway.domain.routing.policy import Decision, RouteRequest, ScoringPolicy, TieBreaker
+from tmx_gateway.domain.routing.policy import Decision, RouteRequest, ScoringPolicy, TieBreaker, prefix_indexes
 from tmx_gateway.domain.routing.prefix_index import PrefixIndex, block_hashes
 
 
@@ -35,12 +35,12 @@ class Multi:
         scores = self.scores(request, candidates)
         chosen = self._ties.pick(candidates, scores)
         parts = " + ".join(f"{w:g} x {p.name}" for p, w in self.parts)
-        hashes = []
-        for index in self.prefix_indexes():  # the blend routed this prompt: its prefix will be cached there
-            hashes = hashes or block_hashes(request.prompt_text)
+        indexes = self.prefix_indexes()
+        hashes = block_hashes(request.prompt_text) if indexes else []
+        for index in indexes:  # the blend routed this prompt: its prefix will be cached there
             index.record(chosen.id, hashes)
         return Decision(chosen.id, self.name, f"blend of {parts}: {scores[chosen.id]:.2f}", scores,
                         prefix_blocks=hashes)
 
     def prefix_indexes(self) -> list[PrefixIndex]:
-        return [index for policy, _ in self.parts if (index := getattr(policy, "index", None)) is not None]
+        return [index for policy, _ in self.parts for index in prefix_indexes(policy)]

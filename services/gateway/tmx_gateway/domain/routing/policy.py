@@ -47,6 +47,12 @@ class ScoringPolicy(Protocol):
         ...
 
 
+def prefix_indexes(policy) -> list:
+    """The prefix indexes a policy keeps (prefix_aware its own, multi its parts'); none for the others."""
+    indexes = getattr(policy, "prefix_indexes", None)
+    return indexes() if indexes is not None else []
+
+
 class TieBreaker:
     """Lowest score wins; ties rotate so an idle fleet still spreads load."""
 

@@ -26,6 +26,9 @@ class PrefixAware:
         self.abs_threshold, self.rel_threshold = abs_threshold, rel_threshold
         self._ties = TieBreaker()
 
+    def prefix_indexes(self) -> list[PrefixIndex]:
+        return [self.index]
+
     @staticmethod
     def _load(b: Backend) -> float:
         engine = b.load.running + b.load.waiting if b.load else 0.0

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from tmx_gateway.domain.fleet import Backend
 from tmx_gateway.domain.routing.factory import build_policy, policy_names
-from tmx_gateway.domain.routing.policy import Decision, Policy, RouteRequest
+from tmx_gateway.domain.routing.policy import Decision, Policy, RouteRequest, prefix_indexes
 
 
 class UnknownStrategy(ValueError):
@@ -43,19 +43,13 @@ class Router:
         """A prompt prefix routed to `backend_id` by another gateway worker (see `domain.peers`): record it in the
         index this pool's policy keeps, as if this worker had routed it."""
         if strategy in policy_names():
-            for index in _prefix_indexes(self.policy(model, strategy)):
+            for index in prefix_indexes(self.policy(model, strategy)):
                 index.record(backend_id, hashes)
 
     def prefix_blocks(self, backend_id: str) -> int:
         """Prompt blocks the prefix indexes believe `backend_id` holds, across pools (for the admin view)."""
-        return sum(index.size(backend_id) for policy in self._policies.values() for index in _prefix_indexes(policy))
+        return sum(index.size(backend_id) for policy in self._policies.values() for index in prefix_indexes(policy))
 
     def choose(self, request: RouteRequest, candidates: Sequence[Backend], override: str = "") -> Decision:
         return self.policy(request.model, override).choose(request, candidates)
 
-
-def _prefix_indexes(policy: Policy) -> list:
-    if hasattr(policy, "prefix_indexes"):
-        return policy.prefix_indexes()
-    index = getattr(policy, "index", None)
-    return [index] if index is not None else []
