@@ -181,11 +181,15 @@ class Stack:
         return self._spawn_cmd(name, [sys.executable, "-m", module], env)
 
     def _spawn_cmd(self, name: str, cmd: list[str], env: dict) -> Child:
+        """Start a child in a process group of its own, so a terminal's Ctrl-C reaches only `tmx up`, which then
+        stops the children in order. A process group, not a session: Linux's autogroup scheduler shares the CPU
+        between sessions first, and a service in a session of its own, on a host whose cores are busy (CPU
+        engines beside the stack), waited for CPU in bursts: streamed tokens reached clients in clumps."""
         log_path = self.logs / f"{name}.log"
         full_env = {**os.environ, **{k: str(v) for k, v in {**env, **self.config.extra_env}.items()}}
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=self.config.data_dir,
-                                    start_new_session=True)
+                                    process_group=0)
         child = Child(name, proc, log_path, cmd, full_env)
         self.children.append(child)
         return child
@@ -197,7 +201,7 @@ class Stack:
             raise StackError(f"{name} is still running")
         with open(child.log_path, "ab") as log:
             child.proc = subprocess.Popen(child.cmd, stdout=log, stderr=subprocess.STDOUT, env=child.env,
-                                          cwd=self.config.data_dir, start_new_session=True)
+                                          cwd=self.config.data_dir, process_group=0)
 
     def kill_child(self, name: str) -> None:
         """SIGKILL: the process dies mid-request, as a crashed engine does."""

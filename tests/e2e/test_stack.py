@@ -3,6 +3,7 @@ official OpenAI client, a NATS subscriber, gRPC stubs and the tmx command."""
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
@@ -43,6 +44,15 @@ def client(stack):
 def backends(stack):
     with urllib.request.urlopen(f"{stack.urls['gateway']}/admin/backends", timeout=5) as resp:
         return {b["id"]: b for b in json.load(resp)["backends"]}
+
+
+def test_children_run_in_process_groups_of_their_own_within_the_callers_session(stack):
+    """Ctrl-C in the terminal reaches only `tmx up` (each child leads its own group); the children stay in the
+    caller's session, which Linux's autogroup scheduler treats as one: a child in a session of its own got the
+    CPU in bursts beside busy CPU engines."""
+    for child in stack.children:
+        assert os.getpgid(child.proc.pid) == child.proc.pid, child.name
+        assert os.getsid(child.proc.pid) == os.getsid(0), child.name
 
 
 def test_openai_client_chat_streamed_and_not(client):
