@@ -6,6 +6,7 @@ import sys
 import uvloop
 
 from tmx_gateway.settings import Settings
+from tmx_gateway.spool import adopt_orphaned_spools
 from tmx_telemetry import configure_logging
 
 
@@ -18,6 +19,7 @@ def run_one(settings: Settings, sock: socket.socket | None = None) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging("gateway", settings.log_level)
+    adopt_orphaned_spools(settings.spool_path, settings.workers)  # before any worker writes a spool
     if settings.workers > 1:
         from tmx_config import load_fleet
         from tmx_gateway.workers import run_workers

@@ -2,7 +2,11 @@
 (so a replay keeps its `Nats-Msg-Id` and JetStream drops anything that did land) and the payload.
 
 Appends are synchronous small writes done by the publisher task, never by a request. When the spool is full
-new events are dropped and counted, never blocking the gateway."""
+new events are dropped and counted, never blocking the gateway.
+
+With several workers each has its own spool (`worker_spool_path`); a gateway restarted with fewer workers folds
+the spools of the workers that are gone into worker 0's (`adopt_orphaned_spools`), so their events are replayed,
+not stranded."""
 
 from __future__ import annotations
 
@@ -71,7 +75,40 @@ class Spool:
         if not remaining:
             self.path.unlink(missing_ok=True)
             return
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_name(self.path.name + ".tmp")  # its own: workers' spools differ only in the suffix
         tmp.unlink(missing_ok=True)
         Spool(tmp, 1 << 62).append(remaining)
         os.replace(tmp, self.path)
+
+
+def worker_spool_path(spool_path: str, index: int) -> str:
+    """Worker `index`'s spool: worker 0 keeps the configured one, so a gateway that goes from one worker to several
+    keeps replaying what it spooled."""
+    return spool_path if index == 0 else f"{spool_path}.w{index}"
+
+
+def adopt_orphaned_spools(spool_path: str | Path, workers: int) -> int:
+    """Move the events of spools left by workers that no longer exist (`<spool_path>.w<i>`, i >= `workers`) into
+    worker 0's spool, whatever its size limit (they were accepted already); returns how many lines moved. Call
+    before any worker starts, while nothing writes these files. A crash between the append and the unlink spools
+    those events twice; the replay keeps their `Nats-Msg-Id`, which JetStream deduplicates."""
+    path = Path(spool_path)
+    prefix = path.name + ".w"
+    moved = 0
+    for orphan in sorted(path.parent.glob(prefix + "*")):
+        index = orphan.name[len(prefix):]
+        if not index.isdigit() or int(index) < workers:
+            continue
+        data = orphan.read_bytes()
+        if data:
+            if not data.endswith(b"\n"):
+                data += b"\n"  # a torn last line stays one corrupt line (skipped), not glued to the next
+            with open(path, "ab") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            moved += data.count(b"\n")
+        orphan.unlink()
+        log.warning("adopted the event spool of a worker that no longer runs",
+                    extra={"spool": str(orphan), "into": str(path), "lines": data.count(b"\n")})
+    return moved

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from tmx_gateway.settings import Settings
+from tmx_gateway.spool import worker_spool_path
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,10 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
 
 
 def worker_settings(settings: Settings, index: int) -> Settings:
-    """Worker `index`'s settings: its own id and spool (worker 0 keeps the configured spool, so a gateway that
-    goes from one worker to several keeps replaying what it spooled), in the peer group named by the gateway's id."""
-    spool = settings.spool_path if index == 0 else f"{settings.spool_path}.w{index}"
-    return settings.model_copy(update={"gateway_id": f"{settings.gateway_id}-w{index}", "spool_path": spool,
+    """Worker `index`'s settings: its own id and spool (`worker_spool_path`), in the peer group named by the
+    gateway's id."""
+    return settings.model_copy(update={"gateway_id": f"{settings.gateway_id}-w{index}",
+                                       "spool_path": worker_spool_path(settings.spool_path, index),
                                        "peer_group": settings.peer_group or settings.gateway_id})
 
 
