@@ -89,7 +89,7 @@ def test_prefixes_and_spend_travel_once_and_only_prefixes_need_the_same_hash_dom
     rec.apply(other, note, f)
     assert rec.prefixes == [("m", "prefix_aware", "a", [11, 12])] and rec.debits == [("acme", 1, 200)]
     stranger = Recorder()
-    stranger.apply(PeerView("w2", hash_domain=note["domain"] + 1), note, f)
+    stranger.apply(PeerView("w2", hash_domain=note["domain"] + "-v2"), note, f)
     assert stranger.prefixes == [] and stranger.debits == [("acme", 1, 200)]
 
 

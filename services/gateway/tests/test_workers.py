@@ -44,16 +44,19 @@ class GatedBackend:
 
 
 class WorkersGateway:
-    def __init__(self, tmp_path: Path, backends: list[tuple[str, str]], nats_url: str, workers: int = 2) -> None:
-        fleet = tmp_path / "tensormux.yaml"
+    def __init__(self, tmp_path: Path, backends: list[tuple[str, str]], nats_url: str, workers: int = 2,
+                 name: str = "gateway", **env_overrides: str) -> None:
+        fleet = tmp_path / f"{name}.yaml"
         dump_fleet(FleetFile(backends=tuple(BackendSpec(id=i, url=u, models=(MODEL,)) for i, u in backends)), fleet)
         self.url = f"http://127.0.0.1:{free_port()}"
+        self.workers = workers
         env = {**os.environ, "TMX_GATEWAY_WORKERS": str(workers), "TMX_GATEWAY_PORT": self.url.rsplit(":", 1)[1],
                "TMX_GATEWAY_FLEET_FILE": str(fleet), "TMX_GATEWAY_NATS_URL": nats_url,
-               "TMX_GATEWAY_SPOOL_PATH": str(tmp_path / "events.spool"), "TMX_GATEWAY_FLEET_RELOAD_S": "0"}
+               "TMX_GATEWAY_SPOOL_PATH": str(tmp_path / f"{name}-events.spool"), "TMX_GATEWAY_FLEET_RELOAD_S": "0",
+               **env_overrides}
         self.answered = 0  # chat requests answered 200
-        self.log = open(tmp_path / "gateway.log", "wb")
-        self.log_path = tmp_path / "gateway.log"
+        self.log_path = tmp_path / f"{name}.log"
+        self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "tmx_gateway"], env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -63,7 +66,8 @@ class WorkersGateway:
 
     async def ready(self) -> bool:
         try:
-            return (await self.get("/readyz"))[0] == 200 and len(self.worker_pids()) == 2
+            return (await self.get("/readyz"))[0] == 200 and \
+                len(self.worker_pids()) == (self.workers if self.workers > 1 else 0)
         except aiohttp.ClientError:
             return False
 
@@ -195,3 +199,31 @@ async def test_ctrl_c_stops_every_worker_and_forks_none_again(gated, tmp_path, n
         assert gw.stop() == 0
     log = gw.log_path.read_text()
     assert "stopping gateway workers" in log and "forking it again" not in log
+
+
+async def test_gateway_replicas_in_one_peer_group_share_what_they_routed(gated, tmp_path, nats_url, tmx_async_wait):
+    """Two separately started gateways (other hosts, in production: each its own hash secret) in one peer group:
+    what one routed, the other learns and routes the same way as a cache hit."""
+    backends, urls = gated
+    for b in backends:
+        b.release.set()
+    replicas = [WorkersGateway(tmp_path, urls, nats_url, workers=1, name=f"edge-{i}", TMX_GATEWAY_GATEWAY_ID=f"edge-{i}",
+                               TMX_GATEWAY_PEER_GROUP="edge", PYTHONHASHSEED=str(i + 1)) for i in range(2)]
+    try:
+        for replica in replicas:
+            await tmx_async_wait(replica.ready, 30, what="gateway replica ready")
+        status, first = await replicas[0].chat("first question")
+        assert status == 200 and first["gateway"] == "edge-0" and first["reason"].startswith("cold prompt")
+        blocks = len(LONG_PROMPT) // 128
+
+        async def the_other_learned() -> bool:
+            status, view = await replicas[1].get("/admin/backends")
+            return status == 200 and view["peers"] == ["edge-0"] and \
+                {b["id"]: b["cached_prefix_blocks"] for b in view["backends"]}[first["chosen"]] >= blocks
+        await tmx_async_wait(the_other_learned, 15, what="the other replica knowing the prompt's blocks are cached")
+        status, second = await replicas[1].chat("second question")
+        assert status == 200 and second["gateway"] == "edge-1" and second["chosen"] == first["chosen"]
+        assert f"{blocks}/" in second["reason"] and "cached" in second["reason"]
+    finally:
+        # one process: uvicorn shuts down gracefully, then exits by the signal it caught
+        assert [replica.stop() for replica in replicas] == [-signal.SIGTERM] * 2

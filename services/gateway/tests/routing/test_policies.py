@@ -89,6 +89,22 @@ def test_session_affinity_sticks_moves_little_and_bounds_load():
     assert "no session key" in policy.choose(RouteRequest("m", "/"), pool).reason
 
 
+def test_block_hashes_are_the_same_in_every_process():
+    """Gateways share block hashes over NATS: a process with another hash secret must compute the same ones."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    text = "Système: réponds brièvement. " * 20  # non-ASCII: blocks are bytes of the UTF-8 text
+    code = "import json, sys; from tmx_gateway.domain.routing.prefix_index import block_hashes; " \
+           "print(json.dumps(block_hashes(sys.argv[1])))"
+    seen = [json.loads(subprocess.run([sys.executable, "-c", code, text], capture_output=True, text=True, check=True,
+                                      env={**os.environ, "PYTHONHASHSEED": seed}).stdout) for seed in ("1", "2")]
+    assert seen[0] == seen[1] == block_hashes(text)
+    assert len(seen[0]) == len(text.encode()) // BLOCK_CHARS == 5  # 640 bytes, 580 characters
+
+
 def test_prefix_index_matches_chained_prefixes_and_evicts_lru():
     text = "".join(chr(65 + i % 26) * BLOCK_CHARS for i in range(4))
     hashes = block_hashes(text)

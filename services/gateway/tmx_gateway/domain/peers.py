@@ -1,4 +1,5 @@
-"""What the worker processes of one gateway tell each other, so each routes on the whole gateway's view.
+"""What the workers of one gateway, and gateway replicas in one peer group, tell each other, so each routes on
+the whole gateway's view.
 
 Each worker serves its own share of the connections, so on its own it would see only its share of the load on
 each backend, learn only the prefixes it routed itself, and spend only its share of a tenant's rate limit. Every
@@ -8,9 +9,10 @@ a lost note loses a little knowledge, never corrupts it).
 
 A peer's load is added into the same `Backend` counters the worker's own attempts keep, so every policy reads
 the gateway-wide load without knowing peers exist; the peer's last snapshot is kept to replace it with the next
-one, and is taken out again if the peer falls silent. Prefix block hashes are Python `hash()` values, equal only
-between processes that share a hash secret (forked workers do): a note from another hash domain adds its load and
-spend but not its prefixes. Pure: callers pass `now` and the functions that apply what peers learned.
+one, and is taken out again if the peer falls silent. Prefix block hashes are the same in every process
+(`prefix_index.HASH_DOMAIN`), so separate gateway replicas in one peer group share them as workers do; a note
+from another hash domain (another version's hashing) adds its load and spend but not its prefixes. Pure: callers
+pass `now` and the functions that apply what peers learned.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tmx_gateway.domain.fleet import Backend, FleetView
+from tmx_gateway.domain.routing.prefix_index import HASH_DOMAIN
 
 Load = tuple[int, int, int, int]  # inflight, in-flight prompt tokens, prompt tokens prefilling, output tokens owed
 _IDLE: Load = (0, 0, 0, 0)
-HASH_DOMAIN = hash("tmx-gateway-prefix-blocks")  # equal in processes sharing a hash secret
 
 
 def _load_of(b: Backend) -> Load:
@@ -37,7 +39,7 @@ def _add(b: Backend, load: Load, sign: int) -> None:
 
 class PeerView:
     def __init__(self, me: str, silent_after_s: float = 1.0, heartbeat_s: float = 0.25,
-                 hash_domain: int = HASH_DOMAIN) -> None:
+                 hash_domain: str = HASH_DOMAIN) -> None:
         self.me, self.silent_after_s, self.heartbeat_s, self.hash_domain = me, silent_after_s, heartbeat_s, hash_domain
         # peer -> backend id -> (the Backend object its load was added to, that load)
         self._shares: dict[str, dict[str, tuple[Backend, Load]]] = {}
