@@ -11,9 +11,11 @@ venv under bench/.venvs, created on first use) in front of the same engine-sims,
 cached / prompt tokens) and hot-spot ratio (busiest backend's share of the requests / fair share, counted by
 the engines themselves).
 With `--gateways 1,2,2-alone` the strategies also run through a gateway of two worker processes that share their
-routing view over NATS, and through one whose workers each route alone (labels `<strategy>@2w`, `@2-alonew`).
+routing view over NATS, and through one whose workers each route alone (labels `<strategy>@2w`, `@2-alonew`);
+`2-replicas` runs two separate gateways in one peer group, the requests alternating between them as behind a
+load balancer, and `2-replicas-alone` two that do not share (labels `@2-replicas`, `@2-replicas-alone`).
 Run: `python bench/routing_quality.py [--requests 160] [--rate 14] [--router-policies cache_aware,round_robin]
-[--gateways 1,2,2-alone]`.
+[--gateways 1,2,2-alone,2-replicas,2-replicas-alone]`.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ def vllm_router(policy: str, sim_ports: list[int], logs: Path):
         log.close()
 
 
-async def run(url: str, strategy: str, workload: str, n: int, rate: float, max_tokens: int, tenants: int,
+async def run(urls: list[str], strategy: str, workload: str, n: int, rate: float, max_tokens: int, tenants: int,
               system_words: int, sim_ports: list[int], stream: bool = True, fresh_connections: bool = False) -> dict:
     requests = trace(workload, n, salt=f"{strategy}-{workload}-{time.time_ns()}", tenants=tenants,
                      system_words=system_words)
@@ -140,11 +142,12 @@ async def run(url: str, strategy: str, workload: str, n: int, rate: float, max_t
         before = await served(session, sim_ports)
         started = time.perf_counter()
         tasks, at = [], 0.0
-        for messages, key in requests:
+        for i, (messages, key) in enumerate(requests):
             at += arrivals.expovariate(rate)
             delay = started + at - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)  # the trace's arrival time (open loop)
+            url = urls[i % len(urls)]  # several gateways: in turn, as a load balancer would
             tasks.append(asyncio.create_task(one(session, url, strategy, messages, key, max_tokens, stream, results)))
         await asyncio.gather(*tasks)
         elapsed = max(r["done"] for r in results) - started
@@ -181,9 +184,10 @@ def main() -> None:
     parser.add_argument("--router-policies", default="cache_aware,round_robin",
                         help="vllm-router policies to run on the same traces ('' for none)")
     parser.add_argument("--gateways", default="1",
-                        help="Tensormux gateways to run the strategies through, by worker processes: 'n' shares the "
-                             "workers' routing view over NATS, 'n-alone' keeps them off NATS (each routes alone); "
-                             "e.g. 1,2,2-alone")
+                        help="Tensormux gateways to run the strategies through: 'n' a gateway of n workers sharing "
+                             "their routing view over NATS, 'n-alone' one whose workers each route alone, "
+                             "'n-replicas' n gateways in one peer group, 'n-replicas-alone' n that do not share; "
+                             "e.g. 1,2,2-alone,2-replicas")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,17 +197,24 @@ def main() -> None:
                                   gateway_events=False,
                                   extra_env={"TMX_ENGINE_SIM_NUM_GPU_BLOCKS": str(args.kv_blocks)}))
         stack.start()
-        gateways = {"1": stack.urls["gateway"]}
+        gateways = {"1": [stack.urls["gateway"]]}
         try:
             for arm in args.gateways.split(","):
-                if arm != "1":
-                    nats = "" if arm.endswith("-alone") else stack.urls["nats"]
-                    gateways[arm] = stack.add_gateway(f"gw-{arm}", TMX_GATEWAY_WORKERS=arm.removesuffix("-alone"),
-                                                      TMX_GATEWAY_NATS_URL=nats)
+                if arm == "1":
+                    continue
+                nats = "" if arm.endswith("-alone") else stack.urls["nats"]
+                count = int(arm.split("-")[0])
+                if "-replicas" in arm:  # separate gateways of one process each, in one peer group unless alone
+                    gateways[arm] = [stack.add_gateway(f"gw-{arm}-{i}", TMX_GATEWAY_NATS_URL=nats,
+                                                       TMX_GATEWAY_PEER_GROUP="" if not nats else f"edge-{arm}")
+                                     for i in range(count)]
+                else:
+                    gateways[arm] = [stack.add_gateway(f"gw-{arm}", TMX_GATEWAY_WORKERS=str(count),
+                                                       TMX_GATEWAY_NATS_URL=nats)]
 
-            def cell(url: str, label: str, workload: str) -> None:
+            def cell(urls: list[str], label: str, workload: str) -> None:
                 strategy = label.split("@")[0]
-                row = asyncio.run(run(url, strategy, workload, args.requests, args.rate, args.max_tokens,
+                row = asyncio.run(run(urls, strategy, workload, args.requests, args.rate, args.max_tokens,
                                       args.tenants, args.system_words, stack.sim_ports, stream=not args.no_stream,
                                       fresh_connections=args.gateways != "1"))
                 row["strategy"] = label
@@ -216,10 +227,11 @@ def main() -> None:
             for workload in args.workloads.split(","):
                 for arm in args.gateways.split(","):
                     for strategy in args.strategies.split(","):
-                        cell(gateways[arm], strategy if arm == "1" else f"{strategy}@{arm}w", workload)
+                        label = strategy if arm == "1" else f"{strategy}@{arm}" + ("" if "-replicas" in arm else "w")
+                        cell(gateways[arm], label, workload)
                 for policy in filter(None, args.router_policies.split(",")):
                     with vllm_router(policy, stack.sim_ports, Path(tmp)) as url:
-                        cell(url, f"vllm-router:{policy}", workload)
+                        cell([url], f"vllm-router:{policy}", workload)
         finally:
             stack.stop()
     save(args.name, rows, f"tensormux strategies and vllm-router policies ({args.router_policies or 'none'}) on "
@@ -227,7 +239,8 @@ def main() -> None:
          f"each), {args.requests} requests per cell at {args.rate}/s Poisson, max_tokens {args.max_tokens}, "
          f"{'not streamed' if args.no_stream else 'streamed'}; "
          f"shared: {args.tenants} tenants x {args.system_words}-word system prompts; gateways by workers: "
-         f"{args.gateways} (label @nw: n workers sharing their view over NATS; @n-alonew: n workers, each alone)")
+         f"{args.gateways} (label @nw: n workers sharing their view over NATS; @n-alonew: n workers, each alone; "
+         f"@n-replicas: n gateways in one peer group, requests in turn; @n-replicas-alone: n gateways, each alone)")
 
 
 if __name__ == "__main__":
