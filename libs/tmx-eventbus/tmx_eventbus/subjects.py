@@ -35,7 +35,8 @@ def audit(tenant: str) -> str:
 
 
 def gateway_peers(group: str) -> str:
-    """Core NATS, in no stream: a gateway's workers share their routing view here (lossy, live only)."""
+    """Core NATS, in no stream: a gateway's workers, or a peer group's gateways, share their routing view here
+    (lossy, live only)."""
     return f"{ROOT}.gateway.peers.{token(group)}"
 
 

@@ -13,7 +13,7 @@ class Settings(BaseSettings):
     port: int = 8080
     gateway_id: str = "gw-0"
     workers: int = Field(1, ge=1, le=256)  # processes serving the port (one core each); see workers.py
-    peer_group: str = ""  # share the routing view with the gateways of this group over NATS (workers: set for them)
+    peer_group: str = ""  # share the routing view with the gateways of this group over NATS (workers: their id)
     peer_sync_ms: float = Field(10.0, gt=0)  # how often a worker sends its peers what changed
     fleet_file: str = "tensormux.yaml"
     fleet_reload_s: float = 2.0  # how often the fleet file's mtime is checked; 0 disables reloading
