@@ -197,6 +197,15 @@ async def test_with_tenants_the_fleet_views_need_keys(asgi_server, tmp_path):
             assert await status(http, "/v1/models", admin) == (200, None)
             async with http.get("/ui") as resp:  # the page holds no data; its script sends the key from #key=
                 assert resp.status == 200 and "location.hash" in await resp.text()
+            assert await status(http, "/metrics") == (200, None)  # open by default, as scrapers expect
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])], tenants=tenants, admin_key="adm-secret",
+                           metrics_auth=True) as (http, _):
+            assert await status(http, "/metrics") == (401, "authentication_error")
+            assert await status(http, "/metrics", acme) == (401, "authentication_error")  # a tenant sees no others
+            async with http.get("/metrics", headers=admin) as resp:
+                assert resp.status == 200 and "tmx_gateway_requests_total" in await resp.text()
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])], tenants=tenants, metrics_auth=True) as (http, _):
+            assert await status(http, "/metrics", acme) == (403, "permission_error")  # tenants but no admin key
 
 
 async def test_tenants_rate_limits_refuse_with_429_and_settle_tokens_with_usage(asgi_server, tmp_path):

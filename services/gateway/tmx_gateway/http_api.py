@@ -562,6 +562,10 @@ class GatewayApi:
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics_endpoint(self, request: Request) -> Response:
+        """Open by default, as Prometheus scrapers expect (and vLLM's are); with `metrics_auth` the admin views' rule,
+        since the labels name every tenant and backend."""
+        if self.settings.metrics_auth and (refused := self._refused_view(request, admin=True)) is not None:
+            return refused
         return Response(generate_latest(self.metrics.exposed), media_type=CONTENT_TYPE_LATEST)
 
     def routes(self) -> list[Route]:

@@ -38,4 +38,5 @@ class Settings(BaseSettings):
     audit_file: str = ""  # also append every audit event to this JSONL file
     gc_gen0_threshold: int = 20_000  # young-generation GC every this many allocations, start-up heap frozen; 0: defaults
     admin_key: str = ""  # Bearer key for /admin/* and the /ui's data; empty: those are open only while no tenants
+    metrics_auth: bool = False  # true: /metrics is an admin view too (it names every tenant in its labels)
     log_level: str = "INFO"
