@@ -96,6 +96,17 @@ def test_an_attempt_takes_its_work_back_once_however_often_it_is_reported():
     assert (b.inflight, b.inflight_prompt_tokens, b.prefilling_prompt_tokens, b.inflight_output_tokens) == (0, 0, 0, 0)
 
 
+def test_an_attempt_queues_for_prefill_only_what_the_backend_is_not_expected_to_have_cached():
+    b = Backend("b", "u", ("m",))
+    warm = Attempt(b, 1000, 16, cached_tokens=800)
+    assert (b.inflight_prompt_tokens, b.prefilling_prompt_tokens) == (1000, 200)
+    assert warm.prefill_eta_s == pytest.approx((200 * PREFILL_MS_PER_TOKEN + STEP_MS) / 1000)
+    Attempt(b, 100, 16, cached_tokens=500)  # a prediction beyond the prompt queues nothing, never less
+    assert b.prefilling_prompt_tokens == 200
+    warm.prefilled()
+    assert (b.inflight_prompt_tokens, b.prefilling_prompt_tokens) == (1100, 0)
+
+
 def test_a_prompts_prefill_eta_counts_the_prefill_queued_ahead_of_it():
     b = Backend("b", "u", ("m",))
     alone = Attempt(b, 8000, 16)

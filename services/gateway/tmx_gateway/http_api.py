@@ -208,7 +208,7 @@ class GatewayApi:
             decision = self._choose(policy, route, candidates)
             backend = self.fleet.backends[decision.backend_id]
             tried.add(backend.id)
-            self._acquire(backend, ctx)
+            self._acquire(backend, ctx, decision)
             timeout = aiohttp.ClientTimeout(total=max(0.001, deadline - time.perf_counter()),
                                             sock_connect=self.settings.upstream_connect_timeout_s)
             try:
@@ -349,7 +349,7 @@ class GatewayApi:
             decision = self._choose(resume.policy, ctx.route, candidates)
             backend = self.fleet.backends[decision.backend_id]
             resume.tried.add(backend.id)
-            self._acquire(backend, ctx)
+            self._acquire(backend, ctx, decision)
             timeout = aiohttp.ClientTimeout(total=max(0.001, resume.deadline - time.perf_counter()),
                                             sock_connect=self.settings.upstream_connect_timeout_s)
             try:
@@ -425,12 +425,13 @@ class GatewayApi:
         self._release(ctx, failed=False, verdict=False)
         self._finish(ctx, backend, 499, Usage(), 0.0, "client disconnected", decision)
 
-    def _acquire(self, backend: Backend, ctx: _Context) -> None:
+    def _acquire(self, backend: Backend, ctx: _Context, decision: Decision) -> None:
         """An attempt goes to `backend`: count its work there until `_release`. A non-streamed answer shows nothing
         until it is whole, so its prompt is presumed prefilled at the estimated time, not held as queued
         prefill for its whole decode (which made a busy backend look worse than it was to prefix_aware)."""
         backend.breaker.acquire(time.monotonic())
-        attempt = ctx.attempt = Attempt(backend, ctx.route.prompt_tokens, ctx.route.max_tokens)
+        attempt = ctx.attempt = Attempt(backend, ctx.route.prompt_tokens, ctx.route.max_tokens,
+                                        decision.predicted_cached_tokens)
         if not ctx.stream:
             ctx.prefill_timer = asyncio.get_running_loop().call_later(attempt.prefill_eta_s, attempt.prefilled)
         self.metrics.inflight_of(backend.id).inc()

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from tmx_gateway.domain.fleet import Backend, EngineLoad
+from tmx_gateway.domain.fleet import Attempt, Backend, EngineLoad
 from tmx_gateway.domain.routing import RouteRequest, Router, UnknownStrategy, build_policy
 from tmx_gateway.domain.routing.multi import Multi
 from tmx_gateway.domain.routing.prefix_aware import PrefixAware
@@ -154,6 +154,28 @@ def test_prefix_aware_leaves_a_warm_backend_once_it_saturates():
     hot.inflight, hot.inflight_prompt_tokens = 40, 0  # SGLang's imbalance guard: 40 vs 0 in flight
     hot.load = EngineLoad(running=40, waiting=0, kv_cache_usage=0.9, prefix_cache_hit_rate=0.5, at=0)
     assert "imbalanced" in policy.choose(request, pool).reason
+
+
+def test_prefix_aware_counts_prompts_queued_on_their_warm_backend_by_their_uncached_rest():
+    """Prompts of one group queued on the backend that holds their prefix add only their uncached rest to its
+    prefill queue: a group's next prompt stays there instead of copying the prefix to a colder backend."""
+    policy = PrefixAware()
+    pool = backends(2)
+    text = system_prompt(1)
+    prompt_tokens = (len(text) + 40) // 4
+    request = RouteRequest("m", "/", prompt_text=text + "\n<user>question 0", prompt_tokens=prompt_tokens)
+    home = pool[0] if policy.choose(request, pool).backend_id == "b0" else pool[1]
+    other = pool[1] if home is pool[0] else pool[0]
+    for i in (1, 2):  # two more of the group, sent there and still waiting for their first token
+        decision = policy.choose(RouteRequest("m", "/", prompt_text=text + f"\n<user>question {i}",
+                                              prompt_tokens=prompt_tokens), pool)
+        assert decision.backend_id == home.id and decision.predicted_cached_tokens > prompt_tokens * 0.9
+        Attempt(home, prompt_tokens, 16, decision.predicted_cached_tokens)
+    Attempt(other, 2 * prompt_tokens, 16)  # a cold prompt twice as long queued on the other
+    assert home.prefilling_prompt_tokens < 0.1 * 2 * prompt_tokens < other.prefilling_prompt_tokens
+    decision = policy.choose(RouteRequest("m", "/", prompt_text=text + "\n<user>question 3",
+                                          prompt_tokens=prompt_tokens), pool)
+    assert decision.backend_id == home.id and "prefix blocks cached" in decision.reason
 
 
 def test_multi_blends_normalised_scores():

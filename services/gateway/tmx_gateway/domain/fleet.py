@@ -70,26 +70,30 @@ class Attempt:
     in-flight counts, each part taken back exactly once however often it is reported.
 
     Its prompt counts as queued for prefill until `prefilled()`: a stream's first bytes, or, for a non-streamed
-    answer (where nothing shows prefill ending), the time `prefill_eta_s` estimates when it was sent. Its output
-    counts as decode work owed until a stream shows it `decoded()`."""
+    answer (where nothing shows prefill ending), the time `prefill_eta_s` estimates when it was sent. Only the part
+    the backend is not expected to have cached (`cached_tokens`, as routing predicted it) is queued prefill work:
+    prompts sent to the replica that holds their prefix cost it only their uncached rest. Its output counts as
+    decode work owed until a stream shows it `decoded()`."""
 
-    __slots__ = ("backend", "prompt_tokens", "max_tokens", "is_prefilled", "is_ended", "prefill_eta_s", "output_done")
+    __slots__ = ("backend", "prompt_tokens", "prefill_tokens", "max_tokens", "is_prefilled", "is_ended",
+                 "prefill_eta_s", "output_done")
 
-    def __init__(self, backend: Backend, prompt_tokens: int, max_tokens: int) -> None:
+    def __init__(self, backend: Backend, prompt_tokens: int, max_tokens: int, cached_tokens: int = 0) -> None:
         self.backend, self.prompt_tokens, self.max_tokens = backend, prompt_tokens, max_tokens
+        self.prefill_tokens = max(prompt_tokens - cached_tokens, 0)
         self.is_prefilled = self.is_ended = False
         self.output_done = 0
-        self.prefill_eta_s = prefill_eta_ms(backend.prefilling_prompt_tokens, prompt_tokens) / 1000
+        self.prefill_eta_s = prefill_eta_ms(backend.prefilling_prompt_tokens, self.prefill_tokens) / 1000
         backend.inflight += 1
         backend.inflight_prompt_tokens += prompt_tokens
-        backend.prefilling_prompt_tokens += prompt_tokens
+        backend.prefilling_prompt_tokens += self.prefill_tokens
         backend.inflight_output_tokens += max_tokens
 
     def prefilled(self) -> None:
         """Its prompt is prefilled: no longer work queued on the backend (it goes on decoding)."""
         if not self.is_prefilled and not self.is_ended:
             self.is_prefilled = True
-            self.backend.prefilling_prompt_tokens -= self.prompt_tokens
+            self.backend.prefilling_prompt_tokens -= self.prefill_tokens
 
     def decoded(self, tokens: int) -> None:
         """`tokens` of its output are out (a stream's events so far): only the rest is decode work still owed."""
