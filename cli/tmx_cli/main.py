@@ -87,24 +87,35 @@ def up(
         table.add_row(*row)
     console.print(table)
     console.print(f"logs in {stack.logs}; press Ctrl-C to stop")
+    run_until_stopped(stack)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run_until_stopped(stack: Stack, poll_s: float = 0.5) -> None:
+    """Keep the stack up until Ctrl-C, SIGTERM or SIGHUP (the terminal closed), or until a service exits; then
+    stop every service. The children lead process groups of their own, so none of these signals reaches them
+    from the terminal: without a handler, a SIGHUP would end `tmx up` and leave them all running."""
     stop = {"now": False}
 
     def _stop(*_):
         stop["now"] = True
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
     try:
         while not stop["now"]:
             for child in stack.children:
                 if child.proc.poll() is not None:
                     console.print(f"[red]{child.name} exited ({child.proc.returncode}); see {child.log_path}[/red]")
                     stop["now"] = True
-            time.sleep(0.5)
+            time.sleep(poll_s)
     finally:
         console.print("stopping ...")
         stack.stop()
         console.print("stopped")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @app.command()
