@@ -1,5 +1,7 @@
 """The view a gateway's workers share: peers' load added into the backends and taken out again, prefixes and
-tenants' spend carried once, notes only when there is news."""
+tenants' spend carried once, served and failed counts summed, notes only when there is news."""
+
+import json
 
 from tmx_config import BackendSpec, FleetFile
 from tmx_gateway.domain.fleet import Attempt, FleetView
@@ -95,7 +97,8 @@ def test_prefixes_and_spend_travel_once_and_only_prefixes_need_the_same_hash_dom
 
 def test_notes_go_out_when_load_changes_or_a_heartbeat_is_due():
     f, view = fleet("a"), PeerView("w0", heartbeat_s=0.25)
-    assert view.note(f, 0.0) == {"from": "w0", "domain": view.hash_domain, "load": {}}  # the first: a heartbeat
+    assert view.note(f, 0.0) == {"from": "w0", "domain": view.hash_domain, "load": {},  # the first: a heartbeat
+                                 "outcomes": {}}
     assert view.note(f, 0.1) is None
     attempt = Attempt(f.backends["a"], 10, 5)
     assert view.note(f, 0.11)["load"] == {"a": (1, 10, 10, 5)}
@@ -103,3 +106,22 @@ def test_notes_go_out_when_load_changes_or_a_heartbeat_is_due():
     assert view.note(f, 0.12)["load"] == {}
     assert view.note(f, 0.2) is None
     assert view.note(f, 0.38) is not None
+
+
+def test_served_and_failed_counts_are_the_whole_gateways_and_a_silent_peers_drop_out():
+    f, view, rec = fleet("a", "b"), PeerView("w0", silent_after_s=1.0), Recorder()
+    f.backends["a"].served, f.backends["a"].failed = 5, 1
+    peer_fleet = fleet("a", "b")
+    peer_fleet.backends["a"].served, peer_fleet.backends["b"].failed = 7, 2
+    peer = PeerView("w1")
+    note = json.loads(json.dumps(peer.note(peer_fleet, 0.0)))  # as it travels over NATS
+    assert note["outcomes"] == {"a": [7, 0], "b": [0, 2]}
+    rec.apply(view, note, f, now=10.0)
+    assert view.outcomes(f.backends["a"]) == (12, 1) and view.outcomes(f.backends["b"]) == (0, 2)
+    peer_fleet.backends["a"].served = 9  # counts are snapshots: the next note replaces the last, never adds to it
+    rec.apply(view, json.loads(json.dumps(peer.note(peer_fleet, 0.5))), f, now=10.5)
+    assert view.outcomes(f.backends["a"]) == (14, 1)
+    rec.apply(view, note_from("w2", {}, outcomes={"a": [1, -1], "b": [1], "c": "x"}), f, now=10.6)  # malformed
+    assert view.outcomes(f.backends["a"]) == (14, 1) and view.outcomes(f.backends["b"]) == (0, 2)
+    assert view.forget_silent(f, 11.55) == ["w1"]
+    assert view.outcomes(f.backends["a"]) == (5, 1) and view.outcomes(f.backends["b"]) == (0, 0)

@@ -537,17 +537,21 @@ class GatewayApi:
         if (refused := self._refused_view(request, admin=True)) is not None:
             return refused
         now, router = time.monotonic(), self._router()
-        backends = [
-            {"id": b.id, "url": b.url, "models": list(b.models), "state": b.state.value, "routable": b.routable(now),
-             "inflight": b.inflight, "cached_prefix_blocks": router.prefix_blocks(b.id), "served": b.served,
-             "failed": b.failed, "breaker": b.breaker.state.value,
-             "engine_load": None if b.load is None else {
-                 "running": b.load.running, "waiting": b.load.waiting, "kv_cache_usage": b.load.kv_cache_usage,
-                 "prefix_cache_hit_rate": b.load.prefix_cache_hit_rate, "age_s": round(now - b.load.at, 3)}}
-            for b in self.fleet.backends.values()]
-        # `inflight` is the whole gateway's (its workers' together); `served` and `failed` are this worker's
+        outcomes = self.peers.outcomes if self.peers else lambda b: (b.served, b.failed)
+
+        def row(b: Backend) -> dict:
+            # counts are the whole gateway's (its workers' together), as of the peers' last notes; `breaker` is
+            # this worker's own
+            served, failed = outcomes(b)
+            return {"id": b.id, "url": b.url, "models": list(b.models), "state": b.state.value,
+                    "routable": b.routable(now), "inflight": b.inflight,
+                    "cached_prefix_blocks": router.prefix_blocks(b.id), "served": served, "failed": failed,
+                    "breaker": b.breaker.state.value,
+                    "engine_load": None if b.load is None else {
+                        "running": b.load.running, "waiting": b.load.waiting, "kv_cache_usage": b.load.kv_cache_usage,
+                        "prefix_cache_hit_rate": b.load.prefix_cache_hit_rate, "age_s": round(now - b.load.at, 3)}}
         return JSONResponse({"gateway": self.settings.gateway_id, "peers": self.peers.peers if self.peers else [],
-                             "backends": backends})
+                             "backends": [row(b) for b in self.fleet.backends.values()]})
 
     async def ui(self, request: Request) -> Response:
         return HTMLResponse(ui.PAGE)

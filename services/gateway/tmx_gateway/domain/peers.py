@@ -3,9 +3,10 @@ the whole gateway's view.
 
 Each worker serves its own share of the connections, so on its own it would see only its share of the load on
 each backend, learn only the prefixes it routed itself, and spend only its share of a tenant's rate limit. Every
-few milliseconds each worker sends its peers a note: its own in-flight work per backend (a snapshot: a lost
-note is healed by the next), the prompt prefixes it routed and the tenants' spend since its last note (deltas:
-a lost note loses a little knowledge, never corrupts it).
+few milliseconds each worker sends its peers a note: its own in-flight work per backend and its running counts
+of attempts each backend served and failed (snapshots: a lost note is healed by the next), the prompt prefixes
+it routed and the tenants' spend since its last note (deltas: a lost note loses a little knowledge, never
+corrupts it).
 
 A peer's load is added into the same `Backend` counters the worker's own attempts keep, so every policy reads
 the gateway-wide load without knowing peers exist; the peer's last snapshot is kept to replace it with the next
@@ -43,6 +44,7 @@ class PeerView:
         self.me, self.silent_after_s, self.heartbeat_s, self.hash_domain = me, silent_after_s, heartbeat_s, hash_domain
         # peer -> backend id -> (the Backend object its load was added to, that load)
         self._shares: dict[str, dict[str, tuple[Backend, Load]]] = {}
+        self._outcomes: dict[str, dict[str, tuple[int, int]]] = {}  # peer -> backend id -> (served, failed)
         self._heard: dict[str, float] = {}
         self._prefixes: list[list] = []  # [model, strategy, backend id, hashes] routed since the last note
         self._spent: dict[str, list[int]] = {}  # tenant -> [requests, tokens] since the last note
@@ -80,7 +82,8 @@ class PeerView:
         if not self._prefixes and not self._spent and load == self._sent_load and \
                 now - self._sent_at < self.heartbeat_s:
             return None
-        note = {"from": self.me, "domain": self.hash_domain, "load": load}
+        note = {"from": self.me, "domain": self.hash_domain, "load": load,
+                "outcomes": {b.id: (b.served, b.failed) for b in fleet.backends.values() if b.served or b.failed}}
         if self._prefixes:
             note["prefixes"], self._prefixes = self._prefixes, []
         if self._spent:
@@ -99,6 +102,10 @@ class PeerView:
         self._heard[peer] = now
         self._replace_share(peer, {k: tuple(v) for k, v in note["load"].items()
                                    if isinstance(v, list) and len(v) == 4}, fleet)
+        outcomes = note.get("outcomes")
+        if isinstance(outcomes, dict):
+            self._outcomes[peer] = {k: (v[0], v[1]) for k, v in outcomes.items() if isinstance(v, list) and len(v) == 2
+                                    and all(type(x) is int and x >= 0 for x in v)}
         if note.get("domain") == self.hash_domain:
             for model, strategy, backend_id, hashes in note.get("prefixes", ()):
                 learn_prefix(model, strategy, backend_id, hashes)
@@ -112,7 +119,17 @@ class PeerView:
         for peer in silent:
             self._replace_share(peer, {}, fleet)
             del self._heard[peer], self._shares[peer]
+            self._outcomes.pop(peer, None)
         return silent
+
+    def outcomes(self, backend: Backend) -> tuple[int, int]:
+        """Attempts `backend` served and failed for the whole gateway: this worker's counts plus each live peer's
+        last reported ones."""
+        served, failed = backend.served, backend.failed
+        for counts in self._outcomes.values():
+            peer_served, peer_failed = counts.get(backend.id, (0, 0))
+            served, failed = served + peer_served, failed + peer_failed
+        return served, failed
 
     @property
     def peers(self) -> list[str]:
