@@ -48,7 +48,8 @@ async function refresh() {
     const backends = (await b.json()).backends, models = (await m.json()).data, now = performance.now();
     document.getElementById("backends").innerHTML = backends.map(x => {
       const done = x.served + x.failed, prev = last && last.counts[x.id];
-      const rate = prev === undefined ? "-" : ((done - prev) * 1000 / (now - last.at)).toFixed(1);
+      // counts are the whole gateway's; they drop only when a worker is restarted or falls silent: no rate then
+      const rate = prev === undefined || done < prev ? "-" : ((done - prev) * 1000 / (now - last.at)).toFixed(1);
       const load = x.engine_load;
       return `<tr><td>${esc(x.id)}</td><td><span class="state ${esc(x.state)}">${esc(x.state)}</span></td>
         <td>${x.routable ? "yes" : "no"}</td><td>${esc(x.breaker)}</td><td>${x.models.map(esc).join(", ")}</td>
