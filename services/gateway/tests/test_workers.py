@@ -142,9 +142,12 @@ async def test_workers_share_load_and_prefixes_and_sum_their_metrics(gated, tmp_
         status, first = await gw.chat("first question")
         assert status == 200 and first["reason"].startswith("cold prompt")
         blocks = len(LONG_PROMPT) // 128
+        # ... and the first request's load gone from both views: a peer's note sent while it was in flight would
+        # otherwise make its backend look busy and send the cache hit elsewhere
         views, agree = views_of_every_worker(gw, lambda v: {b["id"]: b["cached_prefix_blocks"]
-                                                                   for b in v["backends"]}[first["chosen"]] >= blocks)
-        await tmx_async_wait(agree, 15, what="both workers knowing the prompt's blocks are cached there")
+                                                                   for b in v["backends"]}[first["chosen"]] >= blocks
+                                             and all(b["inflight"] == 0 for b in v["backends"]))
+        await tmx_async_wait(agree, 15, what="both workers knowing the prompt's blocks are cached there, and idle")
         other = None
         for _ in range(200):  # new connections land on either worker: until the other one answers
             status, other = await gw.chat("second question")
@@ -223,8 +226,11 @@ async def test_gateway_replicas_in_one_peer_group_share_what_they_routed(gated, 
 
         async def the_other_learned() -> bool:
             status, view = await replicas[1].get("/admin/backends")
+            # learned the blocks, and no longer counting the first request as in flight (a note sent while it was
+            # would make its backend look busy and send the cache hit elsewhere)
             return status == 200 and view["peers"] == ["edge-0"] and \
-                {b["id"]: b["cached_prefix_blocks"] for b in view["backends"]}[first["chosen"]] >= blocks
+                {b["id"]: b["cached_prefix_blocks"] for b in view["backends"]}[first["chosen"]] >= blocks and \
+                all(b["inflight"] == 0 for b in view["backends"])
         await tmx_async_wait(the_other_learned, 15, what="the other replica knowing the prompt's blocks are cached")
         status, second = await replicas[1].chat("second question")
         assert status == 200 and second["gateway"] == "edge-1" and second["chosen"] == first["chosen"]
