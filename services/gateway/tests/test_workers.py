@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from tmx_config import BackendSpec, FleetFile
 from tmx_config.fleet import dump_fleet
+from tmx_gateway.domain.routing.prefix_index import BLOCK_CHARS
 
 from conftest import free_port
 
@@ -141,7 +142,7 @@ async def test_workers_share_load_and_prefixes_and_sum_their_metrics(gated, tmp_
         # prefixes: what one worker routed, the other learns, and routes the same prompt there as a cache hit
         status, first = await gw.chat("first question")
         assert status == 200 and first["reason"].startswith("cold prompt")
-        blocks = len(LONG_PROMPT) // 128
+        blocks = len(LONG_PROMPT.encode()) // BLOCK_CHARS
         # ... and the first request's load gone from both views: a peer's note sent while it was in flight would
         # otherwise make its backend look busy and send the cache hit elsewhere
         views, agree = views_of_every_worker(gw, lambda v: {b["id"]: b["cached_prefix_blocks"]
@@ -222,7 +223,7 @@ async def test_gateway_replicas_in_one_peer_group_share_what_they_routed(gated, 
             await tmx_async_wait(replica.ready, 30, what="gateway replica ready")
         status, first = await replicas[0].chat("first question")
         assert status == 200 and first["gateway"] == "edge-0" and first["reason"].startswith("cold prompt")
-        blocks = len(LONG_PROMPT) // 128
+        blocks = len(LONG_PROMPT.encode()) // BLOCK_CHARS
 
         async def the_other_learned() -> bool:
             status, view = await replicas[1].get("/admin/backends")

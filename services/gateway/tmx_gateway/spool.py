@@ -47,10 +47,7 @@ class Spool:
             room -= len(line)
         dropped = len(lines) - len(kept)
         if kept:
-            with open(self.path, "a") as fh:
-                fh.writelines(kept)
-                fh.flush()
-                os.fsync(fh.fileno())
+            _append_synced(self.path, "".join(kept).encode())
         if dropped:
             self.dropped += dropped
             log.error("event spool full: events dropped", extra={"dropped": dropped, "spool": str(self.path),
@@ -100,15 +97,21 @@ def adopt_orphaned_spools(spool_path: str | Path, workers: int) -> int:
         if not index.isdigit() or int(index) < workers:
             continue
         data = orphan.read_bytes()
+        if data and not data.endswith(b"\n"):
+            data += b"\n"  # a torn last line stays one corrupt line (skipped), not glued to the next
         if data:
-            if not data.endswith(b"\n"):
-                data += b"\n"  # a torn last line stays one corrupt line (skipped), not glued to the next
-            with open(path, "ab") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            moved += data.count(b"\n")
+            _append_synced(path, data)
         orphan.unlink()
+        lines = data.count(b"\n")
+        moved += lines
         log.warning("adopted the event spool of a worker that no longer runs",
-                    extra={"spool": str(orphan), "into": str(path), "lines": data.count(b"\n")})
+                    extra={"spool": str(orphan), "into": str(path), "lines": lines})
     return moved
+
+
+def _append_synced(path: Path, data: bytes) -> None:
+    """Append `data` and wait until it is on disk: a spooled event was accepted, and must survive a crash."""
+    with open(path, "ab") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())

@@ -1,5 +1,9 @@
 """Each routing policy on crafted backend stats."""
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -91,11 +95,6 @@ def test_session_affinity_sticks_moves_little_and_bounds_load():
 
 def test_block_hashes_are_the_same_in_every_process():
     """Gateways share block hashes over NATS: a process with another hash secret must compute the same ones."""
-    import json
-    import os
-    import subprocess
-    import sys
-
     text = "Système: réponds brièvement. " * 20  # non-ASCII: blocks are bytes of the UTF-8 text
     code = "import json, sys; from tmx_gateway.domain.routing.prefix_index import block_hashes; " \
            "print(json.dumps(block_hashes(sys.argv[1])))"
