@@ -2,7 +2,7 @@ import pytest
 
 from tmx_config import FleetFile
 from tmx_config.fleet import BackendSpec, ModelSpec, TenantSpec
-from tmx_gateway.domain.engine_costs import PREFILL_MS_PER_TOKEN, STEP_MS
+from tmx_gateway.domain.engine_costs import REFERENCE
 from tmx_gateway.domain.fleet import Attempt, Backend, FleetView, State
 from tmx_gateway.domain.metering import StreamMeter, usage_from_body
 from tmx_gateway.domain.routing import RouteRequest, build_policy
@@ -100,7 +100,7 @@ def test_an_attempt_queues_for_prefill_only_what_the_backend_is_not_expected_to_
     b = Backend("b", "u", ("m",))
     warm = Attempt(b, 1000, 16, cached_tokens=800)
     assert (b.inflight_prompt_tokens, b.prefilling_prompt_tokens) == (1000, 200)
-    assert warm.prefill_eta_s == pytest.approx((200 * PREFILL_MS_PER_TOKEN + STEP_MS) / 1000)
+    assert warm.prefill_eta_s == pytest.approx((200 * REFERENCE.prefill_ms_per_token + REFERENCE.step_ms) / 1000)
     Attempt(b, 100, 16, cached_tokens=500)  # a prediction beyond the prompt queues nothing, never less
     assert b.prefilling_prompt_tokens == 200
     warm.prefilled()
@@ -111,10 +111,11 @@ def test_a_prompts_prefill_eta_counts_the_prefill_queued_ahead_of_it():
     b = Backend("b", "u", ("m",))
     alone = Attempt(b, 8000, 16)
     behind = Attempt(b, 8000, 16)  # 8000 tokens queued ahead: at ~8000 tok/s, a second later
-    assert alone.prefill_eta_s == pytest.approx((8000 * PREFILL_MS_PER_TOKEN + STEP_MS) / 1000)
-    assert behind.prefill_eta_s == pytest.approx((16000 * PREFILL_MS_PER_TOKEN + STEP_MS) / 1000)
-    alone.prefilled()
-    assert Attempt(b, 8000, 16).prefill_eta_s == pytest.approx(behind.prefill_eta_s)  # only the queued count
+    p, step, per_seq = REFERENCE.prefill_ms_per_token, REFERENCE.step_ms, REFERENCE.step_ms_per_seq
+    assert alone.prefill_eta_s == pytest.approx((8000 * p + step) / 1000)
+    assert behind.prefill_eta_s == pytest.approx((16000 * p + step + per_seq) / 1000)  # one sequence ahead
+    alone.prefilled()  # it decodes on: its prompt no longer queued, it is still a sequence there
+    assert Attempt(b, 8000, 16).prefill_eta_s == pytest.approx((16000 * p + step + 2 * per_seq) / 1000)
 
 
 def test_metering_reads_usage_from_bodies_and_split_sse_chunks():

@@ -24,11 +24,13 @@ MODEL = "sim-model"
 
 
 @contextlib.asynccontextmanager
-async def engine_sims(asgi_server, count):
+async def engine_sims(asgi_server, count, **overrides):
+    """`count` engine-sims; `overrides`: settings, each a value for all or a tuple of one per sim."""
     async with contextlib.AsyncExitStack() as stack:
         sims = []
-        for _ in range(count):
-            settings = SimSettings(models=MODEL, time_scale=0.02, default_max_tokens=4)
+        for i in range(count):
+            own = {k: v[i] if isinstance(v, tuple) else v for k, v in overrides.items()}
+            settings = SimSettings(**{"models": MODEL, "time_scale": 0.02, "default_max_tokens": 4, **own})
             runner = build_runner(settings)
             runner.start()
             stack.push_async_callback(runner.stop)
@@ -154,6 +156,32 @@ async def test_api_keys_select_tenants(asgi_server, tmp_path):
             async with http.post("/v1/chat/completions", json=chat(),
                                  headers={"Authorization": "Bearer sk-acme"}) as resp:
                 assert resp.status == 200
+
+
+async def test_the_gateway_learns_which_backend_is_slower_from_its_streams_ttfts(asgi_server, tmp_path):
+    # one replica prefills 8x slower (1000 against 8000 tokens/s): ~100 ms against ~12 ms for these prompts
+    async with engine_sims(asgi_server, 2, time_scale=0.1, prefill_tok_s=(8000.0, 1000.0)) as sims:
+        backends = [("fast", sims[0][0]), ("slow", sims[1][0])]
+        async with gateway(asgi_server, tmp_path, backends) as (http, _):
+            for i in range(10):  # in turn, one at a time: each sees the other idle
+                payload = chat(stream=True, max_tokens=1,
+                               messages=[{"role": "user", "content": f"{i} " + "ab " * 1000}])
+                async with http.post("/v1/chat/completions", json=payload,
+                                     headers={"x-tmx-routing": "weighted_round_robin"}) as resp:
+                    assert resp.status == 200
+                    await resp.read()
+            async with http.get("/admin/backends") as resp:
+                costs = {b["id"]: b["engine_costs"] for b in (await resp.json())["backends"]}
+            cold = chat(stream=True, max_tokens=1, messages=[{"role": "user", "content": "cd " * 1000}])
+            async with http.post("/v1/chat/completions", json=cold,
+                                 headers={"x-tmx-routing": "prefix_aware", "x-tmx-explain": "1"}) as resp:
+                route = json.loads(resp.headers["x-tmx-route"])
+                await resp.read()
+    assert costs["fast"]["observations"] == costs["slow"]["observations"] == 5
+    # their TTFTs are ~1x and ~0.15x the reference's estimate; the pull toward 1 (two observations' worth against
+    # ~4.5 remembered) leaves factors of ~1 and ~0.4
+    assert costs["slow"]["prefill_ms_per_token"] > 1.5 * costs["fast"]["prefill_ms_per_token"]
+    assert route["chosen"] == "fast" and route["scores"]["slow"] > 1.5 * route["scores"]["fast"]
 
 
 async def test_the_live_ui_reads_fields_the_admin_views_serve(asgi_server, tmp_path):

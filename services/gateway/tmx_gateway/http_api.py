@@ -296,7 +296,7 @@ class GatewayApi:
             async for chunk in upstream.content.iter_any():
                 if not ttft_ms:
                     ttft_ms = (time.perf_counter() - ctx.started) * 1000
-                    ctx.attempt.prefilled()
+                    ctx.attempt.first_token(time.monotonic())
                 events = meter.feed(chunk)
                 if not events:
                     continue
@@ -370,7 +370,7 @@ class GatewayApi:
             complete, broken, pending = False, False, b""
             try:
                 async for chunk in upstream.content.iter_any():
-                    ctx.attempt.prefilled()
+                    ctx.attempt.first_token(time.monotonic())
                     events, pending = split_events(pending + chunk)
                     for event in events:
                         out = continuation.rewrite(event + b"\n\n", transcript)
@@ -431,7 +431,7 @@ class GatewayApi:
         prefill for its whole decode (which made a busy backend look worse than it was to prefix_aware)."""
         backend.breaker.acquire(time.monotonic())
         attempt = ctx.attempt = Attempt(backend, ctx.route.prompt_tokens, ctx.route.max_tokens,
-                                        decision.predicted_cached_tokens)
+                                        decision.predicted_cached_tokens, time.monotonic())
         if not ctx.stream:
             ctx.prefill_timer = asyncio.get_running_loop().call_later(attempt.prefill_eta_s, attempt.prefilled)
         self.metrics.inflight_of(backend.id).inc()
@@ -547,6 +547,11 @@ class GatewayApi:
                     "routable": b.routable(now), "inflight": b.inflight,
                     "cached_prefix_blocks": router.prefix_blocks(b.id), "served": served, "failed": failed,
                     "breaker": b.breaker.state.value,
+                    # this worker's fit of its engine's costs (learned from the TTFTs its own streams showed)
+                    "engine_costs": {"prefill_ms_per_token": round(b.costs.costs.prefill_ms_per_token, 5),
+                                     "step_ms": round(b.costs.costs.step_ms, 3),
+                                     "step_ms_per_seq": round(b.costs.costs.step_ms_per_seq, 4),
+                                     "observations": b.costs.samples},
                     "engine_load": None if b.load is None else {
                         "running": b.load.running, "waiting": b.load.waiting, "kv_cache_usage": b.load.kv_cache_usage,
                         "prefix_cache_hit_rate": b.load.prefix_cache_hit_rate, "age_s": round(now - b.load.at, 3)}}

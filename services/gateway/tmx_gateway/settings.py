@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     max_attempts: int = 3  # backends tried per request before giving up
     breaker_threshold: int = 3  # consecutive failures that open a backend's circuit breaker
     breaker_cooldown_s: float = 2.0  # first open period; doubles on each re-open up to 30 s
+    learn_engine_costs: bool = True  # learn each backend's prefill and step costs from its TTFTs; false: reference
     retry_budget_ratio: float = 0.2  # retries may add at most this share of requests
     request_deadline_s: float = 600.0  # per request, all attempts included (header x-tmx-deadline-ms overrides)
     publish_events: bool = True  # false: follow the fleet over NATS but publish no audit or outcome events

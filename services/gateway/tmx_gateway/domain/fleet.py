@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from tmx_config import FleetFile
-from tmx_gateway.domain.engine_costs import prefill_eta_ms
+from tmx_gateway.domain.engine_costs import CostFit
 from tmx_gateway.domain.resilience import BreakerState, CircuitBreaker
 
 
@@ -54,6 +54,25 @@ class Backend:
     inflight_output_tokens: int = 0  # output tokens requests in flight may still decode (max_tokens less those out)
     ewma_latency_ms: float = 0.0  # 0 until the first response
     ewma_ttft_ms: float = 0.0
+    costs: CostFit = field(default_factory=CostFit)  # its engine's costs, learned from the TTFTs it shows
+
+    def busy_seqs(self) -> float:
+        """Sequences running or waiting there: the engine's own count where it reports one, at least this gateway's
+        requests in flight."""
+        engine = self.load.running + self.load.waiting if self.load else 0.0
+        return max(float(self.inflight), engine)
+
+    def queued_prefill_tokens(self) -> float:
+        """Prompt tokens queued for prefill there: those sent and not yet prefilled, plus the engine's own queue
+        (its waiting requests) at this gateway's average prompt size."""
+        queued = float(self.prefilling_prompt_tokens)
+        if self.load is not None and self.inflight:
+            queued += self.load.waiting * self.inflight_prompt_tokens / self.inflight
+        return queued
+
+    def ttft_ms(self, prefill_tokens: float) -> float:
+        """Its estimated TTFT for a prompt sent now with `prefill_tokens` of its own to prefill."""
+        return self.costs.ttft_ms(self.queued_prefill_tokens() + prefill_tokens, self.busy_seqs())
 
     def observe_latency(self, latency_ms: float, ttft_ms: float, alpha: float = 0.2) -> None:
         self.ewma_latency_ms = latency_ms if not self.ewma_latency_ms else (
@@ -73,17 +92,22 @@ class Attempt:
     answer (where nothing shows prefill ending), the time `prefill_eta_s` estimates when it was sent. Only the part
     the backend is not expected to have cached (`cached_tokens`, as routing predicted it) is queued prefill work:
     prompts sent to the replica that holds their prefix cost it only their uncached rest. Its output counts as
-    decode work owed until a stream shows it `decoded()`."""
+    decode work owed until a stream shows it `decoded()`. A stream's first token (`first_token`) is also an
+    observation of the backend's TTFT under the load it was sent into, from which its costs are learned."""
 
     __slots__ = ("backend", "prompt_tokens", "prefill_tokens", "max_tokens", "is_prefilled", "is_ended",
-                 "prefill_eta_s", "output_done")
+                 "prefill_eta_s", "output_done", "sent_at", "_ahead", "_seqs")
 
-    def __init__(self, backend: Backend, prompt_tokens: int, max_tokens: int, cached_tokens: int = 0) -> None:
+    def __init__(self, backend: Backend, prompt_tokens: int, max_tokens: int, cached_tokens: int = 0,
+                 now: float = 0.0) -> None:
         self.backend, self.prompt_tokens, self.max_tokens = backend, prompt_tokens, max_tokens
         self.prefill_tokens = max(prompt_tokens - cached_tokens, 0)
         self.is_prefilled = self.is_ended = False
         self.output_done = 0
-        self.prefill_eta_s = prefill_eta_ms(backend.prefilling_prompt_tokens, self.prefill_tokens) / 1000
+        self.sent_at = now
+        self._ahead = backend.queued_prefill_tokens() + self.prefill_tokens  # what the TTFT estimate is made of
+        self._seqs = backend.busy_seqs()
+        self.prefill_eta_s = backend.costs.ttft_ms(self._ahead, self._seqs) / 1000
         backend.inflight += 1
         backend.inflight_prompt_tokens += prompt_tokens
         backend.prefilling_prompt_tokens += self.prefill_tokens
@@ -94,6 +118,12 @@ class Attempt:
         if not self.is_prefilled and not self.is_ended:
             self.is_prefilled = True
             self.backend.prefilling_prompt_tokens -= self.prefill_tokens
+
+    def first_token(self, now: float) -> None:
+        """A stream's first bytes arrived at `now` (same clock as `sent_at`): prefilled, and its TTFT observed."""
+        if not self.is_prefilled and not self.is_ended:
+            self.backend.costs.observe(self._ahead, self._seqs, (now - self.sent_at) * 1000)
+        self.prefilled()
 
     def decoded(self, tokens: int) -> None:
         """`tokens` of its output are out (a stream's events so far): only the rest is decode work still owed."""
@@ -127,6 +157,7 @@ class FleetView:
     backends: dict[str, Backend] = field(default_factory=dict)
     breaker_threshold: int = 3
     breaker_cooldown_s: float = 2.0
+    learn_costs: bool = True  # False: every backend keeps the reference engine costs
     _aliases: dict[str, str] = field(default_factory=dict)
     _context: dict[str, int] = field(default_factory=dict)
 
@@ -139,7 +170,8 @@ class FleetView:
             if backend is not None and backend.url == spec.url:
                 backend.models, backend.weight = tuple(spec.models), spec.weight
             else:
-                backend = Backend(spec.id, spec.url, tuple(spec.models), spec.weight, breaker=self._breaker())
+                backend = Backend(spec.id, spec.url, tuple(spec.models), spec.weight, breaker=self._breaker(),
+                                  costs=CostFit(learn=self.learn_costs))
             fresh[spec.id] = backend
         self.backends = fresh
         self._aliases = {alias: model.name for model in fleet.models for alias in model.aliases}
@@ -151,7 +183,8 @@ class FleetView:
         if backend is None:
             if not url:
                 return False
-            backend = self.backends[backend_id] = Backend(backend_id, url, models, breaker=self._breaker())
+            backend = self.backends[backend_id] = Backend(backend_id, url, models, breaker=self._breaker(),
+                                                          costs=CostFit(learn=self.learn_costs))
         elif models:
             backend.models = models
         backend.state = state

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tmx_gateway.domain.engine_costs import PREFILL_MS_PER_TOKEN, STEP_MS, STEP_MS_PER_SEQ
 from tmx_gateway.domain.fleet import Backend
 from tmx_gateway.domain.routing.policy import Decision, RouteRequest, TieBreaker
 from tmx_gateway.domain.routing.prefix_index import BLOCK_CHARS, CHARS_PER_TOKEN, PrefixIndex, block_hashes
@@ -13,9 +12,10 @@ class PrefixAware:
 
     Each candidate gets an estimated TTFT (llm-d's approach): its uncached prompt tokens to prefill, plus the
     prefill work already queued on it (prompts sent there with no first token yet; a prompt that is decoding
-    costs a new one only its share of the decode step), plus a decode step that grows with its running batch.
+    costs a new one only its share of the decode step), plus a decode step that grows with its running batch,
+    priced at that backend's own engine costs (`Backend.costs`, learned from the TTFTs it shows).
     The cheapest wins, so a warm cache is kept until its backend's queue costs more than the cache saves; cold prompts
-    land on the least loaded backend. SGLang's guard overrides it when the fleet is badly imbalanced
+    land where they would be answered soonest (the least loaded, among alike replicas). SGLang's guard overrides it when the fleet is badly imbalanced
     (max load - min load > `abs_threshold` and max > `rel_threshold` x min): then least loaded wins."""
 
     name = "prefix_aware"
@@ -30,19 +30,9 @@ class PrefixAware:
         return [self.index]
 
     @staticmethod
-    def _load(b: Backend) -> float:
-        engine = b.load.running + b.load.waiting if b.load else 0.0
-        return max(float(b.inflight), engine)
-
-    def _estimate(self, request: RouteRequest, b: Backend, matched: int) -> float:
+    def _estimate(request: RouteRequest, b: Backend, matched: int) -> float:
         tokens = request.prompt_tokens or len(request.prompt_text) // CHARS_PER_TOKEN
-        cached = min(matched * BLOCK_CHARS // CHARS_PER_TOKEN, tokens)
-        queued_prefill = b.prefilling_prompt_tokens  # prompts sent there not yet prefilled
-        if b.load is not None and b.inflight:
-            # the engine's own queue, at this gateway's average prompt size
-            queued_prefill += b.load.waiting * b.inflight_prompt_tokens / b.inflight
-        return ((tokens - cached) + queued_prefill) * PREFILL_MS_PER_TOKEN + STEP_MS + \
-            STEP_MS_PER_SEQ * self._load(b)
+        return b.ttft_ms(tokens - min(matched * BLOCK_CHARS // CHARS_PER_TOKEN, tokens))
 
     def scores(self, request: RouteRequest, candidates: Sequence[Backend]) -> dict[str, float]:
         hashes = block_hashes(request.prompt_text)
@@ -51,7 +41,7 @@ class PrefixAware:
     def choose(self, request: RouteRequest, candidates: Sequence[Backend]) -> Decision:
         hashes = block_hashes(request.prompt_text)
         matched = {b.id: self.index.matched_blocks(b.id, hashes) for b in candidates}
-        loads = {b.id: self._load(b) for b in candidates}
+        loads = {b.id: b.busy_seqs() for b in candidates}
         lo, hi = min(loads.values()), max(loads.values())
         if hi - lo > self.abs_threshold and hi > self.rel_threshold * max(lo, 1e-9):
             chosen = self._ties.pick(candidates, loads)
@@ -66,7 +56,7 @@ class PrefixAware:
             elif best_match:
                 reason = f"cache elsewhere but saturated: est. TTFT {scores[chosen.id]:.1f} ms here"
             else:
-                reason = f"cold prompt: least loaded, est. TTFT {scores[chosen.id]:.1f} ms"
+                reason = f"cold prompt: lowest est. TTFT, {scores[chosen.id]:.1f} ms"
         self.index.record(chosen.id, hashes)
         predicted = min(matched[chosen.id] * BLOCK_CHARS // CHARS_PER_TOKEN,
                         request.prompt_tokens or len(request.prompt_text) // CHARS_PER_TOKEN)

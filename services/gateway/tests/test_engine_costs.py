@@ -1,0 +1,111 @@
+import random
+
+import pytest
+
+from tmx_gateway.domain.engine_costs import REFERENCE, CostFit, EngineCosts
+from tmx_gateway.domain.fleet import Attempt, Backend, FleetView
+from tmx_gateway.domain.routing import RouteRequest, build_policy
+
+SLOW = REFERENCE.scaled(4.0)  # a part 4x slower than the reference
+
+
+def observations(truth: EngineCosts, n: int, seed: int = 3, noise: float = 0.0):
+    rng = random.Random(seed)
+    for _ in range(n):
+        tokens, seqs = rng.uniform(0, 4000), rng.randrange(0, 40)
+        yield tokens, seqs, truth.ttft_ms(tokens, seqs) * (1 + rng.uniform(-noise, noise))
+
+
+def test_without_a_prior_the_factor_is_the_least_squares_fit_exactly():
+    fit = CostFit(prior_weight=0.0)
+    for tokens, seqs, ttft in observations(SLOW, 3):
+        fit.observe(tokens, seqs, ttft)
+    assert fit.factor == pytest.approx(4.0, rel=1e-12)
+    assert fit.costs == REFERENCE.scaled(fit.factor)
+    assert fit.samples == 3
+
+
+def test_the_prior_is_worth_prior_weight_observations_and_fades_as_they_come():
+    fit = CostFit(prior_weight=2.0, forget=1.0)
+    fit.observe(1000, 0, SLOW.ttft_ms(1000, 0))
+    assert fit.factor == pytest.approx((4.0 + 2.0) / 3.0)  # one observation of 4 against two of 1
+    for tokens, seqs, ttft in observations(SLOW, 200):
+        fit.observe(tokens, seqs, ttft)
+    # 200 forgotten at 0.95 leave ~20 remembered: the pull of 2 keeps 2/22 of the way to 1
+    remembered = CostFit()
+    for tokens, seqs, ttft in observations(SLOW, 200):
+        remembered.observe(tokens, seqs, ttft)
+    w = sum(0.95 ** k for k in range(200))
+    assert remembered.factor == pytest.approx((4.0 * w + 2.0) / (w + 2.0), rel=1e-9)
+
+
+def test_it_finds_the_factor_through_noisy_ttfts():
+    fit = CostFit()
+    for tokens, seqs, ttft in observations(SLOW, 200, noise=0.2):
+        fit.observe(tokens, seqs, ttft)
+    assert fit.factor == pytest.approx(4.0, rel=0.12)  # +-20% noise over ~20 remembered, less the pull
+
+
+def test_a_single_stall_moves_the_factor_no_further_than_the_clip():
+    stalled, clipped = CostFit(), CostFit()
+    for fit in (stalled, clipped):
+        for tokens, seqs, ttft in observations(REFERENCE, 60):
+            fit.observe(tokens, seqs, ttft)
+    assert stalled.factor == pytest.approx(1.0)
+    stalled.observe(1000, 4, 30_000.0)  # a 30 s stall: a fault, not the replica's speed
+    clipped.observe(1000, 4, 4 * REFERENCE.ttft_ms(1000, 4))  # the same observation at the clip
+    assert stalled.factor == clipped.factor < 1.15
+    for tokens, seqs, ttft in observations(SLOW, 20, seed=5):  # a lasting slowdown is learned
+        stalled.observe(tokens, seqs, ttft)
+    assert stalled.factor > 2.5
+
+
+def test_the_factor_stays_within_the_bound_and_learning_can_be_off():
+    fit = CostFit(bound=10.0, clip=1e9)
+    for tokens, seqs, _ in observations(REFERENCE, 50):
+        fit.observe(tokens, seqs, 1e7)  # absurdly slow: held at 10x
+    assert fit.costs == REFERENCE.scaled(10.0)
+    frozen = CostFit(learn=False)
+    frozen.observe(1000, 4, 5000.0)
+    frozen.observe(1000, 4, 0.0)
+    assert (frozen.costs, frozen.samples) == (REFERENCE, 0)
+
+
+def test_a_streams_first_token_is_an_observation_of_the_ttft_under_the_load_it_was_sent_into():
+    b = Backend("b", "u", ("m",))
+    Attempt(b, 600, 16, now=0.0)  # 600 tokens queued ahead, one sequence
+    attempt = Attempt(b, 1000, 16, cached_tokens=200, now=10.0)
+    attempt.first_token(10.25)
+    attempt.first_token(10.5)  # later chunks observe nothing more
+    fit = CostFit()
+    fit.observe(600 + 800, 1, 250.0)
+    assert (b.costs.costs, b.costs.samples) == (fit.costs, 1)
+    assert b.prefilling_prompt_tokens == 600  # and it is prefilled
+    presumed = Attempt(b, 100, 16, now=11.0)
+    presumed.prefilled()  # a non-streamed answer's presumption is no observation
+    presumed.first_token(12.0)
+    assert b.costs.samples == 1
+
+
+def test_prefix_aware_sends_a_cold_prompt_to_the_replica_it_learned_is_faster():
+    fleet = FleetView()
+    fast, slow = Backend("fast", "u", ("m",)), Backend("slow", "u", ("m",))
+    fleet.backends = {"slow": slow, "fast": fast}
+    for tokens, seqs, ttft in observations(SLOW, 40):
+        slow.costs.observe(tokens, seqs, ttft)
+    for tokens, seqs, ttft in observations(REFERENCE, 40):
+        fast.costs.observe(tokens, seqs, ttft)
+    policy = build_policy("prefix_aware")
+    def cold(i: int) -> RouteRequest:  # a prompt no backend has seen
+        return RouteRequest(model="m", endpoint="/v1/chat/completions", prompt_text=str(i) * 4000, prompt_tokens=1000)
+
+    assert slow.costs.factor == pytest.approx(3.7, abs=0.05)  # 40 observations of 4x against the pull
+    for queued in range(3):  # the faster one is worth a queue there of up to ~3 such prompts (~380 ms < ~480)
+        decision = policy.choose(cold(queued), [slow, fast])
+        assert decision.backend_id == "fast", queued
+        Attempt(fast, 1000, 16, cached_tokens=decision.predicted_cached_tokens)
+    assert policy.choose(cold(3), [slow, fast]).backend_id == "slow"  # ~507 ms behind 3000 queued tokens: no longer
+    unlearned = build_policy("prefix_aware")
+    alike = [Backend("slow", "u", ("m",), costs=CostFit(learn=False)), Backend("fast", "u", ("m",))]
+    alike[0].costs.observe(1000, 0, 500.0)
+    assert unlearned.scores(cold(4), alike)["slow"] == unlearned.scores(cold(4), alike)["fast"]
