@@ -13,7 +13,9 @@ the engines themselves).
 With `--gateways 1,2,2-alone` the strategies also run through a gateway of two worker processes that share their
 routing view over NATS, and through one whose workers each route alone (labels `<strategy>@2w`, `@2-alonew`);
 `2-replicas` runs two separate gateways in one peer group, the requests alternating between them as behind a
-load balancer, and `2-replicas-alone` two that do not share (labels `@2-replicas`, `@2-replicas-alone`).
+load balancer, and `2-replicas-alone` two that do not share (labels `@2-replicas`, `@2-replicas-alone`);
+`fixed-costs` a gateway that prices every backend at the reference engine costs instead of learning each one's
+(label `@fixed-costs`), for a fleet of unlike replicas (`--sim-profiles 8000:6,8000:6,2000:12,2000:12`).
 Run: `python bench/routing_quality.py [--requests 160] [--rate 14] [--router-policies cache_aware,round_robin]
 [--gateways 1,2,2-alone,2-replicas,2-replicas-alone]`.
 """
@@ -167,6 +169,15 @@ async def run(urls: list[str], strategy: str, workload: str, n: int, rate: float
             "hot_spot_ratio": max(per_backend) / (sum(per_backend) / len(per_backend))}
 
 
+def sim_profiles(spec: str) -> tuple[dict[str, str], ...]:
+    """'8000:6,2000:12' -> each engine-sim's prefill rate and base decode step."""
+    profiles = []
+    for item in filter(None, spec.split(",")):
+        prefill, step = item.split(":")
+        profiles.append({"TMX_ENGINE_SIM_PREFILL_TOK_S": prefill, "TMX_ENGINE_SIM_BASE_STEP_MS": step})
+    return tuple(profiles)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=160)
@@ -177,6 +188,9 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=16, help="shared workload: tenants (system prompts)")
     parser.add_argument("--system-words", type=int, default=850, help="shared workload: system prompt words")
     parser.add_argument("--kv-blocks", type=int, default=1280, help="KV cache blocks (16 tokens) per replica")
+    parser.add_argument("--sim-profiles", default="",
+                        help="per engine-sim 'prefill_tok_s:base_step_ms' (comma-separated, in order), for a fleet of "
+                             "unlike replicas, e.g. 8000:6,8000:6,2000:12,2000:12; empty: all alike (8000:6)")
     parser.add_argument("--time-scale", type=float, default=0.5, help="engine-sim time scale")
     parser.add_argument("--name", default="routing_quality", help="results file name")
     parser.add_argument("--no-stream", action="store_true",
@@ -186,8 +200,8 @@ def main() -> None:
     parser.add_argument("--gateways", default="1",
                         help="Tensormux gateways to run the strategies through: 'n' a gateway of n workers sharing "
                              "their routing view over NATS, 'n-alone' one whose workers each route alone, "
-                             "'n-replicas' n gateways in one peer group, 'n-replicas-alone' n that do not share; "
-                             "e.g. 1,2,2-alone,2-replicas")
+                             "'n-replicas' n gateways in one peer group, 'n-replicas-alone' n that do not share, "
+                             "'fixed-costs' one that learns no engine costs; e.g. 1,2,2-alone,2-replicas")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,12 +209,16 @@ def main() -> None:
         stack = Stack(StackConfig(data_dir=Path(tmp), gateway_port=0, health_port=0, planner_port=0, registry_port=0,
                                   nats_port=0, sim_base_port=0, sim_time_scale=args.time_scale, forge_worker=False,
                                   gateway_events=False,
-                                  extra_env={"TMX_ENGINE_SIM_NUM_GPU_BLOCKS": str(args.kv_blocks)}))
+                                  extra_env={"TMX_ENGINE_SIM_NUM_GPU_BLOCKS": str(args.kv_blocks)},
+                                  sim_env=sim_profiles(args.sim_profiles)))
         stack.start()
         gateways = {"1": [stack.urls["gateway"]]}
         try:
             for arm in args.gateways.split(","):
                 if arm == "1":
+                    continue
+                if arm == "fixed-costs":  # one process that keeps the reference engine costs for every backend
+                    gateways[arm] = [stack.add_gateway("gw-fixed-costs", TMX_GATEWAY_LEARN_ENGINE_COSTS="false")]
                     continue
                 nats = "" if arm.endswith("-alone") else stack.urls["nats"]
                 count = int(arm.split("-")[0])
@@ -227,7 +245,8 @@ def main() -> None:
             for workload in args.workloads.split(","):
                 for arm in args.gateways.split(","):
                     for strategy in args.strategies.split(","):
-                        label = strategy if arm == "1" else f"{strategy}@{arm}" + ("" if "-replicas" in arm else "w")
+                        suffix = "" if "-replicas" in arm or arm == "fixed-costs" else "w"
+                        label = strategy if arm == "1" else f"{strategy}@{arm}{suffix}"
                         cell(gateways[arm], label, workload)
                 for policy in filter(None, args.router_policies.split(",")):
                     with vllm_router(policy, stack.sim_ports, Path(tmp)) as url:
@@ -236,7 +255,7 @@ def main() -> None:
             stack.stop()
     save(args.name, rows, f"tensormux strategies and vllm-router policies ({args.router_policies or 'none'}) on "
          f"4 engine-sims (time scale {args.time_scale}, {args.kv_blocks} KV blocks of 16 tokens "
-         f"each), {args.requests} requests per cell at {args.rate}/s Poisson, max_tokens {args.max_tokens}, "
+         f"each{', prefill tok/s:step ms ' + args.sim_profiles if args.sim_profiles else ''}), {args.requests} requests per cell at {args.rate}/s Poisson, max_tokens {args.max_tokens}, "
          f"{'not streamed' if args.no_stream else 'streamed'}; "
          f"shared: {args.tenants} tenants x {args.system_words}-word system prompts; gateways by workers: "
          f"{args.gateways} (label @nw: n workers sharing their view over NATS; @n-alonew: n workers, each alone; "

@@ -43,6 +43,7 @@ class StackConfig:
     forge_worker: bool = True
     gateway_events: bool = True  # False: the gateway runs without NATS (no audit, no health feed)
     extra_env: dict[str, str] = field(default_factory=dict)
+    sim_env: tuple[dict[str, str], ...] = ()  # added to each engine-sim's, in order: e.g. a slower one
 
 
 @dataclass
@@ -167,7 +168,8 @@ class Stack:
             self.sim_ports.append(port)
             self._spawn(f"sim-{i}", "tmx_engine_sim", {
                 "TMX_ENGINE_SIM_PORT": port, "TMX_ENGINE_SIM_SERVER_ID": f"sim-{i}",
-                "TMX_ENGINE_SIM_MODELS": SIM_MODEL, "TMX_ENGINE_SIM_TIME_SCALE": c.sim_time_scale})
+                "TMX_ENGINE_SIM_MODELS": SIM_MODEL, "TMX_ENGINE_SIM_TIME_SCALE": c.sim_time_scale,
+                **(c.sim_env[i - 1] if i <= len(c.sim_env) else {})})
             backends.append(BackendSpec(id=f"sim-{i}", url=f"http://127.0.0.1:{port}", models=(SIM_MODEL,)))
         for i, port in enumerate(self.sim_ports, 1):
             self._wait_http(f"sim-{i}", f"http://127.0.0.1:{port}/health", deadline)
