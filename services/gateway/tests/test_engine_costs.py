@@ -1,8 +1,9 @@
+import math
 import random
 
 import pytest
 
-from tmx_gateway.domain.engine_costs import REFERENCE, CostFit, EngineCosts
+from tmx_gateway.domain.engine_costs import REFERENCE, CostFit, CostPool, EngineCosts, comparable
 from tmx_gateway.domain.fleet import Attempt, Backend, FleetView
 from tmx_gateway.domain.routing import RouteRequest, build_policy
 
@@ -100,12 +101,39 @@ def test_prefix_aware_sends_a_cold_prompt_to_the_replica_it_learned_is_faster():
         return RouteRequest(model="m", endpoint="/v1/chat/completions", prompt_text=str(i) * 4000, prompt_tokens=1000)
 
     assert slow.costs.factor == pytest.approx(3.7, abs=0.05)  # 40 observations of 4x against the pull
-    for queued in range(3):  # the faster one is worth a queue there of up to ~3 such prompts (~380 ms < ~480)
+    # compared, less the noise margin: ~1.10x and ~3.35x the reference; a cold prompt costs ~440 ms on the slower
+    for queued in range(3):  # and ~144, ~282, ~420 ms on the faster behind 0, 1, 2 such prompts
         decision = policy.choose(cold(queued), [slow, fast])
         assert decision.backend_id == "fast", queued
         Attempt(fast, 1000, 16, cached_tokens=decision.predicted_cached_tokens)
-    assert policy.choose(cold(3), [slow, fast]).backend_id == "slow"  # ~507 ms behind 3000 queued tokens: no longer
+    assert policy.choose(cold(3), [slow, fast]).backend_id == "slow"  # behind 3: ~558 ms, no longer
     unlearned = build_policy("prefix_aware")
     alike = [Backend("slow", "u", ("m",), costs=CostFit(learn=False)), Backend("fast", "u", ("m",))]
     alike[0].costs.observe(1000, 0, 500.0)
     assert unlearned.scores(cold(4), alike)["slow"] == unlearned.scores(cold(4), alike)["fast"]
+
+
+def test_replicas_within_the_noise_margin_of_their_median_are_priced_alike():
+    alike = comparable({"a": 0.46, "b": 0.47, "c": 0.50, "d": 0.53})  # fits of four alike replicas
+    assert list(alike.values()) == pytest.approx([math.sqrt(0.47 * 0.50)] * 4)  # all at the median (of logs)
+    apart = comparable({"fast": 1.0, "slow": 4.0})
+    # each side of their median (2.0) loses the margin: 4x apart becomes 4 / 1.1^2
+    assert apart["fast"] == pytest.approx(2.0 / 2.0 * 1.1) and apart["slow"] == pytest.approx(2.0 * 2.0 / 1.1)
+    assert apart["slow"] / apart["fast"] == pytest.approx(4.0 / 1.1 ** 2)
+    three = comparable({"a": 1.0, "b": 1.05, "c": 3.0})
+    assert three["a"] == three["b"] == 1.05 and three["c"] == pytest.approx(3.0 / 1.1)
+    assert comparable({"only": 2.5}) == {"only": 2.5}
+
+
+def test_a_backend_with_few_observations_is_presumed_like_the_rest_of_its_fleet():
+    pool = CostPool()
+    seen, new = CostFit(pool=pool), CostFit(pool=pool)
+    for tokens, seqs, ttft in observations(REFERENCE.scaled(0.5), 100):  # this fleet runs at half the reference
+        seen.observe(tokens, seqs, ttft)
+    fleet_w, own_w = sum(0.99 ** k for k in range(100)), sum(0.95 ** k for k in range(100))  # remembered
+    assert pool.factor == pytest.approx((0.5 * fleet_w + 2) / (fleet_w + 2), rel=1e-9)  # ~0.515: pulled toward 1
+    assert seen.factor == pytest.approx((0.5 * own_w + 2 * pool.factor) / (own_w + 2), rel=1e-9)
+    assert new.factor == pool.factor  # nothing of its own yet: the fleet's, not the reference GPU's 1.0
+    new.observe(1000, 0, REFERENCE.ttft_ms(1000, 0))  # one observation at 1x against a pull of two at the pool's
+    assert new.factor == pytest.approx((1.0 + 2 * pool.factor) / 3)
+    assert CostFit().factor == 1.0  # without a pool: the reference

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from tmx_eventbus import new_event_id
 from tmx_gateway import ui
 from tmx_gateway.domain import anthropic, continuation
+from tmx_gateway.domain.engine_costs import CostFit
 from tmx_gateway.domain.fleet import Attempt, Backend, FleetView
 from tmx_gateway.domain.metering import StreamMeter, Usage, usage_from_body
 from tmx_gateway.domain.peers import PeerView
@@ -547,11 +548,9 @@ class GatewayApi:
                     "routable": b.routable(now), "inflight": b.inflight,
                     "cached_prefix_blocks": router.prefix_blocks(b.id), "served": served, "failed": failed,
                     "breaker": b.breaker.state.value,
-                    # this worker's fit of its engine's costs (learned from the TTFTs its own streams showed)
-                    "engine_costs": {"prefill_ms_per_token": round(b.costs.costs.prefill_ms_per_token, 5),
-                                     "step_ms": round(b.costs.costs.step_ms, 3),
-                                     "step_ms_per_seq": round(b.costs.costs.step_ms_per_seq, 4),
-                                     "observations": b.costs.samples},
+                    # this worker's fit of its engine's costs (learned from the TTFTs its own streams showed): the
+                    # reference's times `factor`
+                    "engine_costs": _engine_costs(b.costs),
                     "engine_load": None if b.load is None else {
                         "running": b.load.running, "waiting": b.load.waiting, "kv_cache_usage": b.load.kv_cache_usage,
                         "prefix_cache_hit_rate": b.load.prefix_cache_hit_rate, "age_s": round(now - b.load.at, 3)}}
@@ -597,6 +596,14 @@ def _headers(request: Request) -> dict[str, str]:
     """The request's headers as a plain dict, built once: each lookup in Starlette's `Headers` scans the whole list,
     and the proxy path looks up nine. The server gives names in lower case; of a repeated header the last wins."""
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in request.scope["headers"]}
+
+
+def _engine_costs(fit: CostFit) -> dict:
+    factor = fit.factor
+    costs = fit.prior.scaled(factor)
+    return {"factor": round(factor, 4), "prefill_ms_per_token": round(costs.prefill_ms_per_token, 5),
+            "step_ms": round(costs.step_ms, 3), "step_ms_per_seq": round(costs.step_ms_per_seq, 4),
+            "observations": fit.samples}
 
 
 def _anthropic_error(status: int, message: str, headers=None) -> Response:

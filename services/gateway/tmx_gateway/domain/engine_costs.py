@@ -7,11 +7,14 @@
 Every backend starts from `REFERENCE`, the figures of a vLLM replica on one GPU as llm-d-inference-sim and SMG's mock
 worker use them (prefill ~8000 prompt tokens/s; a decode step of ~6 ms that grows ~0.35 ms with each running
 sequence). `CostFit` then learns how much slower or faster each backend is than that (one factor on all three
-terms) from the TTFTs its streamed answers show, so a replica on older hardware is priced as it is.
+terms) from the TTFTs its streamed answers show, so a replica on older hardware is priced as it is; and
+`comparable` keeps replicas that differ by no more than their fits' noise priced alike.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import dataclass
 
 
@@ -33,33 +36,80 @@ class EngineCosts:
 REFERENCE = EngineCosts()
 
 
-class CostFit:
-    """One backend's `EngineCosts`: the prior's, times a speed factor learned from the TTFTs it shows.
+class _Sums:
+    """Decayed sums for the least-squares fit of y = factor x z: of z y, z^2 and weights."""
 
-    The factor is the weighted least-squares fit of observed TTFT = factor x the prior's estimate, each observation's
-    weight decaying by `forget` with every later one (so the fit follows a replica that slows down or speeds up),
-    pulled toward 1 by `prior_weight` observations' worth of the prior's own predictions; it stays within
-    [1/`bound`, `bound`]. An observation is clipped to `clip` x the current estimate first, so one stall (a fault,
-    not the replica's speed) moves the factor only as far as a slow answer would. At the default `forget` the fit
-    remembers ~20 observations: a lasting change is mostly learned within that many. `learn=False`: the prior, always.
+    __slots__ = ("forget", "zy", "zz", "w")
+
+    def __init__(self, forget: float) -> None:
+        self.forget, self.zy, self.zz, self.w = forget, 0.0, 0.0, 0.0
+
+    def add(self, z: float, y: float) -> None:
+        f = self.forget
+        self.zy, self.zz, self.w = f * self.zy + z * y, f * self.zz + z * z, f * self.w + 1.0
+
+    def fit(self, prior: float, prior_weight: float) -> float:
+        """The factor, pulled toward `prior` by `prior_weight` observations' worth; `prior` with none."""
+        if not self.w:
+            return prior
+        pull = prior_weight / self.w * self.zz
+        return (self.zy + pull * prior) / (self.zz + pull)
+
+
+class CostPool:
+    """What a fleet's backends have shown together: the factor a backend with few observations of its own is
+    presumed to have (a new replica is presumed like the others, not like the reference GPU)."""
+
+    def __init__(self, forget: float = 0.99, prior_weight: float = 2.0) -> None:
+        self._sums, self.prior_weight = _Sums(forget), prior_weight
+
+    @property
+    def factor(self) -> float:
+        return self._sums.fit(1.0, self.prior_weight)
+
+    def add(self, z: float, y: float) -> None:
+        self._sums.add(z, y)
+
+
+class CostFit:
+    """One backend's `EngineCosts`: the reference's, times a speed factor learned from the TTFTs it shows.
+
+    The factor is the weighted least-squares fit of observed TTFT = factor x the reference's estimate, each
+    observation's weight decaying by `forget` with every later one (so the fit follows a replica that slows down or
+    speeds up), pulled by `prior_weight` observations' worth toward the fleet's factor (its `pool`; 1 without one);
+    it stays within [1/`bound`, `bound`]. An observation is clipped to `clip` x the current estimate first, so one
+    stall (a fault, not the replica's speed) moves the factor only as far as a slow answer would. At the default
+    `forget` the fit remembers ~20 observations: a lasting change is mostly learned within that many.
+    `learn=False`: the reference, always.
 
     One factor, not one per term: the three terms are not separately identifiable from TTFTs that vary by tens of
     percent from one request to the next (the prefill term dominates; a fit of each drove the step terms to their
     bounds), and a part that prefills slower also decodes slower.
     """
 
-    __slots__ = ("prior", "learn", "forget", "prior_weight", "bound", "clip", "costs", "factor", "samples", "_zy",
-                 "_zz", "_w")
+    __slots__ = ("prior", "learn", "pool", "prior_weight", "bound", "clip", "samples", "_own")
 
-    def __init__(self, prior: EngineCosts = REFERENCE, *, learn: bool = True, forget: float = 0.95,
-                 prior_weight: float = 2.0, bound: float = 100.0, clip: float = 4.0) -> None:
-        self.prior, self.learn = prior, learn
-        self.forget, self.prior_weight, self.bound, self.clip = forget, prior_weight, bound, clip
-        self.costs, self.factor, self.samples = prior, 1.0, 0
-        self._zy = self._zz = self._w = 0.0  # decayed sums of z y, z^2 and weights; z: the prior's estimate
+    def __init__(self, prior: EngineCosts = REFERENCE, *, learn: bool = True, pool: CostPool | None = None,
+                 forget: float = 0.95, prior_weight: float = 2.0, bound: float = 100.0, clip: float = 4.0) -> None:
+        self.prior, self.learn, self.pool = prior, learn, pool
+        self.prior_weight, self.bound, self.clip = prior_weight, bound, clip
+        self.samples = 0
+        self._own = _Sums(forget)
 
-    def ttft_ms(self, prefill_tokens: float, seqs: float) -> float:
-        return self.costs.ttft_ms(prefill_tokens, seqs)
+    @property
+    def factor(self) -> float:
+        if not self.learn:
+            return 1.0
+        factor = self._own.fit(self.pool.factor if self.pool else 1.0, self.prior_weight)
+        return min(max(factor, 1 / self.bound), self.bound)
+
+    @property
+    def costs(self) -> EngineCosts:
+        return self.prior.scaled(self.factor)
+
+    def ttft_ms(self, prefill_tokens: float, seqs: float, factor: float | None = None) -> float:
+        """Its estimate; at `factor` instead of its own where given (see `comparable`)."""
+        return (self.factor if factor is None else factor) * self.prior.ttft_ms(prefill_tokens, seqs)
 
     def observe(self, prefill_tokens: float, seqs: float, ttft_ms: float) -> None:
         """A prompt sent with `prefill_tokens` to prefill among `seqs` sequences showed its first token after
@@ -68,10 +118,24 @@ class CostFit:
             return
         z = self.prior.ttft_ms(prefill_tokens, seqs)
         y = min(ttft_ms, self.clip * self.factor * z)
-        f = self.forget
-        self._zy, self._zz, self._w = f * self._zy + z * y, f * self._zz + z * z, f * self._w + 1.0
+        self._own.add(z, y)
+        if self.pool is not None:
+            self.pool.add(z, y)
         self.samples += 1
-        pull = self.prior_weight / self._w * self._zz  # prior_weight observations' worth of factor 1
-        factor = (self._zy + pull) / (self._zz + pull)
-        self.factor = min(max(factor, 1 / self.bound), self.bound)
-        self.costs = self.prior.scaled(self.factor)
+
+
+NOISE_MARGIN = 0.10  # factors learned from ~20 TTFTs of alike replicas differ by a few percent, up to ~15% early on
+
+
+def comparable(factors: dict[str, float], margin: float = NOISE_MARGIN) -> dict[str, float]:
+    """The factors to compare replicas at: each one's distance from their median, less `margin` (in log terms).
+    Replicas within the margin of the median are priced alike, so noise in their fits does not decide where cold
+    prompts go (alike replicas then share them as with fixed costs); of two replicas 4x apart, the slower is still
+    priced ~3.3x the faster."""
+    if len(factors) < 2:
+        return factors
+    logs = {key: math.log(factor) for key, factor in factors.items()}
+    mid = statistics.median(logs.values())
+    band = math.log1p(margin)
+    return {key: math.exp(mid + math.copysign(max(0.0, abs(gap - mid) - band), gap - mid))
+            for key, gap in logs.items()}

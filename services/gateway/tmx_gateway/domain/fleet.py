@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from tmx_config import FleetFile
-from tmx_gateway.domain.engine_costs import CostFit
+from tmx_gateway.domain.engine_costs import CostFit, CostPool
 from tmx_gateway.domain.resilience import BreakerState, CircuitBreaker
 
 
@@ -70,9 +70,10 @@ class Backend:
             queued += self.load.waiting * self.inflight_prompt_tokens / self.inflight
         return queued
 
-    def ttft_ms(self, prefill_tokens: float) -> float:
-        """Its estimated TTFT for a prompt sent now with `prefill_tokens` of its own to prefill."""
-        return self.costs.ttft_ms(self.queued_prefill_tokens() + prefill_tokens, self.busy_seqs())
+    def ttft_ms(self, prefill_tokens: float, factor: float | None = None) -> float:
+        """Its estimated TTFT for a prompt sent now with `prefill_tokens` of its own to prefill (at `factor` times
+        the reference costs where given, else at its own learned factor)."""
+        return self.costs.ttft_ms(self.queued_prefill_tokens() + prefill_tokens, self.busy_seqs(), factor)
 
     def observe_latency(self, latency_ms: float, ttft_ms: float, alpha: float = 0.2) -> None:
         self.ewma_latency_ms = latency_ms if not self.ewma_latency_ms else (
@@ -158,6 +159,7 @@ class FleetView:
     breaker_threshold: int = 3
     breaker_cooldown_s: float = 2.0
     learn_costs: bool = True  # False: every backend keeps the reference engine costs
+    _cost_pool: CostPool = field(default_factory=CostPool)  # what all its backends' TTFTs showed together
     _aliases: dict[str, str] = field(default_factory=dict)
     _context: dict[str, int] = field(default_factory=dict)
 
@@ -171,7 +173,7 @@ class FleetView:
                 backend.models, backend.weight = tuple(spec.models), spec.weight
             else:
                 backend = Backend(spec.id, spec.url, tuple(spec.models), spec.weight, breaker=self._breaker(),
-                                  costs=CostFit(learn=self.learn_costs))
+                                  costs=self._cost_fit())
             fresh[spec.id] = backend
         self.backends = fresh
         self._aliases = {alias: model.name for model in fleet.models for alias in model.aliases}
@@ -184,13 +186,16 @@ class FleetView:
             if not url:
                 return False
             backend = self.backends[backend_id] = Backend(backend_id, url, models, breaker=self._breaker(),
-                                                          costs=CostFit(learn=self.learn_costs))
+                                                          costs=self._cost_fit())
         elif models:
             backend.models = models
         backend.state = state
         if state == State.HEALTHY:
             backend.breaker.success()  # the health service's probes vouch for it again
         return True
+
+    def _cost_fit(self) -> CostFit:
+        return CostFit(learn=self.learn_costs, pool=self._cost_pool)
 
     def _breaker(self) -> CircuitBreaker:
         return CircuitBreaker(threshold=self.breaker_threshold, cooldown_s=self.breaker_cooldown_s)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tmx_gateway.domain.engine_costs import comparable
 from tmx_gateway.domain.fleet import Backend
 from tmx_gateway.domain.routing.policy import Decision, RouteRequest, TieBreaker
 from tmx_gateway.domain.routing.prefix_index import BLOCK_CHARS, CHARS_PER_TOKEN, PrefixIndex, block_hashes
@@ -13,10 +14,12 @@ class PrefixAware:
     Each candidate gets an estimated TTFT (llm-d's approach): its uncached prompt tokens to prefill, plus the
     prefill work already queued on it (prompts sent there with no first token yet; a prompt that is decoding
     costs a new one only its share of the decode step), plus a decode step that grows with its running batch,
-    priced at that backend's own engine costs (`Backend.costs`, learned from the TTFTs it shows).
+    priced at that backend's own engine costs (`Backend.costs`, learned from the TTFTs it shows; replicas whose
+    learned speeds differ by no more than noise are priced alike, `engine_costs.comparable`).
     The cheapest wins, so a warm cache is kept until its backend's queue costs more than the cache saves; cold prompts
-    land where they would be answered soonest (the least loaded, among alike replicas). SGLang's guard overrides it when the fleet is badly imbalanced
-    (max load - min load > `abs_threshold` and max > `rel_threshold` x min): then least loaded wins."""
+    land where they would be answered soonest (the least loaded, among alike replicas). SGLang's guard overrides it
+    when the fleet is badly imbalanced (max load - min load > `abs_threshold` and max > `rel_threshold` x min): then
+    least loaded wins."""
 
     name = "prefix_aware"
     needs_prompt = True
@@ -30,13 +33,15 @@ class PrefixAware:
         return [self.index]
 
     @staticmethod
-    def _estimate(request: RouteRequest, b: Backend, matched: int) -> float:
+    def _estimates(request: RouteRequest, candidates: Sequence[Backend], matched: dict[str, int]) -> dict[str, float]:
         tokens = request.prompt_tokens or len(request.prompt_text) // CHARS_PER_TOKEN
-        return b.ttft_ms(tokens - min(matched * BLOCK_CHARS // CHARS_PER_TOKEN, tokens))
+        factors = comparable({b.id: b.costs.factor for b in candidates})
+        return {b.id: b.ttft_ms(tokens - min(matched[b.id] * BLOCK_CHARS // CHARS_PER_TOKEN, tokens), factors[b.id])
+                for b in candidates}
 
     def scores(self, request: RouteRequest, candidates: Sequence[Backend]) -> dict[str, float]:
         hashes = block_hashes(request.prompt_text)
-        return {b.id: self._estimate(request, b, self.index.matched_blocks(b.id, hashes)) for b in candidates}
+        return self._estimates(request, candidates, {b.id: self.index.matched_blocks(b.id, hashes) for b in candidates})
 
     def choose(self, request: RouteRequest, candidates: Sequence[Backend]) -> Decision:
         hashes = block_hashes(request.prompt_text)
@@ -48,7 +53,7 @@ class PrefixAware:
             reason = f"imbalanced fleet (loads {lo:.0f}..{hi:.0f}): least loaded"
             scores = loads
         else:
-            scores = {b.id: self._estimate(request, b, matched[b.id]) for b in candidates}
+            scores = self._estimates(request, candidates, matched)
             chosen = self._ties.pick(candidates, scores)
             best_match = max(matched.values())
             if matched[chosen.id]:
