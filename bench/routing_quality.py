@@ -253,13 +253,15 @@ def main() -> None:
                         cell([url], f"vllm-router:{policy}", workload)
         finally:
             stack.stop()
+    profiles = f", prefill tok/s:step ms {args.sim_profiles}" if args.sim_profiles else ""
     save(args.name, rows, f"tensormux strategies and vllm-router policies ({args.router_policies or 'none'}) on "
-         f"4 engine-sims (time scale {args.time_scale}, {args.kv_blocks} KV blocks of 16 tokens "
-         f"each{', prefill tok/s:step ms ' + args.sim_profiles if args.sim_profiles else ''}), {args.requests} requests per cell at {args.rate}/s Poisson, max_tokens {args.max_tokens}, "
+         f"4 engine-sims (time scale {args.time_scale}, {args.kv_blocks} KV blocks of 16 tokens each{profiles}), "
+         f"{args.requests} requests per cell at {args.rate}/s Poisson, max_tokens {args.max_tokens}, "
          f"{'not streamed' if args.no_stream else 'streamed'}; "
          f"shared: {args.tenants} tenants x {args.system_words}-word system prompts; gateways by workers: "
          f"{args.gateways} (label @nw: n workers sharing their view over NATS; @n-alonew: n workers, each alone; "
-         f"@n-replicas: n gateways in one peer group, requests in turn; @n-replicas-alone: n gateways, each alone)")
+         f"@n-replicas: n gateways in one peer group, requests in turn; @n-replicas-alone: n gateways, each alone; "
+         f"@fixed-costs: one process that learns no engine costs)")
 
 
 if __name__ == "__main__":
