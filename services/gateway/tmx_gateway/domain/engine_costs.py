@@ -14,7 +14,6 @@ terms) from the TTFTs its streamed answers show, so a replica on older hardware 
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 
 
@@ -62,13 +61,13 @@ class CostPool:
 
     def __init__(self, forget: float = 0.99, prior_weight: float = 2.0) -> None:
         self._sums, self.prior_weight = _Sums(forget), prior_weight
-
-    @property
-    def factor(self) -> float:
-        return self._sums.fit(1.0, self.prior_weight)
+        self.factor = 1.0
+        self.version = 0  # observations so far: a fit pulled toward `factor` is stale once it changes
 
     def add(self, z: float, y: float) -> None:
         self._sums.add(z, y)
+        self.factor = self._sums.fit(1.0, self.prior_weight)
+        self.version += 1
 
 
 class CostFit:
@@ -87,7 +86,7 @@ class CostFit:
     bounds), and a part that prefills slower also decodes slower.
     """
 
-    __slots__ = ("prior", "learn", "pool", "prior_weight", "bound", "clip", "samples", "_own")
+    __slots__ = ("prior", "learn", "pool", "prior_weight", "bound", "clip", "samples", "_own", "_factor", "_as_of")
 
     def __init__(self, prior: EngineCosts = REFERENCE, *, learn: bool = True, pool: CostPool | None = None,
                  forget: float = 0.95, prior_weight: float = 2.0, bound: float = 100.0, clip: float = 4.0) -> None:
@@ -95,13 +94,17 @@ class CostFit:
         self.prior_weight, self.bound, self.clip = prior_weight, bound, clip
         self.samples = 0
         self._own = _Sums(forget)
+        self._factor, self._as_of = 1.0, (0, 0)  # the factor, as of (own observations, the pool's version)
 
     @property
     def factor(self) -> float:
         if not self.learn:
             return 1.0
-        factor = self._own.fit(self.pool.factor if self.pool else 1.0, self.prior_weight)
-        return min(max(factor, 1 / self.bound), self.bound)
+        as_of = (self.samples, self.pool.version if self.pool else 0)
+        if as_of != self._as_of:  # refitted only after an observation here or anywhere in the pool
+            factor = self._own.fit(self.pool.factor if self.pool else 1.0, self.prior_weight)
+            self._factor, self._as_of = min(max(factor, 1 / self.bound), self.bound), as_of
+        return self._factor
 
     @property
     def costs(self) -> EngineCosts:
@@ -134,8 +137,15 @@ def comparable(factors: dict[str, float], margin: float = NOISE_MARGIN) -> dict[
     priced ~3.3x the faster."""
     if len(factors) < 2:
         return factors
-    logs = {key: math.log(factor) for key, factor in factors.items()}
-    mid = statistics.median(logs.values())
-    band = math.log1p(margin)
-    return {key: math.exp(mid + math.copysign(max(0.0, abs(gap - mid) - band), gap - mid))
-            for key, gap in logs.items()}
+    ordered = sorted(factors.values())
+    n = len(ordered)
+    mid = ordered[n // 2] if n % 2 else math.sqrt(ordered[n // 2 - 1] * ordered[n // 2])  # the median of logs
+    band = 1 + margin
+    if ordered[-1] <= mid * band and ordered[0] * band >= mid:  # all within the margin (alike replicas): one price
+        return dict.fromkeys(factors, mid)
+    log_mid, log_band = math.log(mid), math.log(band)
+    out = {}
+    for key, factor in factors.items():
+        gap = math.log(factor) - log_mid
+        out[key] = math.exp(log_mid + math.copysign(max(0.0, abs(gap) - log_band), gap))
+    return out
