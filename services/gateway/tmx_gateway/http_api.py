@@ -599,9 +599,8 @@ def _headers(request: Request) -> dict[str, str]:
 
 
 def _engine_costs(fit: CostFit) -> dict:
-    factor = fit.factor
-    costs = fit.prior.scaled(factor)
-    return {"factor": round(factor, 4), "prefill_ms_per_token": round(costs.prefill_ms_per_token, 5),
+    costs = fit.costs
+    return {"factor": round(fit.factor, 4), "prefill_ms_per_token": round(costs.prefill_ms_per_token, 5),
             "step_ms": round(costs.step_ms, 3), "step_ms_per_seq": round(costs.step_ms_per_seq, 4),
             "observations": fit.samples}
 
