@@ -18,6 +18,9 @@ events to CPU 1. Each round drives the arms three ways, the arm order rotating p
   measure of what publishing costs the gateway itself. Its capacity on one core is 1 / that;
 - paired: `audit` and `off` paced at the same time, half the rate each, so both see the same moment of a
   shared machine, at a load where batches of events are small (the per-pass cost weighs most).
+- one at a time at one connection (wrk -c1, `--tail-seconds`): the latency a lone client sees, p50 and p99. A
+  publish pass runs on the gateway's event loop; a pass that held it (packing a few hundred events took 2-3 ms)
+  showed up here as audit's p99 against off's.
 The per-round ratios are reported with their median.
 Run: `python bench/audit_cost.py [--rounds 21] [--seconds 5] [--rate 800]`.
 """
@@ -106,6 +109,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=800.0)
     parser.add_argument("--saturated-seconds", type=float, default=5.0, help="length of the wrk cells")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections in the saturated cells")
+    parser.add_argument("--tail-seconds", type=float, default=5.0, help="length of the one-connection cells")
     args = parser.parse_args()
     require_tools()
     two_cores = (os.cpu_count() or 1) >= 2
@@ -136,15 +140,17 @@ def main() -> None:
                 paced = {arm: measured(pids[arm], urls[arm], args.concurrency, args.seconds, args.rate)
                          for arm in order}
                 paired = measured_together(pids, urls, ["audit", "off"], args.concurrency, args.seconds, args.rate / 2)
+                alone = {arm: wrk(urls[arm], MODEL, False, 1, args.tail_seconds) for arm in order}
                 row = {"round": round_, "order": order,
                        "errors": sum(c["errors"] for c in [*paced.values(), *paired.values()]) +
-                                 sum(c["non_2xx"] + bool(c["socket_errors"]) for c in cells.values())}
+                                 sum(c["non_2xx"] + bool(c["socket_errors"]) for c in [*cells.values(), *alone.values()])}
                 for arm, result in cells.items():
                     row[f"{arm}_rps"], row[f"{arm}_p50_ms"] = result["rps"], result["p50_ms"]
                     row[f"{arm}_utilisation"] = result["gateway_utilisation"]
                 for arm in arms:
                     row[f"{arm}_paced_rps"] = paced[arm]["rps"]
                     row[f"{arm}_paced_cpu_us"] = paced[arm]["gateway_cpu_us_per_request"]
+                    row[f"{arm}_c1_p50_ms"], row[f"{arm}_c1_p99_ms"] = alone[arm]["p50_ms"], alone[arm]["p99_ms"]
                 row["rps_ratio_audit_vs_off"] = row["audit_rps"] / row["off_rps"]
                 row["paced_cpu_ratio_audit_vs_off"] = row["audit_paced_cpu_us"] / row["off_paced_cpu_us"]
                 for arm, result in paired.items():
@@ -156,13 +162,15 @@ def main() -> None:
                         for arm in arms]
                 print(f"round {round_}: saturated together: audit {row['audit_rps']:5.0f}, off {row['off_rps']:5.0f}"
                       f" req/s | paced: " + " | ".join(cols) + f" | paired: audit {row['audit_paired_cpu_us']:4.0f}"
-                      f" us, off {row['off_paired_cpu_us']:4.0f} us CPU/req", flush=True)
+                      f" us, off {row['off_paired_cpu_us']:4.0f} us CPU/req | one connection p50/p99: " +
+                      ", ".join(f"{arm} {row[arm + '_c1_p50_ms']:.2f}/{row[arm + '_c1_p99_ms']:.2f} ms" for arm in arms),
+                      flush=True)
         finally:
             stack.stop()
             backend.terminate()
             backend.wait(10)
     med = {key: statistics.median(r[key] for r in rows) for key in rows[0]
-           if key.endswith(("_rps", "_cpu_us", "_utilisation"))}
+           if key.endswith(("_rps", "_cpu_us", "_utilisation", "_ms"))}
     rps_ratio = statistics.median(r["rps_ratio_audit_vs_off"] for r in rows)
     cpu_ratio = statistics.median(r["paced_cpu_ratio_audit_vs_off"] for r in rows)
     per_round = ", ".join(f"{r['rps_ratio_audit_vs_off']:.3f}" for r in rows)
@@ -181,6 +189,8 @@ def main() -> None:
           f"{med['off_paired_cpu_us']:.0f} us CPU per request -> audit publishing costs the gateway "
           f"{100 * (paired_ratio - 1):.1f}% more CPU per request, i.e. {100 * (1 - 1 / paired_ratio):.1f}% of its "
           f"one-core capacity (median of per-round ratios {per_round})")
+    print("one connection, median p50 / p99: " + ", ".join(
+        f"{arm} {med[arm + '_c1_p50_ms']:.2f} / {med[arm + '_c1_p99_ms']:.2f} ms" for arm in arms))
     save("audit_cost", rows + [{**{f"median_{k}": v for k, v in med.items()},
                                 "median_rps_ratio_audit_vs_off": rps_ratio, "rps_cost_pct": 100 * (1 - rps_ratio),
                                 "median_paced_cpu_ratio_audit_vs_off": cpu_ratio,
@@ -192,7 +202,8 @@ def main() -> None:
          f"wrk -t1 -c{args.connections} each for {args.saturated_seconds}s; paced cells: concurrency {args.concurrency}, "
          f"{args.seconds}s per paced cell at {args.rate:.0f} req/s, "
          f"{args.seconds}s paired cell (audit and off at once, {args.rate / 2:.0f} req/s each), "
-         f"{args.rounds} interleaved rounds, arm order rotating")
+         f"{args.rounds} interleaved rounds, arm order rotating; one-connection cells: wrk -t1 -c1 for "
+         f"{args.tail_seconds}s, each arm alone")
 
 if __name__ == "__main__":
     main()
