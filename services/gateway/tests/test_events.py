@@ -1,10 +1,12 @@
 """How a publish pass packs the gateway's events: per subject, as columns, nothing lost or reordered."""
 
+import asyncio
 import json
 
 from tensormux.events.v1 import events_pb2
 from tmx_eventbus import decode_all
-from tmx_gateway.events import EventPublisher, FailedAttempt, RequestRecord
+from tmx_eventbus.codec import ID_HEADER, TYPE_HEADER
+from tmx_gateway.events import PACK_SLICE, EventPublisher, FailedAttempt, RequestRecord
 from tmx_gateway.metrics import GatewayMetrics
 
 
@@ -35,6 +37,44 @@ def test_a_pass_packs_one_message_per_subject_with_every_event_in_order():
     assert len(set(ids)) == len(ids) == 7 and all(ids)
 
 
+async def test_a_large_pass_is_packed_in_slices_that_let_requests_run_and_join_into_the_same_messages():
+    publisher = EventPublisher(None, "gw-1", GatewayMetrics(), 10_000, None)
+    items = [served(i, f"b{i % 3}", tenant=("acme", "beta")[i % 2], scores={"b0": float(i)} if i % 5 else None)
+             for i in range(3 * PACK_SLICE + 7)]
+    items.insert(PACK_SLICE + 1, FailedAttempt("r-failed", "b1", "m", "/v1/chat/completions", 503, "x", 4.0, 999))
+    steps = 0
+
+    async def ticker():  # counts the loop's turns while the pass packs
+        nonlocal steps
+        while True:
+            steps += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    before = steps
+    stepped = await publisher._pack_in_steps(items)
+    other.cancel()
+    assert steps - before >= 3  # the loop ran between each of the four slices
+    whole = publisher._pack(items)
+    assert [(subject, headers[TYPE_HEADER]) for subject, _, headers in stepped] == \
+        [(subject, headers[TYPE_HEADER]) for subject, _, headers in whole]
+
+    def rows(packed):  # every event of every message, but the event ids (fresh on each packing)
+        out = {}
+        for subject, data, headers in packed:
+            events = decode_all(data, headers)
+            for e in events:
+                e.ClearField("event_id")
+            out[subject] = events
+        return out
+
+    assert rows(stepped) == rows(whole)
+    assert sum(len(events) for events in rows(stepped).values()) == 2 * len(items) - 1
+    first = {subject: headers[ID_HEADER] for subject, _, headers in stepped}
+    assert all(first[subject] == decode_all(data, headers)[0].event_id for subject, data, headers in stepped)
+
+
 async def test_a_failure_cuts_the_linger_short_and_ordinary_events_wait_for_it(tmp_path, tmx_async_wait):
     audit = tmp_path / "audit.jsonl"
     publisher = EventPublisher(None, "gw-1", GatewayMetrics(), 100, None, audit_file=str(audit), linger_s=60.0,
@@ -55,3 +95,15 @@ async def test_a_failure_cuts_the_linger_short_and_ordinary_events_wait_for_it(t
         assert len(lines()) == 4
     finally:
         await publisher.stop()
+
+
+async def test_stopping_during_a_sliced_pass_loses_none_of_its_events(tmp_path):
+    audit = tmp_path / "audit.jsonl"
+    publisher = EventPublisher(None, "gw-1", GatewayMetrics(), 10_000, None, audit_file=str(audit))
+    publisher.start()
+    for i in range(3 * PACK_SLICE):
+        publisher.record(served(i, "b1"))
+    await asyncio.sleep(0)  # the pass has begun: the queue is empty, the events are being packed
+    await publisher.stop()
+    assert [json.loads(line)["request_id"] for line in audit.read_text().splitlines()] == \
+        [f"r{i}" for i in range(3 * PACK_SLICE)]

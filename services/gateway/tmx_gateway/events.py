@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 512  # requests per publish pass (two events each): an audit event is 200-500 bytes;
 # NATS's payload limit is 1 MiB
+PACK_SLICE = 64  # requests packed per step of a pass: packing a full pass at once held the event loop for 2-3 ms
+# in a loaded gateway, the tail latency of every request that arrived meanwhile; a step takes ~0.3 ms
 
 # record attributes that become the columns of the same name (at_ms becomes occurred_at_unix_ms)
 _OUTCOME_FIELDS = ("request_id", "backend_id", "model", "endpoint", "http_status", "streamed", "latency_ms", "ttft_ms",
@@ -120,6 +122,7 @@ class EventPublisher:
         self._nap: asyncio.Future | None = None  # the publisher's wait for the next pass, while it lingers
         self._nap_end: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task] = []
+        self._in_pass = False  # a pass has taken events off the queue and not yet handed them on
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(), name="event-publisher"),
@@ -192,6 +195,23 @@ class EventPublisher:
             packed.append((subject, *encode_columns(events_pb2.RequestAudited, _columns(records, _AUDIT_FIELDS))))
         return packed
 
+    async def _pack_in_steps(self, items: list[RequestRecord | FailedAttempt]) -> list[tuple[str, bytes, dict[str, str]]]:
+        """`_pack`, PACK_SLICE requests at a time, letting the event loop run between slices. A columns message
+        is all repeated fields, so the serialized slices of one subject concatenate into the message of the
+        whole batch (protobuf appends repeated fields when it parses a concatenation); its headers (the type and
+        the first event's id) are the first slice's."""
+        merged: dict[tuple[str, str], tuple[list[bytes], dict[str, str]]] = {}
+        for start in range(0, len(items), PACK_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for subject, data, headers in self._pack(items[start:start + PACK_SLICE]):
+                parts = merged.get((subject, headers[TYPE_HEADER]))
+                if parts is None:
+                    merged[subject, headers[TYPE_HEADER]] = ([data], headers)
+                else:
+                    parts[0].append(data)
+        return [(subject, b"".join(parts), headers) for (subject, _), (parts, headers) in merged.items()]
+
     async def _run(self) -> None:
         while True:
             if self._unconfirmed:  # published but not yet acknowledged: confirm them within the ack interval
@@ -211,30 +231,37 @@ class EventPublisher:
             self._last_pass = time.monotonic()
             self._urgent = False
             self._wake.clear()
-            encoded = self._pack([self._pending.popleft() for _ in range(min(len(self._pending), MAX_BATCH))])
-            if self._pending:
-                self._wake.set()  # a backlog: the next pass takes it at once
-            if self.audit_file:
-                self._write_audit_file(encoded)
-            if self.spool is None:
-                continue  # no NATS configured: the audit file is the only sink
-            if self.spool.size or self.bus is None or not self.bus.connected:
-                self._spool_unconfirmed()
-                self._to_spool(encoded)  # keep order: nothing overtakes what is already spooled
-                continue
-            sent = 0
+            self._in_pass = True
             try:
-                for entry in encoded:
-                    await self.bus.nc.publish(entry[0], entry[1], headers=entry[2])
-                    self._unconfirmed.setdefault(_stream_family(entry[0]), []).append(entry)
-                    sent += 1
-            except Exception as exc:
-                log.warning("NATS publish failed; spooling", extra={"error": repr(exc)})
-                self._spool_unconfirmed()
-                self._to_spool(encoded[sent:])
-                continue
-            if time.monotonic() - self._confirmed_at >= self.ack_interval_s:
+                await self._pass([self._pending.popleft() for _ in range(min(len(self._pending), MAX_BATCH))])
+            finally:
+                self._in_pass = False
+            if time.monotonic() - self._confirmed_at >= self.ack_interval_s and self._unconfirmed:
                 await self._confirm()
+
+    async def _pass(self, items: list[RequestRecord | FailedAttempt]) -> None:
+        """Pack a batch and hand it on: to the audit file, and to NATS or, while NATS is away, the spool."""
+        encoded = await self._pack_in_steps(items)
+        if self._pending:
+            self._wake.set()  # a backlog: the next pass takes it at once
+        if self.audit_file:
+            self._write_audit_file(encoded)
+        if self.spool is None:
+            return  # no NATS configured: the audit file is the only sink
+        if self.spool.size or self.bus is None or not self.bus.connected:
+            self._spool_unconfirmed()
+            self._to_spool(encoded)  # keep order: nothing overtakes what is already spooled
+            return
+        sent = 0
+        try:
+            for entry in encoded:
+                await self.bus.nc.publish(entry[0], entry[1], headers=entry[2])
+                self._unconfirmed.setdefault(_stream_family(entry[0]), []).append(entry)
+                sent += 1
+        except Exception as exc:
+            log.warning("NATS publish failed; spooling", extra={"error": repr(exc)})
+            self._spool_unconfirmed()
+            self._to_spool(encoded[sent:])
 
     async def _confirm(self) -> None:
         """Events go out as plain publishes; every `ack_interval_s` one acknowledged JetStream publish per stream
@@ -303,7 +330,7 @@ class EventPublisher:
         """Wait (bounded) until everything queued so far has been handed to NATS or the spool; passes do not
         linger meanwhile."""
         deadline = asyncio.get_running_loop().time() + timeout
-        while (self._pending or self._wake.is_set()) and asyncio.get_running_loop().time() < deadline:
+        while (self._pending or self._wake.is_set() or self._in_pass) and asyncio.get_running_loop().time() < deadline:
             self._hurry()
             await asyncio.sleep(0.01)
 
