@@ -4,7 +4,7 @@ import pytest
 from nats.js.api import RetentionPolicy, StreamConfig
 
 from tensormux.events.v1 import events_pb2
-from tmx_eventbus import STREAMS, EventBus, StreamMismatch, encode_batch, subjects
+from tmx_eventbus import STREAMS, EventBus, StreamMismatch, encode_batch, encode_columns, subjects
 from tmx_eventbus.streams import BACKENDS_BUCKET, ConsumerDecl
 
 
@@ -84,6 +84,34 @@ async def test_a_consumer_handles_each_event_of_a_batch_and_a_failure_redelivers
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert (await bus.js.consumer_info("TMX_AUDIT", "test-batch")).num_ack_pending == 0
+
+
+async def test_a_rows_consumer_gets_each_message_s_events_at_once_and_a_failure_redelivers_them(bus, tmx_async_wait):
+    await bus.provision()
+    decl = ConsumerDecl(stream="TMX_SIGNAL", durable="test-rows", filter_subject=subjects.ALL_SIGNAL,
+                        ack_wait_s=1.0, max_deliver=3, backoff_s=())
+    deliveries: list[list[tuple[str, int]]] = []
+
+    async def handler(rows):
+        deliveries.append([(r.request_id, r.http_status) for r in rows])
+        if len(deliveries) == 1:
+            raise RuntimeError("transient")  # the first message comes again, whole
+
+    data, headers = encode_columns(events_pb2.RequestOutcome, {"event_id": ["e0", "e1", "e2"],
+                                                               "request_id": ["r0", "r1", "r2"],
+                                                               "http_status": [200, 503, 200]})
+    await bus.js.publish(subjects.signal_backend("b1"), data, headers=headers)
+    # another event type on the same subjects: skipped, and acked
+    await bus.publish(subjects.signal_backend("b1"), events_pb2.RequestAudited(request_id="not-an-outcome"))
+    await bus.publish(subjects.signal_backend("b2"), events_pb2.RequestOutcome(request_id="r3", http_status=0))
+    task = asyncio.create_task(bus.consume_rows(decl, events_pb2.RequestOutcome, handler))
+    await tmx_async_wait(lambda: len(deliveries) == 3, 10, what="the columns redelivered and the single outcome")
+    first = [("r0", 200), ("r1", 503), ("r2", 200)]
+    assert deliveries[0] == first  # then, in either order (a nak'd message is redelivered after what was fetched
+    assert sorted(deliveries[1:]) == [first, [("r3", 0)]]  # with it): the first again, whole, and the single one
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert (await bus.js.consumer_info("TMX_SIGNAL", "test-rows")).num_ack_pending == 0
 
 
 async def test_follow_last_per_subject_replays_current_state_then_follows(bus, tmx_async_wait):

@@ -1,7 +1,8 @@
 import pytest
 
 from tensormux.events.v1 import events_pb2
-from tmx_eventbus import DecodeError, decode, encode, subjects
+from tmx_eventbus import (DecodeError, decode, decode_rows, encode, encode_batch, encode_columns, row_type,
+                          subjects)
 
 
 def test_subject_tokens_cannot_inject_wildcards_or_levels():
@@ -104,6 +105,32 @@ def test_columns_round_trip_every_field_of_every_event():
     data, headers = encode_columns(events_pb2.RequestAudited, columns)
     assert headers == {"Tmx-Type": "tensormux.events.v1.RequestAuditedColumns", "Nats-Msg-Id": "e0"}
     assert decode_all(data, headers) == events
+    # as rows: the same values, field by field, with no protobuf built per event
+    rows = decode_rows(data, headers, events_pb2.RequestAudited)
+    assert [type(r) for r in rows] == [row_type(events_pb2.RequestAudited)] * 3
+    assert [tuple(r) for r in rows] == [tuple(dict(getattr(e, f)) if f == "routing_scores" else getattr(e, f)
+                                              for f in fields) for e in events]
+    assert (rows[0].routing_scores, rows[1].routing_scores, rows[1].client_ip) == ({"a": 0.5, "b": 2.0}, {}, "10.0.0.1")
+
+
+def test_rows_come_from_every_shape_of_message_and_only_of_the_asked_type():
+    outcomes = [events_pb2.RequestOutcome(event_id=f"e{i}", backend_id="b1", http_status=200 + i, latency_ms=i / 2)
+                for i in range(3)]
+    expected = [(f"e{i}", "b1", 200 + i, i / 2) for i in range(3)]
+    pick = lambda rows: [(r.event_id, r.backend_id, r.http_status, r.latency_ms) for r in rows]  # noqa: E731
+    assert pick(decode_rows(*encode(outcomes[0]), events_pb2.RequestOutcome)) == expected[:1]
+    assert pick(decode_rows(*encode_batch(outcomes), events_pb2.RequestOutcome)) == expected
+    assert decode_rows(*encode(events_pb2.BackendStateChanged(backend_id="b1")), events_pb2.RequestOutcome) == []
+    assert decode_rows(*encode_batch(outcomes), events_pb2.RequestAudited) == []
+    # from columns, a column no event set (an older producer) is the field's default in every row
+    data, headers = encode_columns(events_pb2.RequestOutcome, {"event_id": ["a", "b"], "http_status": [200, 503]})
+    assert [(r.event_id, r.http_status, r.model, r.latency_ms, r.streamed) for r in
+            decode_rows(data, headers, events_pb2.RequestOutcome)] == [("a", 200, "", 0.0, False),
+                                                                         ("b", 503, "", 0.0, False)]
+    ragged = events_pb2.RequestOutcomeColumns(event_id=["a", "b"], model=["m"])
+    with pytest.raises(DecodeError, match="'model' has 1 values for 2 events"):
+        decode_rows(ragged.SerializeToString(), {"Tmx-Type": "tensormux.events.v1.RequestOutcomeColumns"},
+                    events_pb2.RequestOutcome)
 
 
 def test_columns_reject_ragged_input_and_tolerate_absent_columns():

@@ -14,7 +14,7 @@ from tmx_engine_sim.app import build_runner
 from tmx_engine_sim.faults import Faults
 from tmx_engine_sim.http_api import SimApi
 from tmx_engine_sim.settings import Settings as SimSettings
-from tmx_eventbus import EventBus, decode, subjects
+from tmx_eventbus import EventBus, decode, encode_columns, subjects
 from tmx_health.app import serve
 from tmx_health.settings import Settings
 
@@ -142,12 +142,14 @@ async def test_passive_signals_model_discovery_and_draining(asgi_server, tmp_pat
             await tmx_async_wait(lambda: any(e.context_length == 512 for e in events), 10, what="model discovery")
             backend = await stub.GetBackend(health_pb2.GetBackendRequest(id="live"))
             assert list(backend.models) == ["m"] and backend.context_length == 512
-            # gateways report failed requests: passive signals take it down before any probe fails
-            for _ in range(2):
-                await bus.publish(subjects.signal_backend("live"), events_pb2.RequestOutcome(
-                    backend_id="live", http_status=500, error="HTTP 500"))
+            # gateways report failed requests: passive signals take it down before any probe fails. A gateway
+            # sends its outcomes as columns; a client error says nothing about health, nor does an unknown backend
+            data, headers = encode_columns(events_pb2.RequestOutcome, {
+                "event_id": ["o1", "o2", "o3"], "backend_id": ["live", "live", "ghost"],
+                "http_status": [500, 404, 500], "error": ["HTTP 500", "", ""]})
+            await bus.js.publish(subjects.signal_backend("live"), data, headers=headers)
             await bus.publish(subjects.signal_backend("live"), events_pb2.RequestOutcome(
-                backend_id="live", http_status=404))  # a client error says nothing about health
+                backend_id="live", http_status=500, error="HTTP 500"))
             down = await tmx_async_wait(lambda: next((e for e in events if e.current ==
                                                       events_pb2.BACKEND_STATE_UNHEALTHY), None), 10, what="down")
             assert "failed requests" in down.reason

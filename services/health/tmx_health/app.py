@@ -27,11 +27,9 @@ SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["HealthService"].full_name
 
 
 def _passive_handler(monitor: Monitor):
-    async def handle(event) -> None:
-        if isinstance(event, events_pb2.RequestOutcome) and event.backend_id:
-            verdict = passive_verdict(event)
-            if verdict is not None:
-                await monitor.passive(event.backend_id, verdict, event.error or f"HTTP {event.http_status}")
+    async def handle(outcomes: list) -> None:
+        await monitor.passive_many([(o.backend_id, verdict, o.error or f"HTTP {o.http_status}") for o in outcomes
+                                    if o.backend_id and (verdict := passive_verdict(o.http_status)) is not None])
 
     return handle
 
@@ -63,5 +61,5 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     log.info("health serving", extra={"port": server.port, "backends": len(directory.backends), "resumed": resumed})
     await serve_until(stop, server, background={
         "probe-loops": monitor.run(),
-        "passive-signals": bus.consume(HEALTH_SIGNALS, _passive_handler(monitor), batch=256),
+        "passive-signals": bus.consume_rows(HEALTH_SIGNALS, events_pb2.RequestOutcome, _passive_handler(monitor)),
     }, cleanup=[session.close, bus.close])

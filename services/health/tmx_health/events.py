@@ -80,11 +80,11 @@ HEALTH_SIGNALS = ConsumerDecl(stream=TMX_SIGNAL.name, durable="health-signals", 
                               ack_wait_s=10.0, max_deliver=3, backoff_s=())
 
 
-def passive_verdict(outcome: events_pb2.RequestOutcome) -> bool | None:
-    """What a gateway's outcome says about the backend: 5xx or no response is a failure, 2xx a success;
-    4xx, 429 and client disconnects say nothing about the backend's health."""
-    if outcome.http_status == 0 or outcome.http_status >= 500:
+def passive_verdict(http_status: int) -> bool | None:
+    """What the status of a gateway's request outcome says about the backend: 5xx or no response is a
+    failure, 2xx a success; 4xx, 429 and client disconnects say nothing about the backend's health."""
+    if http_status == 0 or http_status >= 500:
         return False
-    if 200 <= outcome.http_status < 300:
+    if 200 <= http_status < 300:
         return True
     return None

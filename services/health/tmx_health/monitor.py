@@ -125,16 +125,30 @@ class Monitor:
 
     async def passive(self, backend_id: str, ok: bool, error: str) -> Transition | None:
         """A gateway's view of one request to `backend_id`."""
-        backend = self.directory.backends.get(backend_id)
-        if backend is None:
-            return None
+        return (await self.passive_many([(backend_id, ok, error)]))[0]
+
+    async def passive_many(self, verdicts: list[tuple[str, bool, str]]) -> list[Transition | None]:
+        """Gateways' views of requests, (backend id, succeeded, error) in the order they finished: observed
+        under one hold of the lock (a message of outcomes holds hundreds), each backend's transitions announced
+        in order. A backend that failed a request is probed at once, to confirm or clear the suspicion."""
+        transitions: list[Transition | None] = []
+        failed: set[str] = set()
         async with self._lock:
-            transition = backend.observe(ok, self.thresholds, error=error or "request failed", passive=True)
-            if transition is not None:
-                await self.announce(backend, transition.previous, transition.reason)
-        if not ok and backend_id in self._wakeups:
-            self._wakeups[backend_id].set()  # probe now: confirm or clear the suspicion
-        return transition
+            for backend_id, ok, error in verdicts:
+                backend = self.directory.backends.get(backend_id)
+                if backend is None:
+                    transitions.append(None)
+                    continue
+                transition = backend.observe(ok, self.thresholds, error=error or "request failed", passive=True)
+                transitions.append(transition)
+                if transition is not None:
+                    await self.announce(backend, transition.previous, transition.reason)
+                if not ok:
+                    failed.add(backend_id)
+        for backend_id in failed:
+            if backend_id in self._wakeups:
+                self._wakeups[backend_id].set()
+        return transitions
 
     async def drain(self, backend_id: str, drain: bool) -> BackendHealth:
         backend = self.directory.get(backend_id)

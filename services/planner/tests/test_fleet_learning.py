@@ -8,7 +8,7 @@ from tensormux.events.v1 import events_pb2
 from tensormux.planner.v1 import planner_pb2, planner_pb2_grpc
 from tmx_config import FleetFile
 from tmx_config.fleet import BackendSpec, dump_fleet
-from tmx_eventbus import EventBus, subjects
+from tmx_eventbus import EventBus, encode_columns, subjects
 from tmx_planner.app import serve
 from tmx_planner.domain.fleet_learning import DeclaredBackend, FleetLearner, Outcome
 from tmx_planner.domain.performance import predict
@@ -62,11 +62,17 @@ async def test_the_planner_learns_from_outcome_events(tmp_path, nats_url, tmx_as
     stub = planner_pb2_grpc.PlannerServiceStub(channel)
     bus = await EventBus.connect(nats_url, name="test")
     await bus.provision()
-    for i in range(5):
+    for i in range(2):  # one by one, as any producer may publish them
         await bus.publish(subjects.signal_backend("gpu-1"), events_pb2.RequestOutcome(
             backend_id="gpu-1", http_status=200, streamed=True, latency_ms=1100, ttft_ms=100, prompt_tokens=1000,
             completion_tokens=101, occurred_at_unix_ms=1_000_000 + i * 500))
         await bus.publish(subjects.signal_backend("sim"), events_pb2.RequestOutcome(backend_id="sim", http_status=200))
+    # and as columns, as a gateway publishes them
+    data, headers = encode_columns(events_pb2.RequestOutcome, {
+        "event_id": ["c2", "c3", "c4"], "backend_id": ["gpu-1"] * 3, "http_status": [200] * 3,
+        "streamed": [True] * 3, "latency_ms": [1100.0] * 3, "ttft_ms": [100.0] * 3, "prompt_tokens": [1000] * 3,
+        "completion_tokens": [101] * 3, "occurred_at_unix_ms": [1_000_000 + i * 500 for i in range(2, 5)]})
+    await bus.js.publish(subjects.signal_backend("gpu-1"), data, headers=headers)
 
     async def learned():
         reply = await stub.FleetReport(planner_pb2.FleetReportRequest())

@@ -16,11 +16,11 @@ class OutcomeFeed:
         self.bus, self.learner = bus, learner
 
     async def run(self) -> None:
-        await self.bus.consume(PLANNER_SIGNALS, self._on_event, batch=256)
+        await self.bus.consume_rows(PLANNER_SIGNALS, events_pb2.RequestOutcome, self._on_outcomes)
 
-    async def _on_event(self, event) -> None:
-        if isinstance(event, events_pb2.RequestOutcome):
-            self.learner.observe(event.backend_id, Outcome(
-                at_ms=event.occurred_at_unix_ms, latency_ms=event.latency_ms, ttft_ms=event.ttft_ms,
-                prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
-                ok=200 <= event.http_status < 300))
+    async def _on_outcomes(self, outcomes: list) -> None:
+        observe = self.learner.observe
+        for o in outcomes:
+            observe(o.backend_id, Outcome(at_ms=o.occurred_at_unix_ms, latency_ms=o.latency_ms, ttft_ms=o.ttft_ms,
+                                          prompt_tokens=o.prompt_tokens, completion_tokens=o.completion_tokens,
+                                          ok=200 <= o.http_status < 300))
