@@ -19,8 +19,9 @@ class OutcomeFeed:
         await self.bus.consume_rows(PLANNER_SIGNALS, events_pb2.RequestOutcome, self._on_outcomes)
 
     async def _on_outcomes(self, outcomes: list) -> None:
-        observe = self.learner.observe
+        observe, declared = self.learner.observe, self.learner.declared
         for o in outcomes:
-            observe(o.backend_id, Outcome(at_ms=o.occurred_at_unix_ms, latency_ms=o.latency_ms, ttft_ms=o.ttft_ms,
-                                          prompt_tokens=o.prompt_tokens, completion_tokens=o.completion_tokens,
-                                          ok=200 <= o.http_status < 300))
+            if o.backend_id in declared:  # the learner ignores the rest: build nothing for them
+                observe(o.backend_id, Outcome(at_ms=o.occurred_at_unix_ms, latency_ms=o.latency_ms,
+                                              ttft_ms=o.ttft_ms, prompt_tokens=o.prompt_tokens,
+                                              completion_tokens=o.completion_tokens, ok=200 <= o.http_status < 300))
