@@ -9,7 +9,7 @@ import torch
 
 from tmx_forge.domain.candidates import Candidate, template_candidates
 from tmx_forge.domain.promotion import decide
-from tmx_forge.verifier import Limits, Verifier
+from tmx_forge.verifier import MALLOC_ENV, Limits, Verifier
 
 HERE = Path(__file__).parent / "candidates"
 FAST = Limits(wall_s=120, repeats=3, min_batch_s=0.005, compile_baseline=False)
@@ -136,6 +136,23 @@ def test_a_background_thread_cannot_slow_the_baseline_into_a_promotion():
     verdict = verifier(limits, shapes=([512, 1024],)).verify(candidate("cheat_starts_a_thread", trusted=True))
     assert verdict.ok, verdict.reason
     assert not decide(verdict.speedups).promote, verdict.shapes
+
+
+def test_every_timed_process_starts_with_the_same_fixed_allocator_thresholds(tmp_path):
+    # glibc adapts its thresholds to a process's history; left to adapt, one process timed the same eager op
+    # 5x slower than the next (bench/verifier_aa.py), enough to promote a kernel identical to its baseline
+    children: list = []
+    v = verifier()
+    try:
+        for role, kw in (("candidate", {"source": str(HERE / "honest_rmsnorm.py")}), ("eager", {}), ("copy", {})):
+            child = v._spawn(children, str(tmp_path), role, **kw)
+            raw = Path(f"/proc/{child.proc.pid}/environ").read_bytes().split(b"\0")
+            environ = dict(entry.decode().split("=", 1) for entry in raw if b"=" in entry)
+            assert {k: environ.get(k) for k in MALLOC_ENV} == MALLOC_ENV, role
+    finally:
+        for child in children:
+            child.kill()
+    assert int(MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"]) <= 32 * 2**20  # glibc ignores a larger one on 64-bit
 
 
 def test_a_candidate_that_never_returns_is_killed_at_the_wall_limit():
