@@ -3,13 +3,14 @@
 Two parts, each run side by side with glibc's allocator thresholds left to adapt (`adaptive`, as before
 verifier.MALLOC_ENV) and fixed (`fixed`, what the verifier now gives every timed process):
 - processes: the same eager op (x * sigmoid(1.702 x), 256x1024 fp32) timed in fresh processes, one after
-  another: how far one process's time is from the next's;
+  another, each starting from a random heap history (a few buffers of 64 KiB to 4 MiB, half of them freed),
+  as a candidate's imports and set-up differ from a baseline's: how far one process's time is from the next's;
 - verdicts: the real verifier on a candidate identical to a custom op's eager baseline (the e2e test's
   quick_gelu): per verdict the speedup, the interleaved pairs the candidate won and whether the promotion
   rule would promote it (it never should).
 The arms alternate run by run, so both see the same moments of a shared machine.
 
-    python bench/verifier_aa.py [--processes 8] [--verdicts 10]
+    python bench/verifier_aa.py [--processes 16] [--verdicts 10]
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 PROCESS = """
+import random
+history = [bytearray(random.randrange(1, 64) * 65536) for _ in range(random.randrange(0, 8))]
+del history[::2]
 import statistics, time, torch
 sets = [torch.randn(256, 1024) for _ in range(30)]
 def f(x): return x * torch.sigmoid(1.702 * x)
@@ -66,7 +71,10 @@ def one_process(fixed: bool) -> float:
     env = {k: v for k, v in os.environ.items() if k not in MALLOC_ENV}
     if fixed:
         env.update(MALLOC_ENV)
-    out = subprocess.run([sys.executable, "-c", PROCESS], env=env, capture_output=True, text=True, check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp, "time_one_op.py")
+        script.write_text(PROCESS)
+        out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
 
 
@@ -100,7 +108,7 @@ def spread(values: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--processes", type=int, default=8)
+    parser.add_argument("--processes", type=int, default=16)
     parser.add_argument("--verdicts", type=int, default=10)
     args = parser.parse_args()
     import record
@@ -143,7 +151,7 @@ def main() -> None:
               f"promoted {s['false_promotions']}")
     record.save("verifier_aa", rows + [{"summary": summary}],
                 f"eager x*sigmoid(1.702x) 256x1024 fp32 on the cpu; processes: {args.processes} fresh processes per "
-                f"arm, 30 sets x 10 repeats each, median per call; verdicts: {args.verdicts} per arm, the real "
+                f"arm, each from a random heap history, 30 sets x 10 repeats each, median per call; verdicts: {args.verdicts} per arm, the real "
                 f"verifier (default Limits) on a candidate identical to the custom op's eager baseline; arms "
                 f"alternate run by run")
 
