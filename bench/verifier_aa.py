@@ -43,25 +43,7 @@ for _ in range(10):
 print(statistics.median(times))
 """
 
-REFERENCE = """import torch
-
-
-def make_inputs(shape, dtype, seed, device="cpu"):
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=gen).to(device=device, dtype=dtype),)
-
-
-def reference(x):
-    d = x.double()
-    return (d * torch.sigmoid(1.702 * d)).to(x.dtype)
-
-
-def baseline(x):
-    return x * torch.sigmoid(1.702 * x)
-
-
-TEST_SHAPES = [(3, 33)]
-"""
+REFERENCE = (HERE.parent / "services/forge-worker/tests/references/quick_gelu.py").read_text()  # the e2e test's op
 CANDIDATE = "import torch\n\n\ndef launch(x):\n    return x * torch.sigmoid(1.702 * x)\n"
 
 
@@ -128,9 +110,9 @@ def main() -> None:
             v = one_verdict(fixed)
             verdicts[arm].append(v)
             rows.append({"part": "verdict", "arm": arm, "run": i, **v})
-        print(f"verdict {i}: " + ", ".join(f"{arm} {verdicts[arm][-1]['speedup']:.2f}x "
-                                             f"({verdicts[arm][-1]['pairs_won']}/{verdicts[arm][-1]['pairs']} pairs)"
-                                             for arm in arms), flush=True)
+        print(f"verdict {i}: " + ", ".join(
+            f"{arm} {verdicts[arm][-1]['speedup']:.2f}x ({verdicts[arm][-1]['pairs_won']}/{verdicts[arm][-1]['pairs']}"
+            f" pairs)" for arm in arms), flush=True)
     summary = {}
     for arm in arms:
         us = [t * 1e6 for t in times[arm]]
@@ -150,10 +132,10 @@ def main() -> None:
               f"(sd of log {s['verdict_log_speedup_sd']:.3f}), most pairs won {s['verdict_most_pairs_won']}, "
               f"promoted {s['false_promotions']}")
     record.save("verifier_aa", rows + [{"summary": summary}],
-                f"eager x*sigmoid(1.702x) 256x1024 fp32 on the cpu; processes: {args.processes} fresh processes per "
-                f"arm, each from a random heap history, 30 sets x 10 repeats each, median per call; verdicts: {args.verdicts} per arm, the real "
-                f"verifier (default Limits) on a candidate identical to the custom op's eager baseline; arms "
-                f"alternate run by run")
+                f"eager x*sigmoid(1.702x) 256x1024 fp32 on the cpu; processes: {args.processes} fresh processes "
+                f"per arm, each from a random heap history, 30 sets x 10 repeats each, median per call; verdicts: "
+                f"{args.verdicts} per arm, the real verifier (default Limits) on a candidate identical to the custom "
+                f"op's eager baseline; arms alternate run by run")
 
 
 if __name__ == "__main__":

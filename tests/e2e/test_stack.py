@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import grpc
 import openai
@@ -159,25 +160,8 @@ def test_a_forge_job_stops_when_its_time_budget_is_spent(stack):
     assert re.search(r"time budget of 3s spent after [0-3] candidate\(s\)", final.reason), final.reason
 
 
-CUSTOM_REFERENCE = """import torch
-
-
-def make_inputs(shape, dtype, seed, device="cpu"):
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=gen).to(device=device, dtype=dtype),)
-
-
-def reference(x):
-    d = x.double()
-    return (d * torch.sigmoid(1.702 * d)).to(x.dtype)
-
-
-def baseline(x):
-    return x * torch.sigmoid(1.702 * x)
-
-
-TEST_SHAPES = [(3, 33)]
-"""
+CUSTOM_REFERENCE = (Path(__file__).resolve().parents[2] / "services" / "forge-worker" / "tests" / "references" /
+                    "quick_gelu.py").read_text()
 
 
 def test_a_custom_op_job_is_verified_against_its_own_sandboxed_reference(stack, tmp_path):

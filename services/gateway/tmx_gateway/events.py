@@ -195,7 +195,8 @@ class EventPublisher:
             packed.append((subject, *encode_columns(events_pb2.RequestAudited, _columns(records, _AUDIT_FIELDS))))
         return packed
 
-    async def _pack_in_steps(self, items: list[RequestRecord | FailedAttempt]) -> list[tuple[str, bytes, dict[str, str]]]:
+    async def _pack_in_steps(self, items: list[RequestRecord | FailedAttempt]
+                             ) -> list[tuple[str, bytes, dict[str, str]]]:
         """`_pack`, PACK_SLICE requests at a time, letting the event loop run between slices. A columns message
         is all repeated fields, so the serialized slices of one subject concatenate into the message of the
         whole batch (protobuf appends repeated fields when it parses a concatenation); its headers (the type and
