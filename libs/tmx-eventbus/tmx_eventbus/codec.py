@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections import namedtuple
 import threading
 import time
+from collections import namedtuple
 from functools import cache
 
 from google.protobuf.message import DecodeError as ProtoDecodeError

@@ -85,8 +85,8 @@ class Rejected(Exception):
 
 # glibc adjusts its mmap and trim thresholds as a process runs, so whether a MiB-sized tensor comes back from the
 # heap or is mapped (and page-faulted) afresh on every call depends on the process's history: the same eager op
-# timed 0.3 ms in one process and 1.4-1.9 ms in the next (this machine, 256x1024 float32). Fixed thresholds give
-# every timed process the same steady state, so a speedup is the code's, not the allocator's.
+# (256x1024 float32) timed 0.22 ms in most fresh processes and 1.35 ms in another (bench/verifier_aa.py). Fixed
+# thresholds give every timed process the same steady state, so a speedup is the code's, not the allocator's.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 
 
