@@ -123,6 +123,7 @@ def test_prefix_aware_sends_a_cold_prompt_to_the_replica_it_learned_is_faster():
 def test_replicas_within_the_noise_margin_of_their_median_are_priced_alike():
     alike = comparable({"a": 0.46, "b": 0.47, "c": 0.50, "d": 0.53})  # fits of four alike replicas
     assert list(alike.values()) == pytest.approx([math.sqrt(0.47 * 0.50)] * 4)  # all at the median (of logs)
+    assert len(set(alike.values())) == 1  # exactly one price: their ties are broken evenly, not by rounding
     apart = comparable({"fast": 1.0, "slow": 4.0})
     # each side of their median (2.0) loses the margin: 4x apart becomes 4 / 1.1^2
     assert apart["fast"] == pytest.approx(2.0 / 2.0 * 1.1) and apart["slow"] == pytest.approx(2.0 * 2.0 / 1.1)

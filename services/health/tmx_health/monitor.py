@@ -10,7 +10,7 @@ import time
 from tensormux.events.v1 import events_pb2
 from tmx_health.domain.directory import Directory
 from tmx_health.domain.load import EngineLoad, engine_load
-from tmx_health.domain.state_machine import BackendHealth, State, Thresholds, Transition
+from tmx_health.domain.state_machine import BackendHealth, State, Thresholds
 from tmx_health.events import FROM_PROTO, StatePublisher, to_event
 from tmx_health.prober import Prober
 
@@ -123,24 +123,17 @@ class Monitor:
                 previous.running, previous.waiting, previous.kv_cache_usage, previous.prefix_cache_hit_rate):
             await self.publisher.publish_load(backend.id, load)
 
-    async def passive(self, backend_id: str, ok: bool, error: str) -> Transition | None:
-        """A gateway's view of one request to `backend_id`."""
-        return (await self.passive_many([(backend_id, ok, error)]))[0]
-
-    async def passive_many(self, verdicts: list[tuple[str, bool, str]]) -> list[Transition | None]:
+    async def passive(self, verdicts: list[tuple[str, bool, str]]) -> None:
         """Gateways' views of requests, (backend id, succeeded, error) in the order they finished: observed
         under one hold of the lock (a message of outcomes holds hundreds), each backend's transitions announced
         in order. A backend that failed a request is probed at once, to confirm or clear the suspicion."""
-        transitions: list[Transition | None] = []
         failed: set[str] = set()
         async with self._lock:
             for backend_id, ok, error in verdicts:
                 backend = self.directory.backends.get(backend_id)
                 if backend is None:
-                    transitions.append(None)
                     continue
                 transition = backend.observe(ok, self.thresholds, error=error or "request failed", passive=True)
-                transitions.append(transition)
                 if transition is not None:
                     await self.announce(backend, transition.previous, transition.reason)
                 if not ok:
@@ -148,7 +141,6 @@ class Monitor:
         for backend_id in failed:
             if backend_id in self._wakeups:
                 self._wakeups[backend_id].set()
-        return transitions
 
     async def drain(self, backend_id: str, drain: bool) -> BackendHealth:
         backend = self.directory.get(backend_id)

@@ -140,12 +140,9 @@ def comparable(factors: dict[str, float], margin: float = NOISE_MARGIN) -> dict[
     ordered = sorted(factors.values())
     n = len(ordered)
     mid = ordered[n // 2] if n % 2 else math.sqrt(ordered[n // 2 - 1] * ordered[n // 2])  # the median of logs
-    band = 1 + margin
-    if ordered[-1] <= mid * band and ordered[0] * band >= mid:  # all within the margin (alike replicas): one price
-        return dict.fromkeys(factors, mid)
-    log_mid, log_band = math.log(mid), math.log(band)
+    log_mid, log_band = math.log(mid), math.log(1 + margin)
     out = {}
-    for key, factor in factors.items():
+    for key, factor in factors.items():  # every factor within the margin comes out as the same float: exp(log_mid)
         gap = math.log(factor) - log_mid
         out[key] = math.exp(log_mid + math.copysign(max(0.0, abs(gap) - log_band), gap))
     return out
