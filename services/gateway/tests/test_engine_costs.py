@@ -95,6 +95,49 @@ def test_a_streams_first_token_is_an_observation_of_the_ttft_under_the_load_it_w
     assert b.costs.samples == 1
 
 
+def test_non_streamed_answers_teach_the_factor_where_no_ttft_is_seen():
+    rng = random.Random(5)
+    answers = [(rng.uniform(0, 4000), rng.randrange(0, 40), rng.randrange(1, 300)) for _ in range(30)]
+    fit = CostFit(prior_weight=0.0)
+    for tokens, seqs, out in answers[:3]:
+        fit.observe_answer(tokens, seqs, out, SLOW.answer_ms(tokens, seqs, out))
+    assert fit.factor == pytest.approx(4.0, rel=1e-12) and fit.samples == 3  # exactly, as with TTFTs
+    one = REFERENCE.answer_ms(1000, 4, 1)
+    assert one == REFERENCE.ttft_ms(1000, 4)  # a one-token answer is its first token
+    assert REFERENCE.answer_ms(1000, 4, 11) == pytest.approx(one + 10 * (6.0 + 0.35 * 4))
+    # once the backend streams, its TTFTs decide: its decode may be relatively cheaper than the reference's
+    # (here answers say 4x, TTFTs 2x), and it is the TTFT that routing estimates
+    mixed = CostFit(prior_weight=0.0)
+    for (tokens, seqs, out), (t_tokens, t_seqs, ttft) in zip(answers, observations(REFERENCE.scaled(2.0), 30)):
+        mixed.observe_answer(tokens, seqs, out, SLOW.answer_ms(tokens, seqs, out))
+        mixed.observe(t_tokens, t_seqs, ttft)
+    assert mixed.factor == pytest.approx(2.0, rel=1e-9) and mixed.samples == 60
+    # streams stop: each answer ages the TTFTs by 0.95 (in the mixed phase each pair aged them twice), and once
+    # less than one observation's worth of them is left, the answers decide
+    remembered = sum(0.95 ** (2 * j) for j in range(30))  # ~9.9
+    switched = next(k for k in range(1, 200) if remembered * 0.95 ** k < 1.0)  # 45
+    for k in range(1, switched + 5):
+        tokens, seqs, out = answers[k % len(answers)]
+        mixed.observe_answer(tokens, seqs, out, SLOW.answer_ms(tokens, seqs, out))
+        assert mixed.factor == pytest.approx(2.0 if k < switched else 4.0, rel=1e-9), k
+
+
+def test_a_non_streamed_answer_is_an_observation_of_the_whole_answer_under_the_load_it_was_sent_into():
+    b = Backend("b", "u", ("m",))
+    Attempt(b, 600, 16, now=0.0)
+    attempt = Attempt(b, 1000, 64, cached_tokens=200, now=10.0)
+    attempt.prefilled()  # presumed prefilled (the timer): not an observation
+    assert b.costs.samples == 0
+    attempt.answered(10.9, 40)
+    fit = CostFit()
+    fit.observe_answer(600 + 800, 1, 40, 900.0)
+    assert b.costs.factor == pytest.approx(fit.factor, rel=1e-12) and b.costs.samples == 1 and fit.factor > 1.0
+    attempt.ended()
+    attempt.answered(11.0, 40)  # an ended attempt, or an answer without usage, observes nothing
+    Attempt(b, 100, 16, now=12.0).answered(12.5, 0)
+    assert b.costs.samples == 1
+
+
 def test_prefix_aware_sends_a_cold_prompt_to_the_replica_it_learned_is_faster():
     fleet = FleetView()
     fast, slow = Backend("fast", "u", ("m",)), Backend("slow", "u", ("m",))
@@ -136,11 +179,13 @@ def test_replicas_within_the_noise_margin_of_their_median_are_priced_alike():
 def test_a_backend_with_few_observations_is_presumed_like_the_rest_of_its_fleet():
     pool = CostPool()
     seen, new = CostFit(pool=pool), CostFit(pool=pool)
-    for tokens, seqs, ttft in observations(REFERENCE.scaled(0.5), 100):  # this fleet runs at half the reference
+    assert new.factor == pool.factor == 1.0  # nothing seen anywhere: the reference
+    seen.observe(1000, 4, 0.5 * REFERENCE.ttft_ms(1000, 4))  # this fleet runs at half the reference
+    assert pool.factor == pytest.approx(0.5, rel=1e-12)  # its first observation, not pulled toward the reference
+    assert seen.factor == new.factor == pytest.approx(0.5, rel=1e-12)  # so an unseen replica looks alike
+    for tokens, seqs, ttft in observations(REFERENCE.scaled(0.5), 100):
         seen.observe(tokens, seqs, ttft)
-    fleet_w, own_w = sum(0.99 ** k for k in range(100)), sum(0.95 ** k for k in range(100))  # remembered
-    assert pool.factor == pytest.approx((0.5 * fleet_w + 2) / (fleet_w + 2), rel=1e-9)  # ~0.515: pulled toward 1
-    assert seen.factor == pytest.approx((0.5 * own_w + 2 * pool.factor) / (own_w + 2), rel=1e-9)
+    assert pool.factor == pytest.approx(0.5, rel=1e-12) and seen.factor == pytest.approx(0.5, rel=1e-12)
     assert new.factor == pool.factor  # nothing of its own yet: the fleet's, not the reference GPU's 1.0
     new.observe(1000, 0, REFERENCE.ttft_ms(1000, 0))  # one observation at 1x against a pull of two at the pool's
     assert new.factor == pytest.approx((1.0 + 2 * pool.factor) / 3)

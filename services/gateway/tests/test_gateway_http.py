@@ -158,13 +158,15 @@ async def test_api_keys_select_tenants(asgi_server, tmp_path):
                 assert resp.status == 200
 
 
-async def test_the_gateway_learns_which_backend_is_slower_from_its_streams_ttfts(asgi_server, tmp_path):
-    # one replica prefills 8x slower (1000 against 8000 tokens/s): ~100 ms against ~12 ms for these prompts
+@pytest.mark.parametrize("stream", [True, False], ids=["streams' TTFTs", "non-streamed answers' times"])
+async def test_the_gateway_learns_which_backend_is_slower(asgi_server, tmp_path, stream):
+    # one replica prefills 8x slower (1000 against 8000 tokens/s): ~100 ms against ~12 ms for these prompts; a
+    # one-token answer's whole time is its TTFT
     async with engine_sims(asgi_server, 2, time_scale=0.1, prefill_tok_s=(8000.0, 1000.0)) as sims:
         backends = [("fast", sims[0][0]), ("slow", sims[1][0])]
         async with gateway(asgi_server, tmp_path, backends) as (http, _):
             for i in range(10):  # in turn, one at a time: each sees the other idle
-                payload = chat(stream=True, max_tokens=1,
+                payload = chat(stream=stream, max_tokens=1,
                                messages=[{"role": "user", "content": f"{i} " + "ab " * 1000}])
                 async with http.post("/v1/chat/completions", json=payload,
                                      headers={"x-tmx-routing": "weighted_round_robin"}) as resp:
@@ -179,7 +181,7 @@ async def test_the_gateway_learns_which_backend_is_slower_from_its_streams_ttfts
                 await resp.read()
     assert costs["fast"]["observations"] == costs["slow"]["observations"] == 5
     # their TTFTs are ~1x and ~0.15x the reference's estimate; each fit is pulled toward the two's pooled factor
-    # (~0.65; two observations' worth against ~4.5 remembered), leaving factors of ~0.9 and ~0.3
+    # (~0.6; two observations' worth against ~4.5 remembered), leaving factors of ~0.85 and ~0.3
     assert costs["slow"]["prefill_ms_per_token"] > 1.5 * costs["fast"]["prefill_ms_per_token"]
     assert costs["slow"]["factor"] == pytest.approx(costs["slow"]["prefill_ms_per_token"] * 8, rel=1e-3)
     assert route["chosen"] == "fast" and route["scores"]["slow"] > 1.5 * route["scores"]["fast"]
@@ -533,6 +535,9 @@ async def test_prefix_aware_routing_end_to_end(asgi_server, tmp_path):
                 metrics = await resp.text()
             assert 'tmx_gateway_prefix_predictions_total{outcome="hit_hit"} 8.0' in metrics
             assert 'outcome="miss_hit"' not in metrics
+            decided = 'tmx_gateway_routing_decisions_total{kind="%s",strategy="prefix_aware"}'
+            assert decided % "cold" + " 4.0" in metrics and decided % "cached" + " 8.0" in metrics
+            assert 'kind="saturated"' not in metrics
             async with http.post("/v1/chat/completions", json=chat(), headers={"x-tmx-routing": "magic"}) as resp:
                 assert resp.status == 400 and (await resp.json())["error"]["code"] == "unknown_routing_strategy"
 

@@ -279,8 +279,9 @@ class GatewayApi:
             raise
         finally:
             upstream.release()
-        self._release(ctx, failed=upstream.status >= 500)
         usage = usage_from_body(data) if upstream.status == 200 else Usage()
+        ctx.attempt.answered(time.monotonic(), usage.completion_tokens)  # observes nothing without usage
+        self._release(ctx, failed=upstream.status >= 500)
         self._finish(ctx, backend, upstream.status, usage, 0.0, "", decision)
         return Response(data, status_code=upstream.status, headers=headers,
                         media_type=upstream.headers.get("content-type", "application/json"))
@@ -405,8 +406,11 @@ class GatewayApi:
 
     # --- bookkeeping ---------------------------------------------------------------------------------
     def _choose(self, policy, route: RouteRequest, candidates: list[Backend]) -> Decision:
-        """The policy's choice; a prompt prefix it recorded there is told to the peer workers too."""
+        """The policy's choice, counted by the rule that made it; a prompt prefix it recorded there is told to the peer
+        workers too."""
         decision = policy.choose(route, candidates)
+        if decision.kind:
+            self.metrics.decisions_of(decision.strategy, decision.kind).inc()
         if decision.prefix_blocks and self.peers is not None:
             self.peers.routed_prefix(route.model, policy.name, decision.backend_id, decision.prefix_blocks)
         return decision

@@ -38,6 +38,11 @@ class GatewayMetrics:
         self.prefix_predictions = Counter(
             "tmx_gateway_prefix_predictions", "Prefix-aware routing: predicted cache hit vs the backend's reported "
             "cached tokens (outcome = predicted_actual, each hit or miss)", ["outcome"], registry=r)
+        self.routing_decisions = Counter(
+            "tmx_gateway_routing_decisions", "Routing decisions by the rule that decided them (prefix_aware: "
+            "cached = sent where its prefix is cached, saturated = cache elsewhere but that backend's queue costs "
+            "more, cold = no backend holds its prefix, imbalanced = SGLang's load guard)", ["strategy", "kind"],
+            registry=r)
         self.rate_limited = Counter("tmx_gateway_rate_limited", "Requests refused by a tenant's rate limit",
                                     ["tenant", "limit"], registry=r)
         self.spool_bytes = Gauge("tmx_gateway_event_spool_bytes", "Events waiting on disk for NATS", registry=r,
@@ -45,7 +50,7 @@ class GatewayMetrics:
         # the children the request path touches, by label values (see Children)
         self.requests_of, self.latency_of = Children(self.requests), Children(self.latency)
         self.ttft_of, self.inflight_of = Children(self.ttft), Children(self.inflight)
-        self.tokens_of = Children(self.tokens)
+        self.tokens_of, self.decisions_of = Children(self.tokens), Children(self.routing_decisions)
 
 
 class Children:

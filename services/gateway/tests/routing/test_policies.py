@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from tmx_gateway.domain.engine_costs import REFERENCE, comparable
 from tmx_gateway.domain.fleet import Attempt, Backend, EngineLoad
 from tmx_gateway.domain.routing import RouteRequest, Router, UnknownStrategy, build_policy
 from tmx_gateway.domain.routing.multi import Multi
@@ -55,6 +56,29 @@ def test_token_aware_weighs_a_prefilled_prompt_by_its_output_only():
                                 prefilling_prompt_tokens=[12_000, 0], inflight_output_tokens=[64, 64])
     decision = policy.choose(REQ, [queued, decoding])
     assert decision.backend_id == "b1" and decision.scores == {"b0": pytest.approx(664), "b1": pytest.approx(64)}
+
+
+def test_token_aware_times_token_work_at_each_backends_learned_speed():
+    """Of two backends with the same work in flight, one that has shown TTFTs 3x the reference's takes longer to
+    work it off (its fit ~2.8x, ~2.3x compared less the noise margin); with a quarter of the other's work, it is
+    the sooner free (~0.58 against 1)."""
+    policy = build_policy("token_aware")
+    fast, slow = backends(2, inflight_output_tokens=[400, 400])
+    for _ in range(40):
+        slow.costs.observe(1000, 4, 3 * REFERENCE.ttft_ms(1000, 4))
+    assert slow.costs.factor > 2.5
+    decision = policy.choose(REQ, [fast, slow])
+    priced = comparable({"b0": 1.0, "b1": slow.costs.factor})
+    assert decision.backend_id == "b0"
+    assert decision.scores == {"b0": pytest.approx(400 * priced["b0"], rel=1e-12),
+                               "b1": pytest.approx(400 * priced["b1"], rel=1e-12)}
+    slow.inflight_output_tokens = 100
+    assert policy.choose(REQ, [fast, slow]).backend_id == "b1"
+    noisy, fresh = backends(2, inflight_output_tokens=[400, 400])
+    noisy.costs.observe(1000, 4, 1.05 * REFERENCE.ttft_ms(1000, 4))  # within noise of the reference: alike
+    assert noisy.costs.factor > 1.0
+    scores = policy.scores(REQ, [noisy, fresh])
+    assert scores["b0"] == scores["b1"]
 
 
 def test_weighted_round_robin_is_smooth_and_proportional():
@@ -127,7 +151,7 @@ def test_prefix_aware_keeps_a_prefix_on_one_backend_and_spreads_cold_ones():
     for group in range(4):
         request = RouteRequest("m", "/", prompt_text=system_prompt(group) + "\n<user>question 0")
         decision = policy.choose(request, pool)
-        assert "cold prompt" in decision.reason and decision.predicted_cached_tokens == 0
+        assert "cold prompt" in decision.reason and decision.predicted_cached_tokens == 0 and decision.kind == "cold"
         first[group] = decision.backend_id
         next(b for b in pool if b.id == decision.backend_id).inflight += 1
     assert len(set(first.values())) == 4  # cold prompts spread over the least loaded
@@ -135,7 +159,7 @@ def test_prefix_aware_keeps_a_prefix_on_one_backend_and_spreads_cold_ones():
         request = RouteRequest("m", "/", prompt_text=system_prompt(group) + f"\n<user>question {group + 1}")
         decision = policy.choose(request, pool)
         assert decision.backend_id == first[group] and decision.predicted_cached_tokens > 200
-        assert "prefix blocks cached" in decision.reason
+        assert "prefix blocks cached" in decision.reason and decision.kind == "cached"
 
 
 def test_prefix_aware_leaves_a_warm_backend_once_it_saturates():
@@ -148,11 +172,12 @@ def test_prefix_aware_leaves_a_warm_backend_once_it_saturates():
     assert policy.choose(request, pool).backend_id == home  # a new prompt waits only a longer decode step
     hot.prefilling_prompt_tokens = 12 * 2000  # the same requests still waiting for their first token
     decision = policy.choose(request, pool)  # a deep queue of prefills
-    assert decision.backend_id != home and "saturated" in decision.reason
+    assert decision.backend_id != home and "saturated" in decision.reason and decision.kind == "saturated"
     hot.prefilling_prompt_tokens = 0
     hot.inflight, hot.inflight_prompt_tokens = 40, 0  # SGLang's imbalance guard: 40 vs 0 in flight
     hot.load = EngineLoad(running=40, waiting=0, kv_cache_usage=0.9, prefix_cache_hit_rate=0.5, at=0)
-    assert "imbalanced" in policy.choose(request, pool).reason
+    decision = policy.choose(request, pool)
+    assert "imbalanced" in decision.reason and decision.kind == "imbalanced"
 
 
 def test_prefix_aware_counts_prompts_queued_on_their_warm_backend_by_their_uncached_rest():

@@ -7,8 +7,9 @@
 Every backend starts from `REFERENCE`, the figures of a vLLM replica on one GPU as llm-d-inference-sim and SMG's mock
 worker use them (prefill ~8000 prompt tokens/s; a decode step of ~6 ms that grows ~0.35 ms with each running
 sequence). `CostFit` then learns how much slower or faster each backend is than that (one factor on all three
-terms) from the TTFTs its streamed answers show, so a replica on older hardware is priced as it is; and
-`comparable` keeps replicas that differ by no more than their fits' noise priced alike.
+terms) from the TTFTs its streamed answers show (or, for a backend that has shown none lately, from how long its
+non-streamed answers took: a TTFT and a decode step per further output token), so a replica on older hardware is
+priced as it is; and `comparable` keeps replicas that differ by no more than their fits' noise priced alike.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ class EngineCosts:
         """When a prompt sent now should have its first token: `prefill_tokens` to prefill (queued ahead of it
         and its own), then a step among `seqs` sequences."""
         return prefill_tokens * self.prefill_ms_per_token + self.step_ms + self.step_ms_per_seq * seqs
+
+    def answer_ms(self, prefill_tokens: float, seqs: float, output_tokens: int) -> float:
+        """When the whole answer of `output_tokens` should be out: its TTFT, then a step per further token (among
+        the same `seqs`: the batch it was sent into stands for the batches it decodes in)."""
+        step = self.step_ms + self.step_ms_per_seq * seqs
+        return self.ttft_ms(prefill_tokens, seqs) + max(output_tokens - 1, 0) * step
 
     def scaled(self, factor: float) -> EngineCosts:
         return EngineCosts(self.prefill_ms_per_token * factor, self.step_ms * factor, self.step_ms_per_seq * factor)
@@ -47,6 +54,11 @@ class _Sums:
         f = self.forget
         self.zy, self.zz, self.w = f * self.zy + z * y, f * self.zz + z * z, f * self.w + 1.0
 
+    def fade(self) -> None:
+        """An observation of another kind came: these are one older."""
+        f = self.forget
+        self.zy, self.zz, self.w = f * self.zy, f * self.zz, f * self.w
+
     def fit(self, prior: float, prior_weight: float) -> float:
         """The factor, pulled toward `prior` by `prior_weight` observations' worth; `prior` with none."""
         if not self.w:
@@ -57,9 +69,12 @@ class _Sums:
 
 class CostPool:
     """What a fleet's backends have shown together: the factor a backend with few observations of its own is
-    presumed to have (a new replica is presumed like the others, not like the reference GPU)."""
+    presumed to have (a new replica is presumed like the others, not like the reference GPU). Not pulled toward
+    the reference (`prior_weight` 0): the fleet's first observation is a better guess for its other replicas than
+    the reference is. Pulled toward 1, a fleet faster than the reference made every replica it had not yet seen look
+    slower than the one it had, and a lightly loaded fleet sent every cold prompt to that one."""
 
-    def __init__(self, forget: float = 0.99, prior_weight: float = 2.0) -> None:
+    def __init__(self, forget: float = 0.99, prior_weight: float = 0.0) -> None:
         self._sums, self.prior_weight = _Sums(forget), prior_weight
         self.factor = 1.0
         self.version = 0  # observations so far: a fit pulled toward `factor` is stale once it changes
@@ -79,6 +94,11 @@ class CostFit:
     it stays within [1/`bound`, `bound`]. An observation is clipped to `clip` x the current estimate first, so one
     stall (a fault, not the replica's speed) moves the factor only as far as a slow answer would. At the default
     `forget` the fit remembers ~20 observations: a lasting change is mostly learned within that many.
+    Non-streamed answers show no TTFT. Their whole time, against the reference's `answer_ms`, is fitted apart, and
+    that fit is the factor only while the TTFTs have less than `min_ttft_weight` observations' worth left (a fleet
+    serving no streams, or none lately; each observation of one kind ages the other). An answer's time is mostly
+    decode, so for an engine whose decode is relatively cheaper or dearer than the reference's it would bias the
+    TTFT estimates: where both are seen, the TTFTs decide.
     `learn=False`: the reference, always.
 
     One factor, not one per term: the three terms are not separately identifiable from TTFTs that vary by tens of
@@ -86,14 +106,16 @@ class CostFit:
     bounds), and a part that prefills slower also decodes slower.
     """
 
-    __slots__ = ("prior", "learn", "pool", "prior_weight", "bound", "clip", "samples", "_own", "_factor", "_as_of")
+    __slots__ = ("prior", "learn", "pool", "prior_weight", "bound", "clip", "min_ttft_weight", "samples", "_own",
+                 "_answers", "_factor", "_as_of")
 
     def __init__(self, prior: EngineCosts = REFERENCE, *, learn: bool = True, pool: CostPool | None = None,
-                 forget: float = 0.95, prior_weight: float = 2.0, bound: float = 100.0, clip: float = 4.0) -> None:
+                 forget: float = 0.95, prior_weight: float = 2.0, bound: float = 100.0, clip: float = 4.0,
+                 min_ttft_weight: float = 1.0) -> None:
         self.prior, self.learn, self.pool = prior, learn, pool
-        self.prior_weight, self.bound, self.clip = prior_weight, bound, clip
-        self.samples = 0
-        self._own = _Sums(forget)
+        self.prior_weight, self.bound, self.clip, self.min_ttft_weight = prior_weight, bound, clip, min_ttft_weight
+        self.samples = 0  # observations of both kinds
+        self._own, self._answers = _Sums(forget), _Sums(forget)  # TTFTs; whole non-streamed answers
         self._factor, self._as_of = 1.0, (0, 0)  # the factor, as of (own observations, the pool's version)
 
     @property
@@ -102,7 +124,8 @@ class CostFit:
             return 1.0
         as_of = (self.samples, self.pool.version if self.pool else 0)
         if as_of != self._as_of:  # refitted only after an observation here or anywhere in the pool
-            factor = self._own.fit(self.pool.factor if self.pool else 1.0, self.prior_weight)
+            sums = self._own if self._own.w >= self.min_ttft_weight or not self._answers.w else self._answers
+            factor = sums.fit(self.pool.factor if self.pool else 1.0, self.prior_weight)
             self._factor, self._as_of = min(max(factor, 1 / self.bound), self.bound), as_of
         return self._factor
 
@@ -119,9 +142,18 @@ class CostFit:
         `ttft_ms`."""
         if not self.learn or not ttft_ms > 0:
             return
-        z = self.prior.ttft_ms(prefill_tokens, seqs)
-        y = min(ttft_ms, self.clip * self.factor * z)
-        self._own.add(z, y)
+        self._learn(self._own, self._answers, self.prior.ttft_ms(prefill_tokens, seqs), ttft_ms)
+
+    def observe_answer(self, prefill_tokens: float, seqs: float, output_tokens: int, latency_ms: float) -> None:
+        """A non-streamed answer of `output_tokens`, sent as in `observe`, was whole after `latency_ms`."""
+        if not self.learn or not latency_ms > 0:
+            return
+        self._learn(self._answers, self._own, self.prior.answer_ms(prefill_tokens, seqs, output_tokens), latency_ms)
+
+    def _learn(self, into: _Sums, other: _Sums, z: float, observed_ms: float) -> None:
+        y = min(observed_ms, self.clip * self.factor * z)
+        into.add(z, y)
+        other.fade()
         if self.pool is not None:
             self.pool.add(z, y)
         self.samples += 1

@@ -94,7 +94,8 @@ class Attempt:
     the backend is not expected to have cached (`cached_tokens`, as routing predicted it) is queued prefill work:
     prompts sent to the replica that holds their prefix cost it only their uncached rest. Its output counts as
     decode work owed until a stream shows it `decoded()`. A stream's first token (`first_token`) is also an
-    observation of the backend's TTFT under the load it was sent into, from which its costs are learned."""
+    observation of the backend's TTFT under the load it was sent into, from which its costs are learned; a
+    non-streamed answer's end (`answered`), of how long a whole answer took there."""
 
     __slots__ = ("backend", "prompt_tokens", "prefill_tokens", "max_tokens", "is_prefilled", "is_ended",
                  "prefill_eta_s", "output_done", "sent_at", "_ahead", "_seqs")
@@ -125,6 +126,11 @@ class Attempt:
         if not self.is_prefilled and not self.is_ended:
             self.backend.costs.observe(self._ahead, self._seqs, (now - self.sent_at) * 1000)
         self.prefilled()
+
+    def answered(self, now: float, output_tokens: int) -> None:
+        """A non-streamed answer of `output_tokens` arrived whole at `now` (same clock as `sent_at`)."""
+        if not self.is_ended and output_tokens > 0:
+            self.backend.costs.observe_answer(self._ahead, self._seqs, output_tokens, (now - self.sent_at) * 1000)
 
     def decoded(self, tokens: int) -> None:
         """`tokens` of its output are out (a stream's events so far): only the rest is decode work still owed."""

@@ -26,6 +26,7 @@ class Decision:
     scores: dict[str, float] = field(default_factory=dict)
     predicted_cached_tokens: int = 0  # prefix_aware: what it expects the backend to have cached
     prefix_blocks: list[int] = field(default_factory=list)  # the prompt's block hashes the policy recorded there
+    kind: str = ""  # prefix_aware: which rule decided (cached, saturated, cold, imbalanced); counted in /metrics
 
 
 class Policy(Protocol):

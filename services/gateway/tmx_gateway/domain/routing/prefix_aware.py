@@ -51,18 +51,22 @@ class PrefixAware:
         if hi - lo > self.abs_threshold and hi > self.rel_threshold * max(lo, 1e-9):
             chosen = self._ties.pick(candidates, loads)
             reason = f"imbalanced fleet (loads {lo:.0f}..{hi:.0f}): least loaded"
-            scores = loads
+            kind, scores = "imbalanced", loads
         else:
             scores = self._estimates(request, candidates, matched)
             chosen = self._ties.pick(candidates, scores)
             best_match = max(matched.values())
             if matched[chosen.id]:
+                kind = "cached"
                 reason = f"{matched[chosen.id]}/{len(hashes)} prefix blocks cached, est. TTFT {scores[chosen.id]:.1f} ms"
             elif best_match:
+                kind = "saturated"
                 reason = f"cache elsewhere but saturated: est. TTFT {scores[chosen.id]:.1f} ms here"
             else:
+                kind = "cold"
                 reason = f"cold prompt: lowest est. TTFT, {scores[chosen.id]:.1f} ms"
         self.index.record(chosen.id, hashes)
         predicted = min(matched[chosen.id] * BLOCK_CHARS // CHARS_PER_TOKEN,
                         request.prompt_tokens or len(request.prompt_text) // CHARS_PER_TOKEN)
-        return Decision(chosen.id, self.name, reason, scores, predicted_cached_tokens=predicted, prefix_blocks=hashes)
+        return Decision(chosen.id, self.name, reason, scores, predicted_cached_tokens=predicted, prefix_blocks=hashes,
+                        kind=kind)
