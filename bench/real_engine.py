@@ -24,7 +24,10 @@ compared. Every run
 has its own seed (prompts): the same prompts again would find earlier runs' prefixes cached on the replica.
 Reports, per arm, the median over rounds of requests/s, output tokens/s, TTFT and TPOT (mean, median, p99) as
 `vllm bench serve` measures them, each round's values and its ratios to `direct` in the same round, and per
-run the requests each replica served and its prefix-cache hit rate, from the replicas' own metrics. nginx comes
+run the requests each replica served and its prefix-cache hit rate, from the replicas' own metrics. Through a
+gateway, also its prefix_aware decisions by the rule that made each (prefix cached there / cache elsewhere but
+saturated / cold / imbalanced) and its predicted hits against the cached tokens the replicas reported: where the
+hit rate falls short of one replica's, these say whether routing chose to split a group or mispredicted. nginx comes
 from Debian (`apt-get install nginx-light`).
 Workloads: `random` (one prefix shared by every prompt: nothing for routing to exploit; the gateway's cost) and
 `prefixes` (`--num-prefixes` groups of prompts, each sharing its own prefix, shuffled: whether the gateway keeps a
@@ -118,7 +121,7 @@ def start_replica(venv: Path, model_dir: Path, port: int, core: int, logs: Path)
     return subprocess.Popen(
         [str(venv / "bin" / "vllm"), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
          "--served-model-name", MODEL, "--dtype", "float32", "--max-model-len", "1024", "--max-num-seqs", "16",
-         "--enable-prefix-caching", "--enforce-eager"],
+         "--enable-prefix-caching", "--enable-prompt-tokens-details", "--enforce-eager"],
         stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
@@ -156,6 +159,9 @@ def summarise(runs: list[dict], direct: list[dict]) -> dict:
     summary["vs_direct"] = {k: round(median_of([r[k] / baseline[r["round"]][k] for r in runs if r.get(k)
                                                 and baseline.get(r["round"], {}).get(k)]), 3)
                             for k in ("request_throughput", "median_ttft_ms", "median_tpot_ms")}
+    gateway = [r["gateway"] for r in runs if "gateway" in r]
+    if gateway:
+        summary["gateway"] = {k: sum(g.get(k, 0) for g in gateway) for k in sorted({k for g in gateway for k in g})}
     summary["rounds"] = runs
     return summary
 
@@ -167,6 +173,23 @@ def replica_counters(port: int) -> dict[str, float]:
     def total(name: str) -> float:
         return sum(float(v) for v in re.findall(rf"^{name}(?:_total)?(?:{{[^}}]*}})? (\S+)$", text, re.M))
     return {name: total(f"vllm:{name}") for name in ("prefix_cache_queries", "prefix_cache_hits", "request_success")}
+
+
+def gateway_counters(url: str) -> dict[str, float]:
+    """A gateway's prefix_aware decisions by the rule that made them, and its predicted-vs-reported cache hits
+    (the replicas report cached tokens per request with --enable-prompt-tokens-details)."""
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    out: dict[str, float] = {}
+    for kind, value in re.findall(r'^tmx_gateway_routing_decisions_total{kind="(\w+)",strategy="prefix_aware"} (\S+)$',
+                                  text, re.M):
+        out[f"decided_{kind}"] = float(value)
+    for outcome, value in re.findall(r'^tmx_gateway_prefix_predictions_total{outcome="(\w+)"} (\S+)$', text, re.M):
+        out[f"predicted_{outcome}"] = float(value)
+    return out
+
+
+def counter_deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    return {k: int(v - before.get(k, 0.0)) for k, v in sorted(after.items()) if v - before.get(k, 0.0)}
 
 
 def served_and_hits(before: list[dict], after: list[dict]) -> dict:
@@ -279,9 +302,12 @@ def main() -> None:
             for rnd in range(args.rounds):
                 for arm, url in arms[rnd % len(arms):] + arms[:rnd % len(arms)]:
                     before = [replica_counters(p) for p in ports]
+                    gateway_before = gateway_counters(url) if arm.startswith("tensormux") else {}
                     result = bench_serve(venv, model_dir, url, args, root / f"{arm}-{rnd}.json", next(seeds))
                     after = [replica_counters(p) for p in ports]
                     run = {"round": rnd, **{k: result.get(k) for k in METRICS}, **served_and_hits(before, after)}
+                    if arm.startswith("tensormux"):
+                        run["gateway"] = counter_deltas(gateway_before, gateway_counters(url))
                     runs[arm].append(run)
                     print(json.dumps({"arm": arm, **run}), flush=True)
             rows = [{"arm": arm, **summarise(runs[arm], runs["direct"])} for arm, _ in arms]
@@ -304,7 +330,10 @@ def main() -> None:
          "tensormux-round-robin-2-replicas = both behind a second gateway routing weighted_round_robin; a warm-up run per replica, then "
          f"{args.rounds} rounds of all arms in rotated order, each run its own seed (prompts); figures are medians over "
          f"rounds, vs_direct the median of per-round ratios; per run: requests served by each replica and its "
-         f"prefix-cache hit rate (tokens) in that run, prefix_hit_rate_all over both; nginx-round-robin-2-replicas = a plain load balancer over "
+         f"prefix-cache hit rate (tokens) in that run, prefix_hit_rate_all over both, and for a gateway its "
+         f"prefix_aware decisions by rule (decided_cached/saturated/cold/imbalanced) and predicted_actual cache hits "
+         f"(predicted_hit_miss: routed to a cached prefix the replica did not hold); "
+         f"nginx-round-robin-2-replicas = a plain load balancer over "
          f"both; {os.cpu_count()} cores in all")
 
 
