@@ -2,6 +2,7 @@
 rejected with a named reason. Every candidate runs for real in the sandbox (CPU target)."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,51 @@ def test_an_honest_candidate_passes_and_is_timed_against_the_baseline():
         assert timing["candidate_s"] >= 0.5 * timing["copy_floor_s"]
         assert timing["pairs"] == FAST.repeats and 0 <= timing["pairs_won"] <= FAST.repeats
     assert verdict.wins == {k: (v["pairs_won"], FAST.repeats) for k, v in verdict.shapes.items()}
+
+
+def test_the_copy_floor_is_timed_in_batches_no_shorter_than_the_candidates(monkeypatch):
+    """However slow the copy process's single call looks (a stall once sized its floor batches at one call),
+    the floor is timed in batches at least as long as the candidate's."""
+    from tmx_forge import verifier as module
+
+    single, elapsed = Verifier._single, module._Child.elapsed
+    batches: list[tuple[str, int]] = []
+
+    def stalled(child):
+        return 1.0 if child.role == "copy" else single(child)
+
+    def recorded(self, calls, *args, **kwargs):
+        batches.append((self.role, calls))
+        return elapsed(self, calls, *args, **kwargs)
+
+    monkeypatch.setattr(Verifier, "_single", staticmethod(stalled))
+    monkeypatch.setattr(module._Child, "elapsed", recorded)
+    verdict = verifier(shapes=([16, 64],)).verify(candidate("honest_rmsnorm"))
+    assert verdict.ok, verdict.reason
+    count = verdict.shapes["16x64"]["calls_per_sample"]
+    floor = [calls for role, calls in batches if role == "copy" and calls > 1]
+    assert count > 1 and len(floor) == 5 and all(calls >= count for calls in floor), (count, floor)
+
+
+def test_the_copy_floor_takes_out_the_round_trip_of_its_commands(monkeypatch):
+    """Other processes once slowed the copy process's round trips while its floor was timed, and the floor
+    (39 us a call) rejected an honest 15 us kernel as faster than a copy. Every round trip of the copy process
+    here is stalled by 20 ms, longer than a whole batch of the candidate's: the floor must not move."""
+    from tmx_forge import verifier as module
+
+    call = module._Child.call
+
+    def slowed(self, timeout=None, **command):
+        if self.role == "copy" and command.get("cmd") == "time":
+            time.sleep(0.02)
+        return call(self, timeout, **command)
+
+    monkeypatch.setattr(module._Child, "call", slowed)
+    verdict = verifier(shapes=([16, 64],)).verify(candidate("honest_rmsnorm"))
+    assert verdict.ok, verdict.reason
+    timing = verdict.shapes["16x64"]
+    assert timing["calls_per_sample"] * timing["candidate_s"] < 0.02  # the stall would dwarf a batch's time
+    assert timing["copy_floor_s"] < timing["candidate_s"]
 
 
 def test_cpu_timing_does_not_flush_and_records_no_flush_cost():

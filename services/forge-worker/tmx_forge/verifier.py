@@ -137,14 +137,18 @@ class _Child:
             raise Rejected("crashed", f"{self.role} process is gone") from None
         return self._expect(timeout or self.limits.wall_s)
 
-    def timed(self, calls: int, keep: tuple[int, ...] = (), flush: bool = False) -> float:
-        """Seconds per call of `calls` calls, on this process's clock. The command's round trip is included on
-        every side alike; batches last min_batch_s so it stays small, and it can only pull ratios toward 1.
+    def elapsed(self, calls: int, keep: tuple[int, ...] = (), flush: bool = False) -> float:
+        """Seconds one `time` command of `calls` calls takes, round trip included, on this process's clock.
         With `flush` the process zeroes a buffer twice the L2 before each call (GPU timing); the caller
         subtracts what the flushes alone cost (`flushes`)."""
         start = time.perf_counter()
         self.call(cmd="time", calls=calls, keep=list(keep), flush=flush)
-        return (time.perf_counter() - start) / calls
+        return time.perf_counter() - start
+
+    def timed(self, calls: int, keep: tuple[int, ...] = (), flush: bool = False) -> float:
+        """Seconds per call of `calls` calls. The command's round trip is included on every side alike;
+        batches last min_batch_s so it stays small, and it can only pull ratios toward 1."""
+        return self.elapsed(calls, keep, flush) / calls
 
     def flushes(self, calls: int) -> float:
         """Seconds per flush, `calls` flushes in a row on this process's clock."""
@@ -432,7 +436,7 @@ class Verifier:
         won = sum(c < b for c, b in zip(samples["candidate"], samples[baselines[best].role]))
         cand.stop()
         try:
-            floor_s = self._copy_floor(copy, scratch, shape, deadline)
+            floor_s = self._copy_floor(copy, scratch, shape, deadline, count)
         finally:
             cand.resume()
         if candidate_s < 0.5 * floor_s:
@@ -446,7 +450,14 @@ class Verifier:
     def _single(child: _Child) -> float:
         return max(statistics.median(child.timed(1) for _ in range(3)), 1e-7)
 
-    def _copy_floor(self, copy: _Child, scratch: str, shape, deadline: float) -> float:
+    def _copy_floor(self, copy: _Child, scratch: str, shape, deadline: float, at_least: int) -> float:
+        """The fastest a plain copy of the shape's bytes runs here, per call, with the command's round trip
+        taken out: each batch is paired with an empty command, and the floor is the best batch less the best
+        empty one, over the batch's calls. The candidate's own time keeps its share of a round trip, so an
+        honest kernel can only look slower than this floor, never faster. A floor that kept its round trip was
+        a round trip whenever the copy is small: once, sized from one stalled call, a single call (536 us
+        against an honest 30 us kernel); once, in batches as long as the candidate's but timed while other
+        processes slowed every round trip, 39 us against an honest 15 us kernel. Both rejected it."""
         import torch
 
         half = max(self.op.bytes_moved(shape, self.dtype) // 2, 1)  # copying n bytes moves 2n
@@ -454,7 +465,12 @@ class Verifier:
                    torch.empty(half, dtype=torch.uint8, device=self.device))
         copy.call(cmd="load", inputs=self._save(scratch, [buffers]), timeout=self._left(deadline))
         copy.timed(1)
-        calls = max(1, min(1000, math.ceil(self.limits.min_batch_s / self._single(copy))))
-        # a floor is the fastest the hardware moves these bytes: noise (other processes) only slows a batch
-        # down, so the minimum, not the median, estimates it; a median once rejected an honest kernel under load
-        return min(copy.timed(calls) for _ in range(5))
+        empty = min(copy.elapsed(0) for _ in range(3))
+        per_call = max(self._single(copy) - empty, 1e-7)
+        calls = max(at_least, min(1000, math.ceil(self.limits.min_batch_s / per_call)))
+        # noise (other processes) only slows a command down, so the minima, not medians, estimate both
+        batches, empties = [], []
+        for _ in range(5):
+            empties.append(copy.elapsed(0))
+            batches.append(copy.elapsed(calls))
+        return max(min(batches) - min(empties), 0.0) / calls
