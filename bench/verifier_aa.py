@@ -1,14 +1,17 @@
 """A/A test of the forge verifier's timing: the same code on both sides must not look faster.
 
-Two parts, each run side by side with glibc's allocator thresholds left to adapt (`adaptive`, as before
-verifier.MALLOC_ENV) and fixed (`fixed`, what the verifier now gives every timed process):
+Two parts, each comparing two arms side by side, the arms alternating run by run so both see the same moments
+of a shared machine:
 - processes: the same eager op (x * sigmoid(1.702 x), 256x1024 fp32) timed in fresh processes, one after
   another, each starting from a random heap history (a few buffers of 64 KiB to 4 MiB, half of them freed),
-  as a candidate's imports and set-up differ from a baseline's: how far one process's time is from the next's;
+  as a candidate's imports and set-up differ from a baseline's: how far one process's time is from the next's,
+  with glibc's allocator thresholds left to adapt (`adaptive`) and fixed (`fixed`, what the verifier gives
+  every timed process, verifier.MALLOC_ENV);
 - verdicts: the real verifier on a candidate identical to a custom op's eager baseline (the e2e test's
   quick_gelu): per verdict the speedup, the interleaved pairs the candidate won and whether the promotion
-  rule would promote it (it never should).
-The arms alternate run by run, so both see the same moments of a shared machine.
+  rule would promote it (it never should), with every other process stopped while one is timed (`alone`,
+  what the verifier does) and as it was before, only the candidate stopped, and only while a baseline or the
+  copy floor was timed (`lopsided`). The geometric mean of the speedups is the timing's bias (1.0: none).
 
     python bench/verifier_aa.py [--processes 16] [--verdicts 10]
 """
@@ -16,6 +19,7 @@ The arms alternate run by run, so both see the same moments of a shared machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import statistics
@@ -60,14 +64,28 @@ def one_process(fixed: bool) -> float:
     return float(out.stdout.strip())
 
 
-def one_verdict(fixed: bool) -> dict:
+@contextlib.contextmanager
+def _lopsided(self, timed, processes):
+    """The verifier's isolation before `Verifier._alone`: only the candidate stopped, only while another is timed."""
+    candidate = next((p for p in processes if p.role == "candidate"), None)
+    if candidate is None or timed is candidate:
+        yield
+        return
+    candidate.stop()
+    try:
+        yield
+    finally:
+        candidate.resume()
+
+
+def one_verdict(alone: bool) -> dict:
     from tmx_forge import verifier as verifier_module
     from tmx_forge.domain.candidates import Candidate
     from tmx_forge.domain.promotion import decide
 
-    saved = dict(verifier_module.MALLOC_ENV)
-    if not fixed:
-        verifier_module.MALLOC_ENV.clear()
+    isolation = verifier_module.Verifier._alone
+    if not alone:
+        verifier_module.Verifier._alone = _lopsided
     try:
         v = verifier_module.Verifier("quick_gelu", "float32", "cpu", [[256, 1024]], reference_source=REFERENCE)
         try:
@@ -75,7 +93,7 @@ def one_verdict(fixed: bool) -> dict:
         finally:
             v.close()
     finally:
-        verifier_module.MALLOC_ENV.update(saved)
+        verifier_module.Verifier._alone = isolation
     if not verdict.ok:
         raise SystemExit(f"the identical candidate failed verification: {verdict.reason}")
     timing = verdict.shapes["256x1024"]
@@ -104,38 +122,46 @@ def main() -> None:
             times[arm].append(t)
             rows.append({"part": "process", "arm": arm, "run": i, "us_per_call": t * 1e6})
         print(f"process {i}: " + ", ".join(f"{arm} {times[arm][-1] * 1e6:.0f} us" for arm in arms), flush=True)
-    verdicts: dict[str, list[dict]] = {arm: [] for arm in arms}
+    isolations = {"alone": True, "lopsided": False}
+    verdicts: dict[str, list[dict]] = {arm: [] for arm in isolations}
     for i in range(args.verdicts):
-        for arm, fixed in arms.items():
-            v = one_verdict(fixed)
+        for arm, alone in (isolations.items() if i % 2 == 0 else reversed(isolations.items())):
+            v = one_verdict(alone)
             verdicts[arm].append(v)
             rows.append({"part": "verdict", "arm": arm, "run": i, **v})
         print(f"verdict {i}: " + ", ".join(
             f"{arm} {verdicts[arm][-1]['speedup']:.2f}x ({verdicts[arm][-1]['pairs_won']}/{verdicts[arm][-1]['pairs']}"
-            f" pairs)" for arm in arms), flush=True)
-    summary = {}
+            f" pairs)" for arm in isolations), flush=True)
+    summary: dict = {"process": {}, "verdict": {}}
     for arm in arms:
         us = [t * 1e6 for t in times[arm]]
+        summary["process"][arm] = {"us_min": min(us), "us_median": statistics.median(us), "us_max": max(us),
+                                   "spread": spread(us)}
+        s = summary["process"][arm]
+        print(f"{arm}: one process's time, {args.processes} processes: {s['us_min']:.0f}-{s['us_max']:.0f} us "
+              f"(max/min {s['spread']:.2f})")
+    for arm in isolations:
         speedups = [v["speedup"] for v in verdicts[arm]]
-        summary[arm] = {
-            "process_us_min": min(us), "process_us_median": statistics.median(us), "process_us_max": max(us),
-            "process_spread": spread(us),
-            "verdict_speedup_min": min(speedups), "verdict_speedup_max": max(speedups),
-            "verdict_log_speedup_sd": statistics.pstdev(math.log(s) for s in speedups),
-            "verdict_most_pairs_won": max(v["pairs_won"] for v in verdicts[arm]),
+        logs = [math.log(x) for x in speedups]
+        summary["verdict"][arm] = {
+            "speedup_geomean": math.exp(statistics.mean(logs)),
+            "speedup_geomean_se": math.exp(statistics.mean(logs)) * statistics.stdev(logs) / math.sqrt(len(logs)),
+            "speedup_median": statistics.median(speedups), "speedup_min": min(speedups),
+            "speedup_max": max(speedups), "log_speedup_sd": statistics.pstdev(logs),
+            "most_pairs_won": max(v["pairs_won"] for v in verdicts[arm]),
             "false_promotions": sum(v["promoted"] for v in verdicts[arm]),
         }
-        s = summary[arm]
-        print(f"{arm}: one process's time, {args.processes} processes: {s['process_us_min']:.0f}-"
-              f"{s['process_us_max']:.0f} us (max/min {s['process_spread']:.2f}); identical candidate, "
-              f"{args.verdicts} verdicts: speedup {s['verdict_speedup_min']:.2f}-{s['verdict_speedup_max']:.2f}x "
-              f"(sd of log {s['verdict_log_speedup_sd']:.3f}), most pairs won {s['verdict_most_pairs_won']}, "
-              f"promoted {s['false_promotions']}")
+        s = summary["verdict"][arm]
+        print(f"{arm}: identical candidate, {args.verdicts} verdicts: speedup geomean {s['speedup_geomean']:.3f} "
+              f"(+-{s['speedup_geomean_se']:.3f}), {s['speedup_min']:.2f}-{s['speedup_max']:.2f}x, most pairs won "
+              f"{s['most_pairs_won']}, promoted {s['false_promotions']}")
     record.save("verifier_aa", rows + [{"summary": summary}],
                 f"eager x*sigmoid(1.702x) 256x1024 fp32 on the cpu; processes: {args.processes} fresh processes "
-                f"per arm, each from a random heap history, 30 sets x 10 repeats each, median per call; verdicts: "
-                f"{args.verdicts} per arm, the real verifier (default Limits) on a candidate identical to the custom "
-                f"op's eager baseline; arms alternate run by run")
+                f"per arm (adaptive/fixed malloc thresholds), each from a random heap history, 30 sets x 10 repeats "
+                f"each, median per call; verdicts: {args.verdicts} per arm (alone: every other process stopped "
+                f"while one is timed; lopsided: only the candidate, only while another is timed), the real verifier "
+                f"(default Limits, fixed malloc thresholds) on a candidate identical to the custom op's eager "
+                f"baseline; arms alternate run by run, their order too")
 
 
 if __name__ == "__main__":

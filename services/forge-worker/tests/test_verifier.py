@@ -81,6 +81,36 @@ def test_the_copy_floor_takes_out_the_round_trip_of_its_commands(monkeypatch):
     assert timing["copy_floor_s"] < timing["candidate_s"]
 
 
+def test_every_other_process_is_stopped_while_one_is_timed(monkeypatch):
+    """Only the candidate used to be stopped while a baseline ran: a baseline's spinning thread pool then took a
+    core from the candidate's next batch, and an identical candidate measured 0.88x of its baseline."""
+    from tmx_forge import verifier as module
+
+    init, elapsed = module._Child.__init__, module._Child.elapsed
+    processes: list = []
+    seen: dict[str, set[str]] = {}
+
+    def registered(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        processes.append(self)
+
+    def observed(self, calls, *args, **kwargs):
+        if calls > 1:  # a timed batch, not a sizing call
+            for other in processes:
+                if other is not self and other.proc.poll() is None:
+                    state = Path(f"/proc/{other.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                    seen.setdefault(f"{other.role} while {self.role}", set()).add(state)
+        return elapsed(self, calls, *args, **kwargs)
+
+    monkeypatch.setattr(module._Child, "__init__", registered)
+    monkeypatch.setattr(module._Child, "elapsed", observed)
+    verdict = verifier(shapes=([16, 64],)).verify(candidate("honest_rmsnorm"))
+    assert verdict.ok, verdict.reason
+    assert set(seen) == {f"{a} while {b}" for a in ("candidate", "eager", "copy") for b in ("candidate", "eager", "copy")
+                         if a != b}, seen
+    assert all(states == {"T"} for states in seen.values()), seen
+
+
 def test_cpu_timing_does_not_flush_and_records_no_flush_cost():
     verdict = verifier(shapes=([8, 64],)).verify(candidate("honest_rmsnorm"))
     assert verdict.ok and verdict.shapes["8x64"]["l2_flush_s"] == 0.0

@@ -20,6 +20,7 @@ Every rejection has a named reason (`Verdict.reason_code`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -392,11 +393,8 @@ class Verifier:
         flush = self.device == "cuda"
         flush_s = 0.0
         if flush:
-            cand.stop()
-            try:
+            with self._alone(copy, everyone + (copy,)):
                 flush_s = statistics.median(copy.flushes(count) for _ in range(3))
-            finally:
-                cand.resume()
         samples: dict[str, list[float]] = {child.role: [] for child in everyone}
         next_index = 1
         for repeat in range(self.limits.repeats):
@@ -408,16 +406,14 @@ class Verifier:
 
             def candidate_batch() -> None:
                 cand.call(cmd="load", inputs=path, timeout=self._left(deadline))
-                samples["candidate"].append(max(cand.timed(count, keep=(checked,), flush=flush) - flush_s, 1e-9))
+                with self._alone(cand, everyone + (copy,)):
+                    samples["candidate"].append(max(cand.timed(count, keep=(checked,), flush=flush) - flush_s, 1e-9))
 
             def baseline_batches() -> None:
-                cand.stop()  # nothing of the candidate runs while a baseline is timed
-                try:
-                    for child in baselines.values():
-                        child.call(cmd="load", inputs=path, timeout=self._left(deadline))
+                for child in baselines.values():
+                    child.call(cmd="load", inputs=path, timeout=self._left(deadline))
+                    with self._alone(child, everyone + (copy,)):
                         samples[child.role].append(max(child.timed(count, flush=flush) - flush_s, 1e-9))
-                finally:
-                    cand.resume()
 
             # each side loads its sets right before its own batch, so none finds them warmer in a shared cache;
             # the order alternates so that whatever the previous step leaves running (thread pools spinning
@@ -434,11 +430,7 @@ class Verifier:
         best = min(baselines, key=lambda name: statistics.median(samples[baselines[name].role]))
         baseline_s = statistics.median(samples[baselines[best].role])
         won = sum(c < b for c, b in zip(samples["candidate"], samples[baselines[best].role]))
-        cand.stop()
-        try:
-            floor_s = self._copy_floor(copy, scratch, shape, deadline, count)
-        finally:
-            cand.resume()
+        floor_s = self._copy_floor(copy, everyone, scratch, shape, deadline, count)
         if candidate_s < 0.5 * floor_s:
             raise Rejected("faster_than_hardware", f"shape {_key(shape)}: {candidate_s * 1e6:.1f} us per call is "
                                                    f"under half of a plain copy of its bytes ({floor_s * 1e6:.1f} us)")
@@ -450,7 +442,8 @@ class Verifier:
     def _single(child: _Child) -> float:
         return max(statistics.median(child.timed(1) for _ in range(3)), 1e-7)
 
-    def _copy_floor(self, copy: _Child, scratch: str, shape, deadline: float, at_least: int) -> float:
+    def _copy_floor(self, copy: _Child, others: tuple[_Child, ...], scratch: str, shape, deadline: float,
+                    at_least: int) -> float:
         """The fastest a plain copy of the shape's bytes runs here, per call, with the command's round trip
         taken out: each batch is paired with an empty command, and the floor is the best batch less the best
         empty one, over the batch's calls. The candidate's own time keeps its share of a round trip, so an
@@ -465,12 +458,32 @@ class Verifier:
                    torch.empty(half, dtype=torch.uint8, device=self.device))
         copy.call(cmd="load", inputs=self._save(scratch, [buffers]), timeout=self._left(deadline))
         copy.timed(1)
-        empty = min(copy.elapsed(0) for _ in range(3))
-        per_call = max(self._single(copy) - empty, 1e-7)
-        calls = max(at_least, min(1000, math.ceil(self.limits.min_batch_s / per_call)))
-        # noise (other processes) only slows a command down, so the minima, not medians, estimate both
-        batches, empties = [], []
-        for _ in range(5):
-            empties.append(copy.elapsed(0))
-            batches.append(copy.elapsed(calls))
+        with self._alone(copy, others):
+            empty = min(copy.elapsed(0) for _ in range(3))
+            per_call = max(self._single(copy) - empty, 1e-7)
+            calls = max(at_least, min(1000, math.ceil(self.limits.min_batch_s / per_call)))
+            # noise (other processes) only slows a command down, so the minima, not medians, estimate both
+            batches, empties = [], []
+            for _ in range(5):
+                empties.append(copy.elapsed(0))
+                batches.append(copy.elapsed(calls))
         return max(min(batches) - min(empties), 0.0) / calls
+
+    @contextlib.contextmanager
+    def _alone(self, timed: _Child, processes: tuple[_Child, ...]):
+        """Every other process of this verification (and a custom op's reference) stopped while `timed` is
+        timed. Stopping only the candidate while a baseline ran made the timing lopsided: a baseline's thread
+        pool, spinning down after its batch, took a core from the candidate's next batch, never the other way
+        round, and an identical candidate measured 0.88x of its own baseline (bench/verifier_aa.py)."""
+        others = [p for p in processes if p is not timed]
+        if self._oracle is not None:
+            others.append(self._oracle.child)
+        stopped = []
+        try:
+            for process in others:
+                process.stop()
+                stopped.append(process)
+            yield
+        finally:
+            for process in stopped:
+                process.resume()
