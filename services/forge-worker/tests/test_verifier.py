@@ -160,6 +160,7 @@ def test_library_templates_are_trusted_candidates_that_pass():
     ("cheat_starts_a_thread", "static", "forbidden import threading"),
     ("cheat_opens_a_socket", "static", "forbidden import socket"),
     ("cheat_writes_outside_scratch", "static", "forbidden name open"),
+    ("cheat_takes_more_threads", "static", "forbidden attribute set_num_threads"),
     ("cheat_caches_by_shape", "incorrect", "shape 16x64"),
     ("cheat_reads_leftover_memory", "incorrect", "shape 16x64"),  # poisoned (NaN) or stale memory
     ("cheat_mutates_inputs", "modified_inputs", "modified input 0"),
@@ -198,11 +199,26 @@ def test_a_skipped_computation_in_timed_calls_is_caught():
 
 
 @pytest.mark.parametrize("name, detail", [("cheat_opens_a_socket", "socket"),
-                                          ("cheat_writes_outside_scratch", "write outside the scratch")])
+                                          ("cheat_writes_outside_scratch", "write outside the scratch"),
+                                          ("cheat_takes_more_threads", "changed torch's thread count from 1 to")])
 def test_the_runtime_guard_holds_even_when_the_static_check_is_bypassed(name, detail):
     verdict = verifier().verify(candidate(name, trusted=True))
     assert not verdict.ok and verdict.reason_code == "sandbox_violation" and detail in verdict.reason
     assert not os.path.exists("/tmp/tmx-forge-cheat-marker")
+
+
+def test_every_timed_process_runs_on_the_limits_thread_count():
+    # two threads on a shared 2-core machine made an identical candidate's speedup range 0.74-2.08x
+    pinned = Candidate(
+        "import torch\n\n\n"
+        "def launch(x, w, eps=1e-6):\n"
+        "    if torch.get_num_threads() != 1:\n"
+        "        return torch.zeros_like(x)\n"
+        "    xf = x.float()\n"
+        "    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * w.float()).to(x.dtype)\n")
+    assert FAST.cpu_threads == 1
+    verdict = verifier(shapes=([16, 64],)).verify(pinned)
+    assert verdict.ok and verdict.benchmarked, verdict.reason
 
 
 def test_a_background_thread_cannot_slow_the_baseline_into_a_promotion():

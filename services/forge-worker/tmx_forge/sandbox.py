@@ -103,6 +103,9 @@ def main() -> None:
 
     from tmx_kernels import clone_inputs, get_op
 
+    threads = spec.get("threads", 0)
+    if threads:  # before anything runs: every process of a verification times on as many threads
+        torch.set_num_threads(threads)
     violations: list[str] = []
     role = spec["role"]
     custom = spec.get("reference_source", "")  # a job's own op: its reference is untrusted code too
@@ -164,6 +167,14 @@ def main() -> None:
                 size = max(size, 2 * getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0))
             flush_buffer = torch.empty(size, dtype=torch.uint8, device=spec["device"])
         flush_buffer.zero_()
+    def check_threads() -> None:
+        """A candidate that changes the thread count is timed on more cores than its baseline: a violation."""
+        if threads and torch.get_num_threads() != threads:
+            note = f"changed torch's thread count from {threads} to {torch.get_num_threads()}"
+            if note not in violations:
+                violations.append(note)
+
+    check_threads()
     channel_out.write(json.dumps({"ok": True, "ready": True, "violations": violations, **ready}) + "\n")
     channel_out.flush()
     for line in channel_in:
@@ -214,6 +225,7 @@ def main() -> None:
                 break
         except BaseException as exc:  # noqa: BLE001 - reported as the candidate's failure, never crashes the parent
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
+        check_threads()
         reply["violations"] = violations
         channel_out.write(json.dumps(reply) + "\n")
         channel_out.flush()

@@ -15,6 +15,7 @@ class Settings(BaseSettings):
     candidate_timeout_s: float = 120.0
     bench_repeats: int = 7
     compile_baseline: bool = True  # the baseline is the better of eager and torch.compile
+    cpu_threads: int = 1  # torch threads per timed process on a CPU target (0: one per core); see verifier.Limits
     registry_wait_s: float = 3600.0  # how long a job waits for an unreachable registry/database before requeueing
     # the LLM agent generator: any OpenAI-compatible endpoint (the Tensormux gateway included)
     agent_base_url: str = ""  # e.g. http://127.0.0.1:8080/v1

@@ -54,6 +54,10 @@ class Limits:
     max_batch_s: float = 1.0  # ... unless the slowest side would take longer than this
     timing_bytes: int = 256 * 2**20  # fresh input sets per batch are capped at this much memory
     compile_baseline: bool = True
+    # torch threads in every process of a CPU verification (0: torch's default, one per core). Two threads on a
+    # shared 2-core machine made one process's time 1.33x another's, and an identical candidate's speedup range
+    # 0.74-2.08x (sd of log 0.28); one thread: 1.06x and 0.91-1.06x (0.044). A candidate may not change it.
+    cpu_threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,8 @@ class _Child:
                  config: dict | None = None, trusted: bool = False, reference_source: str = "") -> None:
         spec = {"role": role, "op": op, "device": device, "scratch": scratch, "source": source,
                 "config": config or {}, "cpu_s": limits.cpu_s, "memory_bytes": limits.memory_bytes,
-                "trusted": trusted, "reference_source": reference_source}
+                "trusted": trusted, "reference_source": reference_source,
+                "threads": limits.cpu_threads if device == "cpu" else 0}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TMX_", "NATS", "PG", "DATABASE"))}
         env.update(TMPDIR=scratch, TRITON_CACHE_DIR=os.path.join(scratch, "triton"),
                    TORCHINDUCTOR_CACHE_DIR=os.path.join(scratch, "inductor"), HOME=scratch, **MALLOC_ENV)

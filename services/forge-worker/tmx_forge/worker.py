@@ -148,7 +148,7 @@ class JobRunner:
         await self._progress(job.job_id, events_pb2.JOB_STATE_RUNNING, "started")
         shapes = [list(s.dims) for s in job.shapes]
         limits = Limits(wall_s=self.settings.candidate_timeout_s, repeats=self.settings.bench_repeats,
-                        compile_baseline=self.settings.compile_baseline)
+                        compile_baseline=self.settings.compile_baseline, cpu_threads=self.settings.cpu_threads)
         op = None
         try:
             if job.reference_source:  # a custom op: its reference runs in a sandbox the verifier starts

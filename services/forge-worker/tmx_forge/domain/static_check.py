@@ -19,9 +19,11 @@ FORBIDDEN_CALLS = {"eval", "exec", "compile", "open", "__import__", "globals", "
 # anywhere: raw memory and the compiler's internals
 FORBIDDEN_ATTRIBUTES = {"_C", "_dynamo", "_inductor", "untyped_storage", "storage", "data_ptr", "set_",
                         "from_file", "frombuffer", "from_numpy"}
-# directly under torch (torch.X or torch.cuda.X): files, the RNG, clocks and streams, foreign code
+# directly under torch (torch.X or torch.cuda.X): files, the RNG, clocks and streams, foreign code, and the
+# thread count every side is timed with
 TORCH_FORBIDDEN = {"load", "save", "manual_seed", "seed", "set_rng_state", "get_rng_state", "Event", "Stream",
-                   "synchronize", "ops", "library", "hub", "utils", "testing", "autograd", "cuda_graph", "graphs"}
+                   "synchronize", "ops", "library", "hub", "utils", "testing", "autograd", "cuda_graph", "graphs",
+                   "set_num_threads", "set_num_interop_threads"}
 ALLOWED_DUNDERS = {"__init__", "__name__", "__future__"}
 
 
