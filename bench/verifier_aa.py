@@ -11,7 +11,9 @@ of a shared machine:
   quick_gelu): per verdict the speedup, the interleaved pairs the candidate won and whether the promotion
   rule would promote it (it never should), with every other process stopped while one is timed (`alone`,
   what the verifier does) and as it was before, only the candidate stopped, and only while a baseline or the
-  copy floor was timed (`lopsided`). The geometric mean of the speedups is the timing's bias (1.0: none).
+  copy floor was timed (`lopsided`), both on one torch thread per process (verifier.Limits.cpu_threads), and
+  `alone` on torch's default thread count, one per core (`alone-all-threads`). The geometric mean of the
+  speedups is the timing's bias (1.0: none), the sd of their logs its noise.
 
     python bench/verifier_aa.py [--processes 16] [--verdicts 10]
 """
@@ -78,7 +80,7 @@ def _lopsided(self, timed, processes):
         candidate.resume()
 
 
-def one_verdict(alone: bool) -> dict:
+def one_verdict(alone: bool, threads: int) -> dict:
     from tmx_forge import verifier as verifier_module
     from tmx_forge.domain.candidates import Candidate
     from tmx_forge.domain.promotion import decide
@@ -87,7 +89,8 @@ def one_verdict(alone: bool) -> dict:
     if not alone:
         verifier_module.Verifier._alone = _lopsided
     try:
-        v = verifier_module.Verifier("quick_gelu", "float32", "cpu", [[256, 1024]], reference_source=REFERENCE)
+        v = verifier_module.Verifier("quick_gelu", "float32", "cpu", [[256, 1024]],
+                                     verifier_module.Limits(cpu_threads=threads), reference_source=REFERENCE)
         try:
             verdict = v.verify(Candidate(CANDIDATE))
         finally:
@@ -122,11 +125,11 @@ def main() -> None:
             times[arm].append(t)
             rows.append({"part": "process", "arm": arm, "run": i, "us_per_call": t * 1e6})
         print(f"process {i}: " + ", ".join(f"{arm} {times[arm][-1] * 1e6:.0f} us" for arm in arms), flush=True)
-    isolations = {"alone": True, "lopsided": False}
+    isolations = {"alone": (True, 1), "lopsided": (False, 1), "alone-all-threads": (True, 0)}
     verdicts: dict[str, list[dict]] = {arm: [] for arm in isolations}
     for i in range(args.verdicts):
-        for arm, alone in (isolations.items() if i % 2 == 0 else reversed(isolations.items())):
-            v = one_verdict(alone)
+        for arm, (alone, threads) in (isolations.items() if i % 2 == 0 else reversed(isolations.items())):
+            v = one_verdict(alone, threads)
             verdicts[arm].append(v)
             rows.append({"part": "verdict", "arm": arm, "run": i, **v})
         print(f"verdict {i}: " + ", ".join(
@@ -159,8 +162,9 @@ def main() -> None:
                 f"eager x*sigmoid(1.702x) 256x1024 fp32 on the cpu; processes: {args.processes} fresh processes "
                 f"per arm (adaptive/fixed malloc thresholds), each from a random heap history, 30 sets x 10 repeats "
                 f"each, median per call; verdicts: {args.verdicts} per arm (alone: every other process stopped "
-                f"while one is timed; lopsided: only the candidate, only while another is timed), the real verifier "
-                f"(default Limits, fixed malloc thresholds) on a candidate identical to the custom op's eager "
+                f"while one is timed; lopsided: only the candidate, only while another is timed; both on 1 torch "
+                f"thread per process; alone-all-threads: alone on torch's default, {os.cpu_count()} threads), the "
+                f"real verifier (default Limits, fixed malloc thresholds) on a candidate identical to the custom op's eager "
                 f"baseline; arms alternate run by run, their order too")
 
 
