@@ -167,6 +167,7 @@ def main() -> None:
                 size = max(size, 2 * getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0))
             flush_buffer = torch.empty(size, dtype=torch.uint8, device=spec["device"])
         flush_buffer.zero_()
+
     def check_threads() -> None:
         """A candidate that changes the thread count is timed on more cores than its baseline: a violation."""
         if threads and torch.get_num_threads() != threads:

@@ -54,9 +54,9 @@ class Limits:
     max_batch_s: float = 1.0  # ... unless the slowest side would take longer than this
     timing_bytes: int = 256 * 2**20  # fresh input sets per batch are capped at this much memory
     compile_baseline: bool = True
-    # torch threads in every process of a CPU verification (0: torch's default, one per core). Two threads on a
-    # shared 2-core machine made one process's time 1.33x another's, and an identical candidate's speedup range
-    # 0.74-2.08x (sd of log 0.28); one thread: 1.06x and 0.91-1.06x (0.044). A candidate may not change it.
+    # torch threads in every process of a CPU verification (0: torch's default, one per core). On a shared
+    # 2-core machine an identical candidate's speedup ranged 0.45-2.11x on two threads (sd of log 0.41) and
+    # 0.88-1.03x on one (0.041; bench/verifier_aa.py). A candidate may not change it.
     cpu_threads: int = 1
 
 
@@ -479,7 +479,8 @@ class Verifier:
         """Every other process of this verification (and a custom op's reference) stopped while `timed` is
         timed. Stopping only the candidate while a baseline ran made the timing lopsided: a baseline's thread
         pool, spinning down after its batch, took a core from the candidate's next batch, never the other way
-        round, and an identical candidate measured 0.88x of its own baseline (bench/verifier_aa.py)."""
+        round: an identical candidate measured 0.79x of its own baseline on two threads, 0.94x on one (alone: 0.96x,
+        0.97x; bench/verifier_aa.py)."""
         others = [p for p in processes if p is not timed]
         if self._oracle is not None:
             others.append(self._oracle.child)
