@@ -380,6 +380,7 @@ class Verifier:
             return self.op.make_inputs(shape, self.dtype, self.seed + salt + index, self.device)
 
         everyone = (cand, *baselines.values())
+        processes = (*everyone, copy)  # each timed alone: `_alone` stops the rest
         # warm-up (compilation, caches) on one set that is never timed
         first = fresh(0)
         path = self._save(scratch, [first])
@@ -398,7 +399,7 @@ class Verifier:
         flush = self.device == "cuda"
         flush_s = 0.0
         if flush:
-            with self._alone(copy, everyone + (copy,)):
+            with self._alone(copy, processes):
                 flush_s = statistics.median(copy.flushes(count) for _ in range(3))
         samples: dict[str, list[float]] = {child.role: [] for child in everyone}
         next_index = 1
@@ -411,13 +412,13 @@ class Verifier:
 
             def candidate_batch() -> None:
                 cand.call(cmd="load", inputs=path, timeout=self._left(deadline))
-                with self._alone(cand, everyone + (copy,)):
+                with self._alone(cand, processes):
                     samples["candidate"].append(max(cand.timed(count, keep=(checked,), flush=flush) - flush_s, 1e-9))
 
             def baseline_batches() -> None:
                 for child in baselines.values():
                     child.call(cmd="load", inputs=path, timeout=self._left(deadline))
-                    with self._alone(child, everyone + (copy,)):
+                    with self._alone(child, processes):
                         samples[child.role].append(max(child.timed(count, flush=flush) - flush_s, 1e-9))
 
             # each side loads its sets right before its own batch, so none finds them warmer in a shared cache;
@@ -435,7 +436,7 @@ class Verifier:
         best = min(baselines, key=lambda name: statistics.median(samples[baselines[name].role]))
         baseline_s = statistics.median(samples[baselines[best].role])
         won = sum(c < b for c, b in zip(samples["candidate"], samples[baselines[best].role]))
-        floor_s = self._copy_floor(copy, everyone, scratch, shape, deadline, count)
+        floor_s = self._copy_floor(copy, processes, scratch, shape, deadline, count)
         if candidate_s < 0.5 * floor_s:
             raise Rejected("faster_than_hardware", f"shape {_key(shape)}: {candidate_s * 1e6:.1f} us per call is "
                                                    f"under half of a plain copy of its bytes ({floor_s * 1e6:.1f} us)")
@@ -447,7 +448,7 @@ class Verifier:
     def _single(child: _Child) -> float:
         return max(statistics.median(child.timed(1) for _ in range(3)), 1e-7)
 
-    def _copy_floor(self, copy: _Child, others: tuple[_Child, ...], scratch: str, shape, deadline: float,
+    def _copy_floor(self, copy: _Child, processes: tuple[_Child, ...], scratch: str, shape, deadline: float,
                     at_least: int) -> float:
         """The fastest a plain copy of the shape's bytes runs here, per call, with the command's round trip
         taken out: each batch is paired with an empty command, and the floor is the best batch less the best
@@ -463,7 +464,7 @@ class Verifier:
                    torch.empty(half, dtype=torch.uint8, device=self.device))
         copy.call(cmd="load", inputs=self._save(scratch, [buffers]), timeout=self._left(deadline))
         copy.timed(1)
-        with self._alone(copy, others):
+        with self._alone(copy, processes):
             empty = min(copy.elapsed(0) for _ in range(3))
             per_call = max(self._single(copy) - empty, 1e-7)
             calls = max(at_least, min(1000, math.ceil(self.limits.min_batch_s / per_call)))
