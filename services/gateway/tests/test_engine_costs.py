@@ -79,6 +79,39 @@ def test_the_factor_stays_within_the_bound_and_learning_can_be_off():
     assert (frozen.costs, frozen.samples) == (REFERENCE, 0)
 
 
+def test_a_shared_fit_hands_its_observations_over_once_and_a_peer_learns_them_as_its_own():
+    rng = random.Random(11)
+    mine = CostFit(share=True)
+    both = CostFit()  # one process that saw every observation
+    peer = CostFit(share=True)
+    for i in range(30):
+        tokens, seqs = rng.uniform(0, 4000), rng.randrange(0, 40)
+        if i % 3:
+            ttft = SLOW.ttft_ms(tokens, seqs) * rng.uniform(0.8, 1.2)
+            mine.observe(tokens, seqs, ttft)
+            both.observe(tokens, seqs, ttft)
+        else:
+            out = rng.randrange(1, 300)
+            latency = SLOW.answer_ms(tokens, seqs, out) * (40.0 if i == 9 else 1.0)  # one stall: clipped alike
+            mine.observe_answer(tokens, seqs, out, latency)
+            both.observe_answer(tokens, seqs, out, latency)
+    shared = mine.take_outbox()
+    assert len(shared) == 30 and mine.take_outbox() == [] and mine.outbox == []
+    for kind, reference_ms, observed_ms in shared:
+        peer.learn_shared(kind, reference_ms, observed_ms)
+    assert (peer.factor, peer.samples) == (both.factor, both.samples) == (mine.factor, 30)
+    assert peer.outbox == []  # a peer's observation is not shared again (no echo between workers)
+    for bad in ((2, 10.0, 20.0), (0, 0.0, 20.0), (0, math.inf, 20.0), (1, 10.0, -1.0), (0, 10.0, math.nan)):
+        peer.learn_shared(*bad)
+    assert (peer.factor, peer.samples) == (both.factor, 30)
+    unshared = CostFit()
+    unshared.observe(100, 1, 50.0)
+    assert unshared.outbox is None and unshared.take_outbox() == []
+    for _ in range(CostFit.OUTBOX + 5):  # no peer takes them: the outbox stops growing
+        mine.observe(100, 1, 50.0)
+    assert len(mine.outbox) == CostFit.OUTBOX and mine.samples == 30 + CostFit.OUTBOX + 5
+
+
 def test_a_streams_first_token_is_an_observation_of_the_ttft_under_the_load_it_was_sent_into():
     b = Backend("b", "u", ("m",))
     Attempt(b, 600, 16, now=0.0)  # 600 tokens queued ahead, one sequence

@@ -4,6 +4,7 @@ tenants' spend carried once, served and failed counts summed, notes only when th
 import json
 
 from tmx_config import BackendSpec, FleetFile
+from tmx_gateway.domain.engine_costs import CostFit
 from tmx_gateway.domain.fleet import Attempt, FleetView
 from tmx_gateway.domain.peers import PeerView
 
@@ -93,6 +94,29 @@ def test_prefixes_and_spend_travel_once_and_only_prefixes_need_the_same_hash_dom
     stranger = Recorder()
     stranger.apply(PeerView("w2", hash_domain=note["domain"] + "-v2"), note, f)
     assert stranger.prefixes == [] and stranger.debits == [("acme", 1, 200)]
+
+
+def test_what_a_workers_answers_showed_of_a_backends_speed_its_peers_learn_once():
+    mine, theirs = fleet("a", "b"), fleet("a", "b")
+    for f in (mine, theirs):
+        for b in f.backends.values():
+            b.costs = CostFit(share=True)
+    view, other, rec = PeerView("w0"), PeerView("w1"), Recorder()
+    view.note(mine, 0.0)  # the first heartbeat
+    streamed = Attempt(mine.backends["a"], 2000, 16, now=1.0)
+    answered = Attempt(mine.backends["a"], 500, 64, now=1.0)
+    streamed.first_token(1.9)  # 2000 tokens ahead: ~250 ms on the reference, 900 here
+    answered.answered(3.0, 64)
+    note = view.note(mine, 0.01)  # no heartbeat due and the same load: only the observations make it news
+    assert set(note["costs"]) == {"a"} and len(note["costs"]["a"]) == 2
+    assert rec.apply(other, json.loads(json.dumps(note)), theirs)  # as it travels
+    a, seen = theirs.backends["a"].costs, mine.backends["a"].costs
+    assert (a.samples, a.factor) == (2, seen.factor) and seen.factor > 1.5  # learned: slower than the reference
+    assert theirs.backends["b"].costs.samples == 0 and a.outbox == []  # nothing to echo back
+    assert "costs" not in view.note(mine, 0.3)  # handed over once
+    rec.apply(other, note_from("w0", {}, costs={"a": [[0, 1.0], [0, "x", 1.0], [0, 250.0, 900.0]], "zz": [[0, 1.0, 1.0]],
+                                                "b": "nope"}), theirs)
+    assert a.samples == 3  # only the well-formed entry, for a backend it knows
 
 
 def test_notes_go_out_when_load_changes_or_a_heartbeat_is_due():

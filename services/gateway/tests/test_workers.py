@@ -164,11 +164,14 @@ async def test_workers_share_load_and_prefixes_and_sum_their_metrics(gated, tmp_
         total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                     if line.startswith("tmx_gateway_requests_total{"))
         assert total == gw.answered >= 8
-        # and any worker's /admin/backends counts every worker's served attempts
+        # and any worker's /admin/backends counts every worker's served attempts, and every worker has fitted each
+        # backend's speed from every answer (each taught its own worker's fit, and through the notes the other's)
         views, agree = views_of_every_worker(
             gw, lambda v: sum(b["served"] for b in v["backends"]) == gw.answered and
-            not any(b["failed"] for b in v["backends"]))
-        await tmx_async_wait(agree, 15, what="every worker counting all workers' served requests")
+            not any(b["failed"] for b in v["backends"]) and
+            {b["id"]: b["engine_costs"]["observations"] for b in v["backends"]} ==
+            {b["id"]: b["served"] for b in v["backends"]})
+        await tmx_async_wait(agree, 15, what="every worker counting all workers' served requests and observations")
     finally:
         assert gw.stop() == 0
 

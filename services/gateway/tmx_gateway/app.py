@@ -58,7 +58,8 @@ class Gateway:
         self.settings = settings
         self.fleet = FleetView(breaker_threshold=settings.breaker_threshold,
                                breaker_cooldown_s=settings.breaker_cooldown_s,
-                               learn_costs=settings.learn_engine_costs)
+                               learn_costs=settings.learn_engine_costs,
+                               share_costs=bool(settings.peer_group))
         self.fleet.apply_fleet(fleet_file)
         self.tenancy = Tenancy(fleet_file)
         # with a peer group (a gateway's workers), what they tell each other: load, prefixes routed, tenants' spend

@@ -100,6 +100,9 @@ class CostFit:
     decode, so for an engine whose decode is relatively cheaper or dearer than the reference's it would bias the
     TTFT estimates: where both are seen, the TTFTs decide.
     `learn=False`: the reference, always.
+    `share=True` (a gateway with peers: its workers, or replicas in one peer group): each observation is also kept
+    in `outbox` (at most `OUTBOX` of them) for the peers, which learn it by `learn_shared`, so every worker fits
+    the backend from the whole gateway's observations, not from its own share of the traffic.
 
     One factor, not one per term: the three terms are not separately identifiable from TTFTs that vary by tens of
     percent from one request to the next (the prefill term dominates; a fit of each drove the step terms to their
@@ -107,16 +110,20 @@ class CostFit:
     """
 
     __slots__ = ("prior", "learn", "pool", "prior_weight", "bound", "clip", "min_ttft_weight", "samples", "_own",
-                 "_answers", "_factor", "_as_of")
+                 "_answers", "_factor", "_as_of", "outbox")
+
+    TTFT, ANSWER = 0, 1  # the kinds of observation, as `outbox` and `learn_shared` name them
+    OUTBOX = 512  # observations kept for the peers at most: while none can be sent, the rest are not shared
 
     def __init__(self, prior: EngineCosts = REFERENCE, *, learn: bool = True, pool: CostPool | None = None,
                  forget: float = 0.95, prior_weight: float = 2.0, bound: float = 100.0, clip: float = 4.0,
-                 min_ttft_weight: float = 1.0) -> None:
+                 min_ttft_weight: float = 1.0, share: bool = False) -> None:
         self.prior, self.learn, self.pool = prior, learn, pool
         self.prior_weight, self.bound, self.clip, self.min_ttft_weight = prior_weight, bound, clip, min_ttft_weight
         self.samples = 0  # observations of both kinds
         self._own, self._answers = _Sums(forget), _Sums(forget)  # TTFTs; whole non-streamed answers
         self._factor, self._as_of = 1.0, (0, 0)  # the factor, as of (own observations, the pool's version)
+        self.outbox: list[tuple[int, float, float]] | None = [] if share else None  # (kind, reference ms, observed)
 
     @property
     def factor(self) -> float:
@@ -142,21 +149,37 @@ class CostFit:
         `ttft_ms`."""
         if not self.learn or not ttft_ms > 0:
             return
-        self._learn(self._own, self._answers, self.prior.ttft_ms(prefill_tokens, seqs), ttft_ms)
+        self._learn(self.TTFT, self.prior.ttft_ms(prefill_tokens, seqs), ttft_ms)
 
     def observe_answer(self, prefill_tokens: float, seqs: float, output_tokens: int, latency_ms: float) -> None:
         """A non-streamed answer of `output_tokens`, sent as in `observe`, was whole after `latency_ms`."""
         if not self.learn or not latency_ms > 0:
             return
-        self._learn(self._answers, self._own, self.prior.answer_ms(prefill_tokens, seqs, output_tokens), latency_ms)
+        self._learn(self.ANSWER, self.prior.answer_ms(prefill_tokens, seqs, output_tokens), latency_ms)
 
-    def _learn(self, into: _Sums, other: _Sums, z: float, observed_ms: float) -> None:
+    def learn_shared(self, kind: int, reference_ms: float, observed_ms: float) -> None:
+        """A peer's observation (an entry of its `outbox`): learned as this fit's own, but not shared again."""
+        if self.learn and kind in (self.TTFT, self.ANSWER) and 0 < reference_ms < math.inf and 0 < observed_ms:
+            self._learn(kind, reference_ms, observed_ms, shared=True)
+
+    def take_outbox(self) -> list[tuple[int, float, float]]:
+        """The observations not yet given to the peers, handed over once."""
+        out = self.outbox
+        if not out:
+            return []
+        self.outbox = []
+        return out
+
+    def _learn(self, kind: int, z: float, observed_ms: float, shared: bool = False) -> None:
+        into, other = (self._own, self._answers) if kind == self.TTFT else (self._answers, self._own)
         y = min(observed_ms, self.clip * self.factor * z)
         into.add(z, y)
         other.fade()
         if self.pool is not None:
             self.pool.add(z, y)
         self.samples += 1
+        if not shared and self.outbox is not None and len(self.outbox) < self.OUTBOX:
+            self.outbox.append((kind, z, observed_ms))
 
 
 NOISE_MARGIN = 0.10  # factors learned from ~20 TTFTs of alike replicas differ by a few percent, up to ~15% early on

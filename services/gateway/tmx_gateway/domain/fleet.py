@@ -165,6 +165,7 @@ class FleetView:
     breaker_threshold: int = 3
     breaker_cooldown_s: float = 2.0
     learn_costs: bool = True  # False: every backend keeps the reference engine costs
+    share_costs: bool = False  # True (with peers): each backend's observations are kept for the peers too
     _cost_pool: CostPool = field(default_factory=CostPool)  # what all its backends' TTFTs showed together
     _aliases: dict[str, str] = field(default_factory=dict)
     _context: dict[str, int] = field(default_factory=dict)
@@ -201,7 +202,7 @@ class FleetView:
         return True
 
     def _cost_fit(self) -> CostFit:
-        return CostFit(learn=self.learn_costs, pool=self._cost_pool)
+        return CostFit(learn=self.learn_costs, pool=self._cost_pool, share=self.share_costs)
 
     def _breaker(self) -> CircuitBreaker:
         return CircuitBreaker(threshold=self.breaker_threshold, cooldown_s=self.breaker_cooldown_s)

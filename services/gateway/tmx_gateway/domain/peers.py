@@ -5,8 +5,8 @@ Each worker serves its own share of the connections, so on its own it would see 
 each backend, learn only the prefixes it routed itself, and spend only its share of a tenant's rate limit. Every
 few milliseconds each worker sends its peers a note: its own in-flight work per backend and its running counts
 of attempts each backend served and failed (snapshots: a lost note is healed by the next), the prompt prefixes
-it routed and the tenants' spend since its last note (deltas: a lost note loses a little knowledge, never
-corrupts it).
+it routed, the tenants' spend and the observations of each backend's speed its answers gave (`CostFit.outbox`)
+since its last note (deltas: a lost note loses a little knowledge, never corrupts it).
 
 A peer's load is added into the same `Backend` counters the worker's own attempts keep, so every policy reads
 the gateway-wide load without knowing peers exist; the peer's last snapshot is kept to replace it with the next
@@ -79,11 +79,14 @@ class PeerView:
     def note(self, fleet: FleetView, now: float) -> dict | None:
         """The note to send now, or None when there is nothing new and no heartbeat is due."""
         load = self.own_load(fleet)
-        if not self._prefixes and not self._spent and load == self._sent_load and \
+        observed = any(b.costs.outbox for b in fleet.backends.values())
+        if not self._prefixes and not self._spent and not observed and load == self._sent_load and \
                 now - self._sent_at < self.heartbeat_s:
             return None
         note = {"from": self.me, "domain": self.hash_domain, "load": load,
                 "outcomes": {b.id: (b.served, b.failed) for b in fleet.backends.values() if b.served or b.failed}}
+        if observed:
+            note["costs"] = {b.id: b.costs.take_outbox() for b in fleet.backends.values() if b.costs.outbox}
         if self._prefixes:
             note["prefixes"], self._prefixes = self._prefixes, []
         if self._spent:
@@ -111,6 +114,14 @@ class PeerView:
                 learn_prefix(model, strategy, backend_id, hashes)
         for tenant, (requests, tokens) in note.get("spent", {}).items():
             debit(tenant, requests, tokens)
+        costs = note.get("costs")
+        for backend_id, observations in (costs.items() if isinstance(costs, dict) else ()):
+            b = fleet.backends.get(backend_id)
+            if b is None or not isinstance(observations, list):
+                continue
+            for entry in observations:
+                if isinstance(entry, list) and len(entry) == 3 and all(type(x) in (int, float) for x in entry):
+                    b.costs.learn_shared(int(entry[0]), float(entry[1]), float(entry[2]))
         return True
 
     def forget_silent(self, fleet: FleetView, now: float) -> list[str]:
