@@ -6,7 +6,9 @@ Tensormux runs as `tmx up` runs it, with routing, metering and audit publishing 
 from their own venvs under bench/.venvs (created on first use: `pip install vllm-router` and
 `pip install 'litellm[proxy]'`); nginx and wrk come from Debian (`apt-get install nginx-light wrk`).
 Tensormux is measured as one process (`tensormux`) and with one worker process per core (`tensormux-<n>w`,
-TMX_GATEWAY_WORKERS=n), as vllm-router's threads use every core.
+TMX_GATEWAY_WORKERS=n), as vllm-router's threads use every core. `python-floor` (and `python-floor-<n>w`) is
+the same server and client stack with nothing on top (`bare_proxy.py`): between it and Tensormux lies the cost of
+Tensormux's features; between it and the direct call, that of the stack.
 Run: `python bench/peer_overhead.py [--seconds 5] [--workers 1,2]`.
 """
 
@@ -139,7 +141,8 @@ def wrk(url: str, model: str, stream: bool, connections: int, seconds: float, to
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--peers", default="vllm-router,litellm")
+    parser.add_argument("--peers", default="python-floor,vllm-router,litellm",
+                        help="python-floor: the gateway's HTTP stack with no features (bare_proxy.py)")
     parser.add_argument("--workers", default=f"1,{os.cpu_count() or 1}",
                         help="Tensormux gateways to measure, by worker processes (TMX_GATEWAY_WORKERS)")
     args = parser.parse_args()
@@ -162,6 +165,18 @@ def main() -> None:
                 url = stack.urls["gateway"] if workers == 1 else \
                     stack.add_gateway(f"gw-{workers}w", TMX_GATEWAY_WORKERS=str(workers))
                 targets["tensormux" if workers == 1 else f"tensormux-{workers}w"] = {m: (url, "") for m in backends}
+            if "python-floor" in peers:  # the gateway's server and client stack alone: see bare_proxy.py
+                for workers in sorted({int(w) for w in args.workers.split(",")}):
+                    name = "python-floor" if workers == 1 else f"python-floor-{workers}w"
+                    targets[name] = {}
+                    for mode, url in backends.items():
+                        port = free_port()
+                        log = open(root / f"{name}-{mode}.log", "wb")
+                        procs.append(subprocess.Popen(
+                            [sys.executable, str(HERE / "bare_proxy.py"), "--upstream", url, "--port", str(port),
+                             "--workers", str(workers)], stdout=log, stderr=subprocess.STDOUT))
+                        wait_http(f"http://127.0.0.1:{port}/health")
+                        targets[name][mode] = (f"http://127.0.0.1:{port}", "")
             if "vllm-router" in peers:
                 venv = ensure_venv("vllm-router", "vllm-router")
                 targets["vllm-router"] = {}
