@@ -37,6 +37,21 @@ def test_a_wrong_candidate_of_a_custom_op_is_rejected_as_incorrect():
         v.close()
 
 
+def test_a_kernel_faster_than_copying_the_bytes_its_op_moves_is_rejected():
+    """No kernel moves its bytes in under half the time a plain copy of them takes. Here the op claims to move
+    8 MiB where it moves 8 KiB: an honest kernel measures far under the floor, and the verdict says so, naming the
+    bytes, so the op's author sees which figure is wrong."""
+    claimed = 8 * 2**20
+    v = verifier(GELU_TANH + f"\n\ndef bytes_moved(shape, dtype):\n    return {claimed}\n")
+    try:
+        verdict = v.verify(Candidate("import torch\n\n\ndef launch(x):\n"
+                                     "    return torch.nn.functional.gelu(x, approximate='tanh')\n"))
+        assert not verdict.ok and verdict.reason_code == "faster_than_hardware", verdict.reason
+        assert f"plain copy of the {claimed} bytes the op moves" in verdict.reason and "16x64" in verdict.reason
+    finally:
+        v.close()
+
+
 @pytest.mark.parametrize("reference, expected", [
     ("import socket\nsocket.socket()\n", "sandbox_violation"),
     ("open('/tmp/tmx-reference-escape', 'w')\n", "sandbox_violation"),
