@@ -22,8 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import save  # noqa: E402
 
 from tmx_cli.stack import Stack, StackConfig  # noqa: E402
-from tmx_config import BackendSpec, FleetFile  # noqa: E402
-from tmx_config.fleet import dump_fleet  # noqa: E402
 
 MODEL = "tmx-sim-llama"
 

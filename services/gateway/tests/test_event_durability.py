@@ -4,8 +4,6 @@ stream exactly once. Also the JSONL audit sink for gateways without NATS."""
 import asyncio
 import json
 
-import aiohttp
-
 import nats.errors
 
 from tmx_eventbus import EventBus, decode_all
