@@ -138,6 +138,20 @@ def test_metering_reads_usage_from_bodies_and_split_sse_chunks():
     assert counting.result().completion_tokens == 1 and counting.result().estimated
 
 
+@pytest.mark.parametrize("content", [b"\\ud800 half a surrogate", b"caf\\u00e9 \xe2\x98\x95"])
+@pytest.mark.parametrize("extra", [b"", b', "temperature": NaN', b', "logprob": -Infinity', b', "x": 1e400'])
+def test_usage_is_read_from_answers_the_faster_parser_refuses(content, extra):
+    """orjson reads usage ~4x faster than the standard library; what it refuses and the standard library accepts
+    (lone surrogates, NaN, Infinity, numbers beyond a double) must not cost an answer its metering."""
+    body = (b'{"choices": [{"message": {"content": "' + content + b'"}}]' + extra +
+            b', "usage": {"prompt_tokens": 7, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}}')
+    usage = usage_from_body(body)
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) == (7, 3, 4)
+    meter = StreamMeter()
+    meter.feed(b"data: " + body + b"\n\n")
+    assert meter.result().prompt_tokens == 7 and not meter.result().estimated
+
+
 def test_tenancy_maps_keys_and_rejects_unknown_ones():
     open_gateway = Tenancy(fleet_file())
     assert open_gateway.identify(None).tenant == "default"

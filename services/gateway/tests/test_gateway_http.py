@@ -8,6 +8,10 @@ import time
 
 import aiohttp
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
 
 from tensormux.events.v1 import events_pb2
 from tmx_config import FleetFile
@@ -76,6 +80,57 @@ async def test_proxies_chat_and_streams_bytes_unchanged(asgi_server, tmp_path):
         {k: v for k, v in json.loads(e[6:]).items() if k not in ("id", "created")} if e != "data: [DONE]" else e
         for e in raw.decode().strip().split("\n\n")]
     assert strip_ids(via_gateway) == strip_ids(direct_bytes)
+
+
+class RecordingBackend:
+    """Answers chat requests and keeps every body it received; its first stream breaks after two events."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    def app(self) -> Starlette:
+        async def chat_endpoint(request: Request):
+            self.bodies.append(await request.body())
+            if not json.loads(self.bodies[-1]).get("stream"):
+                return JSONResponse({"id": "c", "object": "chat.completion", "model": MODEL, "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
+            breaks = sum(b'"stream": true' in b or b'"stream":true' in b for b in self.bodies) == 1
+
+            async def events():
+                for i, delta in enumerate([{"role": "assistant", "content": ""}, {"content": "a"}, {"content": "b"}]):
+                    if breaks and i == 2:
+                        raise ConnectionResetError("the replica died mid-stream")
+                    yield "data: " + json.dumps({"id": "c", "object": "chat.completion.chunk", "model": MODEL,
+                                                 "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+                    yield "\n\n"
+                yield "data: " + json.dumps({"id": "c", "object": "chat.completion.chunk", "model": MODEL,
+                                             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                yield "\n\ndata: [DONE]\n\n"
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return Starlette(routes=[Route("/v1/chat/completions", chat_endpoint, methods=["POST"])])
+
+
+async def test_a_body_written_out_again_keeps_its_exact_numbers(asgi_server, tmp_path):
+    """Bodies are read with orjson, which reads an integer beyond 64 bits as a float. A body passed on is passed
+    byte for byte; one written out again (an alias renamed, a broken stream continued) is parsed exactly first."""
+    seed = 123456789012345678901234567890
+    backend = RecordingBackend()
+    async with asgi_server(backend.app()) as (url0, _), asgi_server(backend.app()) as (url1, _):
+        async with gateway(asgi_server, tmp_path, [("r0", url0), ("r1", url1)]) as (http, _):
+            plain = ('{"model": "%s", "messages": [{"role": "user", "content": "hi"}], "seed": %d}' % (MODEL, seed))
+            for body in (plain, plain.replace(f'"{MODEL}"', '"alias"'),
+                         plain.replace('"seed"', '"stream": true, "max_tokens": 8, "seed"')):
+                async with http.post("/v1/chat/completions", data=body,
+                                     headers={"content-type": "application/json"}) as resp:
+                    assert resp.status == 200
+                    answer = await resp.read()
+    passed_on, renamed, broken, continued = backend.bodies
+    assert passed_on == plain.encode()  # untouched
+    assert json.loads(renamed)["seed"] == seed and json.loads(renamed)["model"] == MODEL
+    assert json.loads(broken)["stream"] and b"data: [DONE]" in answer and b"upstream_stream_broken" not in answer
+    continuation = json.loads(continued)
+    assert continuation["seed"] == seed and continuation["messages"][-1] == {"role": "assistant", "content": "a"}
 
 
 async def test_embeddings_completions_aliases_and_models(asgi_server, tmp_path):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
+from tmx_gateway.domain.json_bodies import parse
 from tmx_gateway.domain.sse import payload, split_events
 
 
@@ -29,7 +29,7 @@ def _from_obj(usage: dict | None) -> Usage | None:
 
 def usage_from_body(body: bytes) -> Usage:
     try:
-        return _from_obj(json.loads(body).get("usage")) or Usage()
+        return _from_obj(parse(body).get("usage")) or Usage()
     except (ValueError, AttributeError):
         return Usage()
 
@@ -62,7 +62,7 @@ class StreamMeter:
             self.events += 1
             if b'"usage"' in data:
                 try:
-                    parsed = _from_obj(json.loads(data).get("usage"))
+                    parsed = _from_obj(parse(data).get("usage"))
                 except ValueError:
                     parsed = None
                 if parsed is not None:
