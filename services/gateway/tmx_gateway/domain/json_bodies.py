@@ -2,10 +2,10 @@
 
 orjson parses a chat request or completion ~4x faster than the standard library: with it the gateway's own
 time per JSON request fell from 55.9 to 48.7 us (bench/gateway_path_cost.py, requests and answers of ~150 and
-~300 bytes; the gap grows with the body). What orjson refuses
-and the standard library accepts (lone surrogates, NaN and Infinity, numbers beyond a double, UTF-16 bodies)
-goes to the standard library, so every body is accepted, and every answer metered, as before; invalid JSON
-raises the standard library's error, with its message.
+~300 bytes; the gap grows with the body). What orjson refuses and the standard library accepts (lone
+surrogates, NaN and Infinity, numbers beyond a double, UTF-16 bodies) goes to the standard library, so every
+body is accepted, and every answer metered, as before; invalid JSON raises the standard library's error, with
+its message.
 
 One difference remains: orjson reads an integer beyond 64 bits as a float. What the gateway reads from a body
 (the model, stream, max_tokens, token counts) does not care; a body that is written out again (an alias
