@@ -133,6 +133,29 @@ def test_every_side_keeps_the_same_output_of_its_timed_batch(monkeypatch):
         assert {first[0], second[0]} == {"candidate", "eager"} and first[1:] == second[1:] and len(first[2]) == 1
 
 
+@pytest.mark.parametrize("coin, first", [(0, "candidate"), (1, "eager")])
+def test_which_side_goes_first_is_a_coin_then_alternates(monkeypatch, coin, first):
+    """The first batch of a repeat runs slower (it follows the parent's own work); with an odd number of repeats
+    the side that starts is first once more than the other. It was always the candidate: an identical candidate
+    read ~0.967x of its baseline (scratch A/A), ~0.996x with the order flipped. Now a coin picks the side."""
+    from tmx_forge import verifier as module
+
+    elapsed, randbelow = module._Child.elapsed, module.secrets.randbelow
+    order: list[str] = []
+
+    def observed(self, calls, keep=(), flush=False):
+        if self.role != "copy" and calls > 1:
+            order.append(self.role)
+        return elapsed(self, calls, keep, flush)
+
+    monkeypatch.setattr(module._Child, "elapsed", observed)
+    monkeypatch.setattr(module.secrets, "randbelow", lambda n: min(coin, n - 1) if n == 2 else randbelow(n))
+    verdict = verifier(shapes=([16, 64],)).verify(candidate("honest_rmsnorm"))
+    assert verdict.ok, verdict.reason
+    other = {"candidate": "eager", "eager": "candidate"}[first]
+    assert order == [first, other, other, first] * (FAST.repeats // 2) + [first, other] * (FAST.repeats % 2)
+
+
 def test_cpu_timing_does_not_flush_and_records_no_flush_cost():
     verdict = verifier(shapes=([8, 64],)).verify(candidate("honest_rmsnorm"))
     assert verdict.ok and verdict.shapes["8x64"]["l2_flush_s"] == 0.0
