@@ -112,6 +112,18 @@ def wait_http(url: str, timeout: float = 60.0, headers: dict | None = None) -> N
     raise TimeoutError(url)
 
 
+def spawn(procs: list[subprocess.Popen], what: str, cmd: list[str], health_url: str, log: Path,
+          timeout: float = 60.0, env: dict | None = None) -> None:
+    """Start a proxy under test, its output in `log`; return once `health_url` answers, or stop the bench with the
+    end of its log."""
+    with open(log, "wb") as out:
+        procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env))
+    try:
+        wait_http(health_url, timeout=timeout)
+    except TimeoutError:
+        raise SystemExit(f"{what} did not start:\n" + log.read_text()[-2000:]) from None
+
+
 def wrk(url: str, model: str, stream: bool, connections: int, seconds: float, token: str = "") -> dict:
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "ping"}], "stream": stream,
                        "max_tokens": 8})
@@ -170,26 +182,19 @@ def main() -> None:
                     targets[name] = {}
                     for mode, url in backends.items():
                         port = free_port()
-                        log = open(root / f"{name}-{mode}.log", "wb")
-                        procs.append(subprocess.Popen(
-                            [sys.executable, str(HERE / "bare_proxy.py"), "--upstream", url, "--port", str(port),
-                             "--workers", str(workers)], stdout=log, stderr=subprocess.STDOUT))
-                        wait_http(f"http://127.0.0.1:{port}/health")
+                        spawn(procs, name, [sys.executable, str(HERE / "bare_proxy.py"), "--upstream", url, "--port",
+                                            str(port), "--workers", str(workers)],
+                              f"http://127.0.0.1:{port}/health", root / f"{name}-{mode}.log")
                         targets[name][mode] = (f"http://127.0.0.1:{port}", "")
             if "vllm-router" in peers:
                 venv = ensure_venv("vllm-router", "vllm-router")
                 targets["vllm-router"] = {}
                 for mode, url in backends.items():
                     port = free_port()
-                    log = open(root / f"vllm-router-{mode}.log", "wb")
-                    procs.append(subprocess.Popen(
-                        [str(venv / "bin" / "vllm-router"), "--host", "127.0.0.1", "--port", str(port),
-                         "--worker-urls", url, "--policy", "round_robin", "--prometheus-port", str(free_port())],
-                        stdout=log, stderr=subprocess.STDOUT))
-                    try:
-                        wait_http(f"http://127.0.0.1:{port}/health")
-                    except TimeoutError:
-                        raise SystemExit("vllm-router did not start:\n" + (root / f"vllm-router-{mode}.log").read_text()[-2000:])
+                    spawn(procs, "vllm-router", [str(venv / "bin" / "vllm-router"), "--host", "127.0.0.1", "--port",
+                                                 str(port), "--worker-urls", url, "--policy", "round_robin",
+                                                 "--prometheus-port", str(free_port())],
+                          f"http://127.0.0.1:{port}/health", root / f"vllm-router-{mode}.log")
                     targets["vllm-router"][mode] = (f"http://127.0.0.1:{port}", "")
             if "litellm" in peers:
                 venv = ensure_venv("litellm", "litellm[proxy]")
@@ -201,15 +206,10 @@ def main() -> None:
                     "general_settings": {"master_key": "sk-bench"},
                     "litellm_settings": {"telemetry": False}}))
                 port = free_port()
-                env = {**os.environ, "LITELLM_LOG": "ERROR"}
-                log = open(root / "litellm.log", "wb")
-                procs.append(subprocess.Popen([str(venv / "bin" / "litellm"), "--config", str(config), "--port",
-                                               str(port), "--host", "127.0.0.1", "--num_workers", "1"],
-                                              stdout=log, stderr=subprocess.STDOUT, env=env))
-                try:
-                    wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
-                except TimeoutError:
-                    raise SystemExit("LiteLLM did not start:\n" + (root / "litellm.log").read_text()[-2000:])
+                spawn(procs, "LiteLLM", [str(venv / "bin" / "litellm"), "--config", str(config), "--port", str(port),
+                                         "--host", "127.0.0.1", "--num_workers", "1"],
+                      f"http://127.0.0.1:{port}/health/liveliness", root / "litellm.log", timeout=180,
+                      env={**os.environ, "LITELLM_LOG": "ERROR"})
                 targets["litellm"] = {m: (f"http://127.0.0.1:{port}", "sk-bench") for m in backends}
             rows = []
             for mode in ("json", "sse"):

@@ -111,49 +111,49 @@ def test_every_other_process_is_stopped_while_one_is_timed(monkeypatch):
     assert all(states == {"T"} for states in seen.values()), seen
 
 
-def test_every_side_keeps_the_same_output_of_its_timed_batch(monkeypatch):
-    """The candidate keeps one timed call's output for the re-check. A kept output holds its memory through the rest
-    of the batch, so the next call allocates afresh: kept on the candidate's side only, that slowed an identical
-    candidate ~2% (scratch A/A, 20 verdicts a side: 0.962 against 0.980). Every baseline keeps the same one."""
+@pytest.fixture
+def timed_batches(monkeypatch) -> list[tuple[str, int, tuple]]:
+    """(role, calls, kept call indices) of every timed batch of a side, in order: not the sizing calls (one call)
+    nor the copy floor's."""
     from tmx_forge import verifier as module
 
     elapsed = module._Child.elapsed
     batches: list[tuple[str, int, tuple]] = []
 
     def observed(self, calls, keep=(), flush=False):
-        if self.role != "copy" and calls > 1:  # a timed batch, not a sizing call or the copy floor
+        if self.role != "copy" and calls > 1:
             batches.append((self.role, calls, tuple(keep)))
         return elapsed(self, calls, keep, flush)
 
     monkeypatch.setattr(module._Child, "elapsed", observed)
+    return batches
+
+
+def test_every_side_keeps_the_same_output_of_its_timed_batch(timed_batches):
+    """The candidate keeps one timed call's output for the re-check. A kept output holds its memory through the rest
+    of the batch, so the next call allocates afresh: kept on the candidate's side only, that slowed an identical
+    candidate ~2% (scratch A/A, 20 verdicts a side: 0.962 against 0.980). Every baseline keeps the same one."""
     verdict = verifier(shapes=([16, 64],)).verify(candidate("honest_rmsnorm"))
     assert verdict.ok, verdict.reason
+    batches = timed_batches
     assert len(batches) == 2 * FAST.repeats and {role for role, _, _ in batches} == {"candidate", "eager"}
     for first, second in zip(batches[::2], batches[1::2]):  # each repeat: one batch per side, in either order
         assert {first[0], second[0]} == {"candidate", "eager"} and first[1:] == second[1:] and len(first[2]) == 1
 
 
 @pytest.mark.parametrize("coin, first", [(0, "candidate"), (1, "eager")])
-def test_which_side_goes_first_is_a_coin_then_alternates(monkeypatch, coin, first):
+def test_which_side_goes_first_is_a_coin_then_alternates(monkeypatch, timed_batches, coin, first):
     """The first batch of a repeat runs slower (it follows the parent's own work); with an odd number of repeats
     the side that starts is first once more than the other. It was always the candidate: an identical candidate
     read ~0.967x of its baseline (scratch A/A), ~0.996x with the order flipped. Now a coin picks the side."""
     from tmx_forge import verifier as module
 
-    elapsed, randbelow = module._Child.elapsed, module.secrets.randbelow
-    order: list[str] = []
-
-    def observed(self, calls, keep=(), flush=False):
-        if self.role != "copy" and calls > 1:
-            order.append(self.role)
-        return elapsed(self, calls, keep, flush)
-
-    monkeypatch.setattr(module._Child, "elapsed", observed)
+    randbelow = module.secrets.randbelow
     monkeypatch.setattr(module.secrets, "randbelow", lambda n: min(coin, n - 1) if n == 2 else randbelow(n))
     verdict = verifier(shapes=([16, 64],)).verify(candidate("honest_rmsnorm"))
     assert verdict.ok, verdict.reason
     other = {"candidate": "eager", "eager": "candidate"}[first]
-    assert order == [first, other, other, first] * (FAST.repeats // 2) + [first, other] * (FAST.repeats % 2)
+    assert [role for role, _, _ in timed_batches] == [first, other, other, first] * (FAST.repeats // 2) + [first, other] * (FAST.repeats % 2)
 
 
 def test_cpu_timing_does_not_flush_and_records_no_flush_cost():

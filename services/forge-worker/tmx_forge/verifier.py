@@ -424,9 +424,10 @@ class Verifier:
             def baseline_batches() -> None:
                 for child in baselines.values():
                     child.call(cmd="load", inputs=path, timeout=self._left(deadline))
-                    with self._alone(child, processes):  # keeps the checked call's output too, unused: a kept
-                        # output holds its memory through the rest of the batch, so the next output is allocated
-                        # afresh; kept on the candidate's side only, that slowed an identical candidate ~2%
+                    # it keeps the checked call's output too, unused: a kept output holds its memory through the
+                    # rest of the batch, so the next call allocates afresh; kept on the candidate's side only, that
+                    # slowed an identical candidate ~2%
+                    with self._alone(child, processes):
                         samples[child.role].append(max(child.timed(count, keep=(checked,), flush=flush) - flush_s,
                                                        1e-9))
 
@@ -445,11 +446,12 @@ class Verifier:
         best = min(baselines, key=lambda name: statistics.median(samples[baselines[name].role]))
         baseline_s = statistics.median(samples[baselines[best].role])
         won = sum(c < b for c, b in zip(samples["candidate"], samples[baselines[best].role]))
-        floor_s = self._copy_floor(copy, processes, scratch, shape, deadline, count)
+        moved = self.op.bytes_moved(shape, self.dtype)  # for a job's own op, a call into its sandbox
+        floor_s = self._copy_floor(copy, processes, scratch, moved, deadline, count)
         if candidate_s < 0.5 * floor_s:  # a cheat, or an op whose `bytes_moved` overstates what it moves
             raise Rejected("faster_than_hardware", f"shape {_key(shape)}: {candidate_s * 1e6:.1f} us per call is "
-                                                   f"under half of a plain copy of the {self.op.bytes_moved(shape, self.dtype)}"
-                                                   f" bytes the op moves ({floor_s * 1e6:.1f} us)")
+                                                   f"under half of a plain copy of the {moved} bytes the op moves "
+                                                   f"({floor_s * 1e6:.1f} us)")
         return {"candidate_s": candidate_s, "baseline_s": baseline_s, "baseline": best,
                 "speedup": baseline_s / candidate_s, "pairs_won": won, "pairs": len(samples["candidate"]),
                 "copy_floor_s": floor_s, "calls_per_sample": count, "l2_flush_s": flush_s}
@@ -458,18 +460,18 @@ class Verifier:
     def _single(child: _Child) -> float:
         return max(statistics.median(child.timed(1) for _ in range(3)), 1e-7)
 
-    def _copy_floor(self, copy: _Child, processes: tuple[_Child, ...], scratch: str, shape, deadline: float,
+    def _copy_floor(self, copy: _Child, processes: tuple[_Child, ...], scratch: str, moved: int, deadline: float,
                     at_least: int) -> float:
-        """The fastest a plain copy of the shape's bytes runs here, per call, with the command's round trip
-        taken out: each batch is paired with an empty command, and the floor is the best batch less the best
-        empty one, over the batch's calls. The candidate's own time keeps its share of a round trip, so an
+        """The fastest a plain copy of `moved` bytes (what the op moves at one shape) runs here, per call, with the
+        command's round trip taken out: each batch is paired with an empty command, and the floor is the best batch
+        less the best empty one, over the batch's calls. The candidate's own time keeps its share of a round trip, so an
         honest kernel can only look slower than this floor, never faster. A floor that kept its round trip was
         a round trip whenever the copy is small: once, sized from one stalled call, a single call (536 us
         against an honest 30 us kernel); once, in batches as long as the candidate's but timed while other
         processes slowed every round trip, 39 us against an honest 15 us kernel. Both rejected it."""
         import torch
 
-        half = max(self.op.bytes_moved(shape, self.dtype) // 2, 1)  # copying n bytes moves 2n
+        half = max(moved // 2, 1)  # copying n bytes moves 2n
         buffers = (torch.zeros(half, dtype=torch.uint8, device=self.device),
                    torch.empty(half, dtype=torch.uint8, device=self.device))
         copy.call(cmd="load", inputs=self._save(scratch, [buffers]), timeout=self._left(deadline))

@@ -87,6 +87,7 @@ class RecordingBackend:
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
+        self.streams = 0
 
     def app(self) -> Starlette:
         async def chat_endpoint(request: Request):
@@ -95,7 +96,8 @@ class RecordingBackend:
                 return JSONResponse({"id": "c", "object": "chat.completion", "model": MODEL, "choices": [
                     {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
-            breaks = sum(b'"stream": true' in b or b'"stream":true' in b for b in self.bodies) == 1
+            self.streams += 1
+            breaks = self.streams == 1
 
             async def events():
                 for i, delta in enumerate([{"role": "assistant", "content": ""}, {"content": "a"}, {"content": "b"}]):

@@ -4,13 +4,12 @@ tenants' spend carried once, served and failed counts summed, notes only when th
 import json
 
 from tmx_config import BackendSpec, FleetFile
-from tmx_gateway.domain.engine_costs import CostFit
 from tmx_gateway.domain.fleet import Attempt, FleetView
 from tmx_gateway.domain.peers import PeerView
 
 
-def fleet(*ids: str) -> FleetView:
-    view = FleetView()
+def fleet(*ids: str, share_costs: bool = False) -> FleetView:
+    view = FleetView(share_costs=share_costs)
     view.apply_fleet(FleetFile(backends=tuple(BackendSpec(id=i, url=f"http://{i}", models=("m",)) for i in ids)))
     return view
 
@@ -97,10 +96,7 @@ def test_prefixes_and_spend_travel_once_and_only_prefixes_need_the_same_hash_dom
 
 
 def test_what_a_workers_answers_showed_of_a_backends_speed_its_peers_learn_once():
-    mine, theirs = fleet("a", "b"), fleet("a", "b")
-    for f in (mine, theirs):
-        for b in f.backends.values():
-            b.costs = CostFit(share=True)
+    mine, theirs = fleet("a", "b", share_costs=True), fleet("a", "b", share_costs=True)
     view, other, rec = PeerView("w0"), PeerView("w1"), Recorder()
     view.note(mine, 0.0)  # the first heartbeat
     streamed = Attempt(mine.backends["a"], 2000, 16, now=1.0)
