@@ -40,6 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway_throughput import drive  # noqa: E402
 from peer_overhead import require_tools, start_nginx, wrk  # noqa: E402
+from proc_cpu import cpu_seconds  # noqa: E402
 from record import save  # noqa: E402
 
 from tmx_cli.stack import Stack, StackConfig  # noqa: E402
@@ -47,12 +48,6 @@ from tmx_config import BackendSpec, FleetFile  # noqa: E402
 from tmx_config.fleet import dump_fleet  # noqa: E402
 
 MODEL = "json-model"  # what nginx answers for (peer_overhead.start_nginx)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_us_per_request(pid: int, before: float, result: dict) -> float:

@@ -9,6 +9,11 @@ Tensormux is measured as one process (`tensormux`) and with one worker process p
 TMX_GATEWAY_WORKERS=n), as vllm-router's threads use every core. `python-floor` (and `python-floor-<n>w`) is
 the same server and client stack with nothing on top (`bare_proxy.py`): between it and Tensormux lies the cost of
 Tensormux's features; between it and the direct call, that of the stack.
+Each cell also records the CPU time spent per request it served (from /proc, processes and their children):
+by the proxy under test, by Tensormux's other services on this box (NATS storing the audit and outcome events,
+health and planner consuming them; their CPU is spent whichever target is driven, but only Tensormux's cells
+give them work) and by the backend. On a saturated box the requests/s follow from these: it is where the cores
+went.
 Run: `python bench/peer_overhead.py [--seconds 5] [--workers 1,2]`.
 """
 
@@ -28,6 +33,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proc_cpu import spent_since, tree_cpu_seconds  # noqa: E402
 from record import save  # noqa: E402
 
 from tmx_cli.ports import free_port  # noqa: E402
@@ -143,9 +149,11 @@ def wrk(url: str, model: str, stream: bool, connections: int, seconds: float, to
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    requests = re.search(r"(\d+) requests in", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
-    return {"rps": float(rps.group(1)) if rps else 0.0, "p50_ms": latency("50"), "p99_ms": latency("99"),
+    return {"rps": float(rps.group(1)) if rps else 0.0, "requests": int(requests.group(1)) if requests else 0,
+            "p50_ms": latency("50"), "p99_ms": latency("99"),
             "non_2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(0) if errors else ""}
 
 
@@ -170,12 +178,19 @@ def main() -> None:
         stack = Stack(StackConfig(data_dir=root / "stack", fleet_file=fleet, gateway_port=0, health_port=0,
                                   planner_port=0, registry_port=0, nats_port=0, forge_worker=False))
         stack.start()
-        targets: dict[str, dict[str, tuple[str, str]]] = {"direct": {m: (backends[m], "") for m in backends}}
+        # by target and mode: the URL, the bearer token and the processes that serve it (their CPU is charged to
+        # it; the processes they fork or spawn are found when measured)
+        targets: dict[str, dict[str, tuple[str, str, list[int]]]] = {
+            "direct": {m: (backends[m], "", []) for m in backends}}
+        # Tensormux's other services on this box: NATS and the event consumers (health, planner, registry)
+        services = [c.proc.pid for c in stack.children if c.name in ("nats", "registry", "health", "planner")]
         try:
             for workers in sorted({int(w) for w in args.workers.split(",")}):
+                name = "gateway" if workers == 1 else f"gw-{workers}w"
                 url = stack.urls["gateway"] if workers == 1 else \
-                    stack.add_gateway(f"gw-{workers}w", TMX_GATEWAY_WORKERS=str(workers))
-                targets["tensormux" if workers == 1 else f"tensormux-{workers}w"] = {m: (url, "") for m in backends}
+                    stack.add_gateway(name, TMX_GATEWAY_WORKERS=str(workers))
+                targets["tensormux" if workers == 1 else f"tensormux-{workers}w"] = {
+                    m: (url, "", [stack.child(name).proc.pid]) for m in backends}
             if "python-floor" in peers:  # the gateway's server and client stack alone: see bare_proxy.py
                 for workers in sorted({int(w) for w in args.workers.split(",")}):
                     name = "python-floor" if workers == 1 else f"python-floor-{workers}w"
@@ -185,7 +200,7 @@ def main() -> None:
                         spawn(procs, name, [sys.executable, str(HERE / "bare_proxy.py"), "--upstream", url, "--port",
                                             str(port), "--workers", str(workers)],
                               f"http://127.0.0.1:{port}/health", root / f"{name}-{mode}.log")
-                        targets[name][mode] = (f"http://127.0.0.1:{port}", "")
+                        targets[name][mode] = (f"http://127.0.0.1:{port}", "", [procs[-1].pid])
             if "vllm-router" in peers:
                 venv = ensure_venv("vllm-router", "vllm-router")
                 targets["vllm-router"] = {}
@@ -195,7 +210,7 @@ def main() -> None:
                                                  str(port), "--worker-urls", url, "--policy", "round_robin",
                                                  "--prometheus-port", str(free_port())],
                           f"http://127.0.0.1:{port}/health", root / f"vllm-router-{mode}.log")
-                    targets["vllm-router"][mode] = (f"http://127.0.0.1:{port}", "")
+                    targets["vllm-router"][mode] = (f"http://127.0.0.1:{port}", "", [procs[-1].pid])
             if "litellm" in peers:
                 venv = ensure_venv("litellm", "litellm[proxy]")
                 config = root / "litellm.yaml"
@@ -210,21 +225,29 @@ def main() -> None:
                                          "--host", "127.0.0.1", "--num_workers", "1"],
                       f"http://127.0.0.1:{port}/health/liveliness", root / "litellm.log", timeout=180,
                       env={**os.environ, "LITELLM_LOG": "ERROR"})
-                targets["litellm"] = {m: (f"http://127.0.0.1:{port}", "sk-bench") for m in backends}
+                targets["litellm"] = {m: (f"http://127.0.0.1:{port}", "sk-bench", [procs[-1].pid]) for m in backends}
             rows = []
             for mode in ("json", "sse"):
                 for connections in (1, 64):
                     direct = None
                     for name, by_mode in targets.items():
-                        url, token = by_mode[mode]
+                        url, token, pids = by_mode[mode]
+                        groups = {"proxy": pids, "services": services, "backend": [nginx.pid]}
+                        cpu = {group: tree_cpu_seconds(roots) for group, roots in groups.items()}
                         result = wrk(url, f"{mode}-model", mode == "sse", connections, args.seconds, token)
+                        for group, roots in groups.items():
+                            result[f"{group}_cpu_us_per_request"] = \
+                                spent_since(cpu[group], roots) / max(result["requests"], 1) * 1e6
                         direct = direct or result
                         row = {"target": name, "stream": mode == "sse", "connections": connections, **result,
                                "added_p50_ms": result["p50_ms"] - direct["p50_ms"]}
                         rows.append(row)
                         print(f"{'stream' if mode == 'sse' else 'json':6} c={connections:<3} {name:14} "
                               f"{result['rps']:9.0f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f}"
-                              f" ms  added p50 {row['added_p50_ms']:+.2f} ms  non-2xx {result['non_2xx']}",
+                              f" ms  added p50 {row['added_p50_ms']:+.2f} ms  CPU/request: proxy "
+                              f"{result['proxy_cpu_us_per_request']:5.0f} us, services "
+                              f"{result['services_cpu_us_per_request']:4.0f} us, backend "
+                              f"{result['backend_cpu_us_per_request']:4.0f} us  non-2xx {result['non_2xx']}",
                               flush=True)
         finally:
             stack.stop()
