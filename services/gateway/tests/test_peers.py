@@ -1,11 +1,10 @@
 """The view a gateway's workers share: peers' load added into the backends and taken out again, prefixes and
 tenants' spend carried once, served and failed counts summed, notes only when there is news."""
 
-import json
-
 from tmx_config import BackendSpec, FleetFile
 from tmx_gateway.domain.fleet import Attempt, FleetView
 from tmx_gateway.domain.peers import PeerView
+from tmx_gateway.peering import decode_note, encode_note
 
 
 def fleet(*ids: str, share_costs: bool = False) -> FleetView:
@@ -105,7 +104,7 @@ def test_what_a_workers_answers_showed_of_a_backends_speed_its_peers_learn_once(
     answered.answered(3.0, 64)
     note = view.note(mine, 0.01)  # no heartbeat due and the same load: only the observations make it news
     assert set(note["costs"]) == {"a"} and len(note["costs"]["a"]) == 2
-    assert rec.apply(other, json.loads(json.dumps(note)), theirs)  # as it travels
+    assert rec.apply(other, decode_note(encode_note(note)), theirs)  # as it travels
     a, seen = theirs.backends["a"].costs, mine.backends["a"].costs
     assert (a.samples, a.factor) == (2, seen.factor) and seen.factor > 1.5  # learned: slower than the reference
     assert theirs.backends["b"].costs.samples == 0 and a.outbox == []  # nothing to echo back
@@ -134,12 +133,12 @@ def test_served_and_failed_counts_are_the_whole_gateways_and_a_silent_peers_drop
     peer_fleet = fleet("a", "b")
     peer_fleet.backends["a"].served, peer_fleet.backends["b"].failed = 7, 2
     peer = PeerView("w1")
-    note = json.loads(json.dumps(peer.note(peer_fleet, 0.0)))  # as it travels over NATS
+    note = decode_note(encode_note(peer.note(peer_fleet, 0.0)))  # as it travels over NATS
     assert note["outcomes"] == {"a": [7, 0], "b": [0, 2]}
     rec.apply(view, note, f, now=10.0)
     assert view.outcomes(f.backends["a"]) == (12, 1) and view.outcomes(f.backends["b"]) == (0, 2)
     peer_fleet.backends["a"].served = 9  # counts are snapshots: the next note replaces the last, never adds to it
-    rec.apply(view, json.loads(json.dumps(peer.note(peer_fleet, 0.5))), f, now=10.5)
+    rec.apply(view, decode_note(encode_note(peer.note(peer_fleet, 0.5))), f, now=10.5)
     assert view.outcomes(f.backends["a"]) == (14, 1)
     rec.apply(view, note_from("w2", {}, outcomes={"a": [1, -1], "b": [1], "c": "x"}), f, now=10.6)  # malformed
     assert view.outcomes(f.backends["a"]) == (14, 1) and view.outcomes(f.backends["b"]) == (0, 2)

@@ -25,6 +25,16 @@ from tmx_gateway.domain.routing import Router
 log = logging.getLogger(__name__)
 
 
+def encode_note(note: dict) -> bytes:
+    """A note as it travels: JSON, written by orjson."""
+    return orjson.dumps(note)
+
+
+def decode_note(data: bytes):
+    """A note as it arrives (any JSON, `PeerView.apply` checks its shape); ValueError if it is not JSON."""
+    return json_bodies.parse(data)
+
+
 class PeerLink:
     def __init__(self, bus: EventBus, group: str, view: PeerView, fleet: FleetView, router: Callable[[], Router],
                  limiter: RateLimiter, interval_s: float) -> None:
@@ -44,7 +54,7 @@ class PeerLink:
                     continue
                 note = self.view.note(self.fleet, now)
                 if note is not None:
-                    await self.bus.nc.publish(self.subject, orjson.dumps(note))
+                    await self.bus.nc.publish(self.subject, encode_note(note))
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -52,7 +62,7 @@ class PeerLink:
     async def _take(self, msg) -> None:
         now = time.monotonic()
         try:
-            self.view.apply(json_bodies.parse(msg.data), self.fleet, now, self._router().learn_prefix,
+            self.view.apply(decode_note(msg.data), self.fleet, now, self._router().learn_prefix,
                             lambda tenant, requests, tokens: self.limiter.debit(tenant, requests, tokens, now))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             log.warning("malformed peer note ignored", extra={"error": repr(exc)})
