@@ -138,6 +138,68 @@ def test_metering_reads_usage_from_bodies_and_split_sse_chunks():
     assert counting.result().completion_tokens == 1 and counting.result().estimated
 
 
+def _metered_one_by_one(stream: bytes) -> tuple[int, bool, tuple | None]:
+    """What a meter must find in a whole stream, event by event: the answer's data events, whether `[DONE]`
+    ended it, and the last usage that was not null."""
+    import json
+
+    events, done, usage = 0, False, None
+    for event in stream.split(b"\n\n")[:-1]:
+        event = event.lstrip(b"\n")
+        if not event.startswith(b"data:"):
+            continue
+        data = event[5:].strip()
+        if data == b"[DONE]":
+            done = True
+            continue
+        events += 1
+        found = json.loads(data).get("usage")
+        if found:
+            usage = (found["prompt_tokens"], found["completion_tokens"])
+    return events, done, usage
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_stream_meter_counts_in_bulk_what_a_reading_event_by_event_finds(seed):
+    """The meter counts events with substring counts and reads only the events that can matter; whatever the
+    chunking, it must find what reading every event finds: content that mentions [DONE] or "usage" as text,
+    null usage on every chunk (OpenAI's include_usage), comments, extra blank lines, no [DONE] at all."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    parts = []
+    for i in range(rng.randrange(0, 12)):
+        kind = rng.random()
+        if kind < 0.1:
+            parts.append(b": keep-alive\n\n")
+            continue
+        chunk = {"choices": [{"delta": {"content": rng.choice(["a", "[DONE]", '"usage": {}', "data: x"])}}]}
+        if rng.random() < 0.5:
+            chunk["usage"] = None
+        elif rng.random() < 0.2:
+            chunk["usage"] = {"prompt_tokens": rng.randrange(1, 99), "completion_tokens": i}
+        spacing = rng.choice([" ", "", "  "])
+        parts.append(b"\n" * rng.choice([0, 0, 0, 1, 2]) + f"data:{spacing}".encode() +
+                     json.dumps(chunk, separators=rng.choice([(",", ":"), (", ", ": ")])).encode() + b"\n\n")
+    if rng.random() < 0.8:
+        parts.append(b"data: [DONE]\n\n")
+    stream = b"".join(parts)
+    meter, forwarded, at = StreamMeter(), [], 0
+    while at < len(stream):
+        step = rng.choice([1, 3, 17, 64, len(stream)])
+        forwarded.append(meter.feed(stream[at:at + step]))
+        at += step
+    assert b"".join(forwarded) == stream and meter.pending == b""
+    events, done, usage = _metered_one_by_one(stream)
+    assert (meter.events, meter.done) == (events, done)
+    result = meter.result()
+    if usage is None:
+        assert result.estimated and result.completion_tokens == max(events - 1, 0)
+    else:
+        assert (result.prompt_tokens, result.completion_tokens) == usage and not result.estimated
+
+
 @pytest.mark.parametrize("content", [b"\\ud800 half a surrogate", b"caf\\u00e9 \xe2\x98\x95"])
 @pytest.mark.parametrize("extra", [b"", b', "temperature": NaN', b', "logprob": -Infinity', b', "x": 1e400'])
 def test_usage_is_read_from_answers_the_faster_parser_refuses(content, extra):
