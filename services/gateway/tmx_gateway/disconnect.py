@@ -9,13 +9,12 @@ has already taken WATCH_AFTER_S: a quick answer pays for a timer, not for a task
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
-
-from starlette.responses import StreamingResponse
 
 T = TypeVar("T")
 
+SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"  # as Starlette and OpenAI write it
 WATCH_AFTER_S = 0.05  # work still under way after this long is cancelled if its client leaves
 
 
@@ -51,16 +50,33 @@ async def cancelled_if_client_leaves(receive, work: Awaitable[T]) -> tuple[bool,
             watcher.cancel()
 
 
-class RelayedStream(StreamingResponse):
-    """A streamed answer: Starlette's response, watched for the client leaving by `cancelled_if_client_leaves`
+class RelayedStream:
+    """A streamed answer as an ASGI response, watched for the client leaving by `cancelled_if_client_leaves`
     instead of a task group. When the client leaves, its body iterator is closed at once, so the relay's own
-    clean-up (closing the upstream request, releasing the backend) runs now, not when the iterator is collected."""
+    clean-up (closing the upstream request, releasing the backend) runs now, not when the iterator is collected.
+
+    It has what the gateway reads of Starlette's `StreamingResponse` (`body_iterator`, `status_code`,
+    `headers`) without its header normalisation and charset logic, as `http_api.UpstreamAnswer` does for
+    whole answers. The chunks are bytes, sent as they come."""
+
+    __slots__ = ("body_iterator", "status_code", "headers")
+
+    def __init__(self, body_iterator: AsyncIterator[bytes], status_code: int = 200,
+                 headers: dict[str, str] | None = None) -> None:
+        self.body_iterator, self.status_code = body_iterator, status_code
+        self.headers = {**headers, "content-type": SSE_CONTENT_TYPE} if headers else \
+            {"content-type": SSE_CONTENT_TYPE}
 
     async def __call__(self, scope, receive, send) -> None:
         try:
-            await cancelled_if_client_leaves(receive, self.stream_response(send))
+            await cancelled_if_client_leaves(receive, self._stream(send))
         finally:
-            if hasattr(self.body_iterator, "aclose"):
-                await self.body_iterator.aclose()
-        if self.background is not None:
-            await self.background()
+            await self.body_iterator.aclose()
+
+    async def _stream(self, send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": [(name.encode("latin-1"), value.encode("latin-1"))
+                                for name, value in self.headers.items()]})
+        async for chunk in self.body_iterator:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

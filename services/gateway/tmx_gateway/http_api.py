@@ -14,7 +14,7 @@ import aiohttp
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tmx_eventbus import new_event_id
@@ -159,9 +159,9 @@ class GatewayApi:
             except (ValueError, KeyError, TypeError, AttributeError):
                 message = f"upstream returned HTTP {response.status_code}"
             return _anthropic_error(response.status_code, message, response.headers)
-        if isinstance(response, StreamingResponse):
+        if isinstance(response, RelayedStream):
             return RelayedStream(_anthropic_stream(response.body_iterator, raw["model"]),
-                                 media_type="text/event-stream", headers=_gateway_headers(response.headers))
+                                 headers=_gateway_headers(response.headers))
         return JSONResponse(anthropic.from_openai(json.loads(response.body), raw["model"]),
                             headers=_gateway_headers(response.headers))
 
@@ -257,7 +257,7 @@ class GatewayApi:
                     resume = _Resume(body, headers, policy, tried, deadline,
                                      self.settings.max_attempts - attempt - 1)
                 return RelayedStream(self._relay(upstream, backend, decision, ctx, resume, why_not),
-                                     status_code=200, media_type="text/event-stream", headers=out_headers)
+                                     headers=out_headers)
             return await self._respond(upstream, backend, decision, ctx, out_headers)
         if not tried:
             err = GatewayError(503, f"no healthy backend serves model `{model}`", code="no_healthy_backend")
