@@ -1,10 +1,11 @@
-"""Watching for a client that leaves: the cancellation logic on its own, with a scripted ASGI `receive`."""
+"""Watching for a client that leaves, and the streamed response that does it: on their own, with a scripted ASGI
+`receive` and a recording `send`."""
 
 import asyncio
 
 import pytest
 
-from tmx_gateway.disconnect import WATCH_AFTER_S, cancelled_if_client_leaves
+from tmx_gateway.disconnect import WATCH_AFTER_S, FinalChunk, RelayedStream, cancelled_if_client_leaves
 
 
 async def never_called():
@@ -53,3 +54,42 @@ async def test_a_cancellation_from_elsewhere_still_propagates():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def _sent(chunks) -> tuple[list[dict], bool]:
+    """The ASGI messages a RelayedStream of `chunks` sends, and whether it closed its iterator."""
+    closed = False
+
+    async def body():
+        nonlocal closed
+        try:
+            for chunk in chunks:
+                yield chunk
+        finally:
+            closed = True
+
+    messages = []
+
+    async def send(message):
+        messages.append(message)
+
+    await RelayedStream(body(), headers={"x-tmx-backend": "b1"})(
+        {"type": "http"}, never_called, send)
+    return messages, closed
+
+
+async def test_a_relayed_stream_sends_its_chunks_then_its_end():
+    messages, closed = await _sent([b"data: 1\n\n", b"data: 2\n\n"])
+    assert messages[0] == {"type": "http.response.start", "status": 200, "headers": [
+        (b"x-tmx-backend", b"b1"), (b"content-type", b"text/event-stream; charset=utf-8")]}
+    assert [(m["body"], m["more_body"]) for m in messages[1:]] == [
+        (b"data: 1\n\n", True), (b"data: 2\n\n", True), (b"", False)]
+    assert closed
+
+
+async def test_a_final_chunk_goes_out_with_the_end_of_the_response():
+    """One message fewer, so one write (a syscall) fewer for the server per stream."""
+    messages, closed = await _sent([b"data: 1\n\n", FinalChunk(b"data: [DONE]\n\n")])
+    assert [(m["body"], m["more_body"]) for m in messages[1:]] == [
+        (b"data: 1\n\n", True), (b"data: [DONE]\n\n", False)]
+    assert closed

@@ -82,6 +82,33 @@ async def test_proxies_chat_and_streams_bytes_unchanged(asgi_server, tmp_path):
     assert strip_ids(via_gateway) == strip_ids(direct_bytes)
 
 
+async def test_a_relayed_stream_ends_with_its_done_event_in_the_last_message(asgi_server, tmp_path):
+    """The relay holds `[DONE]` until the upstream ends and sends it with the response's end: the server writes
+    them at once. The client still gets every byte, in order."""
+    bodies: list[tuple[bytes, bool]] = []
+
+    def recording(app):
+        async def wrapped(scope, receive, send):
+            async def recorded(message):
+                if message["type"] == "http.response.body" and scope.get("path") == "/v1/chat/completions":
+                    bodies.append((message.get("body", b""), message.get("more_body", False)))
+                await send(message)
+            await app(scope, receive, recorded)
+        return wrapped
+
+    async with engine_sims(asgi_server, 1) as sims:
+        (sim_url, _, _), = sims
+        fleet = FleetFile(backends=(BackendSpec(id="s1", url=sim_url, models=(MODEL,)),))
+        gw = Gateway(Settings(fleet_file="", spool_path=str(tmp_path / "events.spool")), fleet)
+        async with asgi_server(recording(gw.starlette())) as (url, _), aiohttp.ClientSession(url) as http:
+            async with http.post("/v1/chat/completions", json=chat(stream=True, max_tokens=3)) as resp:
+                received = await resp.read()
+    assert resp.status == 200 and received.endswith(b"data: [DONE]\n\n")
+    assert b"".join(body for body, _ in bodies) == received
+    assert bodies[-1][1] is False and bodies[-1][0].endswith(b"data: [DONE]\n\n")
+    assert all(more for _, more in bodies[:-1]) and all(body for body, _ in bodies)
+
+
 class RecordingBackend:
     """Answers chat requests and keeps every body it received; its first stream breaks after two events."""
 

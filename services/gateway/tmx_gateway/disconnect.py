@@ -50,6 +50,14 @@ async def cancelled_if_client_leaves(receive, work: Awaitable[T]) -> tuple[bool,
             watcher.cancel()
 
 
+class FinalChunk(bytes):
+    """The last bytes of a stream, yielded by a relay that knows nothing follows: `RelayedStream` sends them with
+    the response's end, so the server writes both at once (for a relay of an SSE stream: what ends with
+    `[DONE]`). Yield nothing after one."""
+
+    __slots__ = ()
+
+
 class RelayedStream:
     """A streamed answer as an ASGI response, watched for the client leaving by `cancelled_if_client_leaves`
     instead of a task group. When the client leaves, its body iterator is closed at once, so the relay's own
@@ -57,7 +65,8 @@ class RelayedStream:
 
     It has what the gateway reads of Starlette's `StreamingResponse` (`body_iterator`, `status_code`,
     `headers`) without its header normalisation and charset logic, as `http_api.UpstreamAnswer` does for
-    whole answers. The chunks are bytes, sent as they come."""
+    whole answers. The chunks are bytes, sent as they come; a `FinalChunk` is sent with the end of the response,
+    which saves the server a write (a syscall) per stream."""
 
     __slots__ = ("body_iterator", "status_code", "headers")
 
@@ -77,6 +86,9 @@ class RelayedStream:
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": [(name.encode("latin-1"), value.encode("latin-1"))
                                 for name, value in self.headers.items()]})
+        ended = False
         async for chunk in self.body_iterator:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            ended = type(chunk) is FinalChunk
+            await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
+        if not ended:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -29,7 +29,7 @@ from tmx_gateway.domain.resilience import RetryBudget
 from tmx_gateway.domain.routing import Decision, RouteRequest, Router, UnknownStrategy
 from tmx_gateway.domain.routing.prompt import estimate_tokens, prompt_text
 from tmx_gateway.domain.sse import split_events
-from tmx_gateway.disconnect import RelayedStream, cancelled_if_client_leaves
+from tmx_gateway.disconnect import FinalChunk, RelayedStream, cancelled_if_client_leaves
 from tmx_gateway.domain.tenancy import Caller, Forbidden, Tenancy, Unauthorized
 from tmx_gateway.errors import GatewayError
 from tmx_gateway.events import EventPublisher, RequestRecord
@@ -294,6 +294,7 @@ class GatewayApi:
         meter = StreamMeter()
         relayed: list[bytes] = []  # the complete events sent, kept only while the stream may be continued
         ttft_ms, status, error, complete = 0.0, 200, "", False
+        held = b""  # events from `[DONE]` on, held until the upstream ends, to go out with the response's end
         try:
             async for chunk in upstream.content.iter_any():
                 if not ttft_ms:
@@ -305,9 +306,12 @@ class GatewayApi:
                 ctx.attempt.decoded(meter.events - 1)  # ~ a token per event; a chat stream's first is the role
                 if resume is not None:
                     relayed.append(events)
+                if meter.done:
+                    held += events
+                    continue
                 yield events
-            if meter.pending:
-                yield meter.pending  # a stream that ended without a final blank line: its last bytes, as sent
+            # with a stream that ended without a final blank line, its last bytes, as sent
+            held += meter.pending
             complete = True
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             status, error = 502, f"upstream {backend.id} broke mid-stream: {type(exc).__name__}"
@@ -320,8 +324,12 @@ class GatewayApi:
             if not complete and not error:
                 self._finish(ctx, backend, 499, meter.result(), ttft_ms, "client disconnected", decision)
         if complete:
+            if held:
+                yield FinalChunk(held)
             self._finish(ctx, backend, status, meter.result(), ttft_ms, error, decision)
             return
+        if held:  # the upstream broke after its [DONE]: what it sent reaches the client before the rest
+            yield held
         self._failed_attempt(ctx, backend, 502, error)
         transcript = continuation.read_transcript(relayed) if resume is not None else None
         if transcript is not None and not transcript.obstacle:
