@@ -127,5 +127,6 @@ async def test_a_client_leaving_an_anthropic_stream_cancels_the_upstream_stream(
             await tmx_async_wait(lambda: runner.core.idle, 10, what="upstream cancelled")
             await tmx_async_wait(lambda: gw.fleet.backends["s1"].inflight == 0, 5, what="inflight released")
             assert gw.fleet.backends["s1"].failed == 0
+            gw.metrics.flush()  # the request path tallies its metrics (see metrics.Children)
             assert gw.metrics.requests.labels(MODEL, "s1", "499")._value.get() == 1
     assert runner.core.cache.usage == 0

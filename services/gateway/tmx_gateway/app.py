@@ -114,10 +114,12 @@ class Gateway:
             self._tasks.append(asyncio.create_task(self._connect_events(), name="connect-events"))
         if self.settings.fleet_reload_s > 0:
             self._tasks.append(asyncio.create_task(self._watch_fleet_file(), name="fleet-watch"))
+        self._tasks.append(asyncio.create_task(self._flush_metrics(), name="metrics-flush"))
         try:
             with _collector_tuned(self.settings.gc_gen0_threshold):
                 yield
         finally:
+            self.metrics.flush()  # what this process counted reaches the shared files before it exits
             if self.publisher:
                 await self.publisher.stop()
             for task in self._tasks:
@@ -149,6 +151,11 @@ class Gateway:
         self._synced = True
         log.info("fleet state loaded", extra={"backends": known})
         await follower.run()
+
+    async def _flush_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.metrics_flush_s)
+            self.metrics.flush()
 
     async def _watch_fleet_file(self) -> None:
         while True:

@@ -587,6 +587,7 @@ class GatewayApi:
         since the labels name every tenant and backend."""
         if self.settings.metrics_auth and (refused := self._refused_view(request, admin=True)) is not None:
             return refused
+        self.metrics.flush()  # this process's tallies; other workers' reach it within their flush interval
         return Response(generate_latest(self.metrics.exposed), media_type=CONTENT_TYPE_LATEST)
 
     def routes(self) -> list[Route]:

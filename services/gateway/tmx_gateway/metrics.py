@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.metrics import MetricWrapperBase
@@ -51,22 +52,91 @@ class GatewayMetrics:
         self.requests_of, self.latency_of = Children(self.requests), Children(self.latency)
         self.ttft_of, self.inflight_of = Children(self.ttft), Children(self.inflight)
         self.tokens_of, self.decisions_of = Children(self.tokens), Children(self.routing_decisions)
+        self._batched = (self.requests_of, self.latency_of, self.ttft_of, self.inflight_of, self.tokens_of,
+                         self.decisions_of)
+
+    def flush(self) -> None:
+        """Add what the request path tallied (see `Children`) to the metrics."""
+        for children in self._batched:
+            children.flush()
 
 
 class Children:
-    """A labelled metric's children, looked up by their label values in a dict. prometheus_client's `labels()`
-    checks and stringifies the values and takes a lock on every call: several times per request, a few percent of
-    the gateway's CPU. Label values on the request path are bounded (models, backends, statuses, tenants from the
-    fleet file), and the gateway never removes a child, so the cache never goes stale or grows without bound."""
+    """A labelled metric's children on the request path, as tallies kept in this process and added to the
+    metric by `flush` (each second, before /metrics answers, and at shutdown; see `GatewayMetrics.flush`).
 
-    __slots__ = ("_metric", "_children")
+    Every update of a prometheus_client value takes a lock, and with several workers writes a shared file
+    (multiprocess mode): seven per request were 11% of a worker's CPU at two workers (24 us of 213 per request,
+    interleaved A/B in the session-17 note). A tally is a Python number. The cost: another worker's
+    /metrics may see this worker's counts up to a flush interval late; the worker answering a scrape flushes
+    its own first.
+
+    Label values on the request path are bounded (models, backends, statuses, tenants from the fleet file), and
+    the gateway never removes a child, so the tallies never go stale or grow without bound."""
+
+    __slots__ = ("_metric", "_tallies", "_tally")
 
     def __init__(self, metric: MetricWrapperBase) -> None:
         self._metric = metric
-        self._children: dict[tuple[str, ...], MetricWrapperBase] = {}
+        self._tallies: dict[tuple[str, ...], Tally | HistogramTally] = {}
+        self._tally = HistogramTally if isinstance(metric, Histogram) else Tally
 
-    def __call__(self, *values: str) -> MetricWrapperBase:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = self._metric.labels(*values)
-        return child
+    def __call__(self, *values: str) -> Tally | HistogramTally:
+        tally = self._tallies.get(values)
+        if tally is None:
+            tally = self._tallies[values] = self._tally(self._metric.labels(*values))
+        return tally
+
+    def flush(self) -> None:
+        for tally in self._tallies.values():
+            tally.flush()
+
+
+class Tally:
+    """A counter's or a gauge's change not yet added to it."""
+
+    __slots__ = ("child", "delta")
+
+    def __init__(self, child) -> None:
+        self.child, self.delta = child, 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.delta += amount
+
+    def dec(self, amount: float = 1.0) -> None:
+        self.delta -= amount
+
+    def flush(self) -> None:
+        if self.delta:
+            delta, self.delta = self.delta, 0.0
+            self.child.inc(delta)  # a gauge's may be negative (in flight: more ended than started)
+
+
+class HistogramTally:
+    """A histogram's observations not yet added to it, by bucket as `Histogram.observe` counts them (the first
+    bucket whose upper bound is >= the value), and their sum. `flush` adds them to the child's bucket and sum
+    values (prometheus_client's, which has no bulk observe; `test_metrics` holds the result to what observing
+    each value gives)."""
+
+    __slots__ = ("child", "bounds", "counts", "sum", "pending")
+
+    def __init__(self, child: Histogram) -> None:
+        self.child, self.bounds = child, child._upper_bounds
+        self.counts, self.sum, self.pending = [0] * len(self.bounds), 0.0, False
+
+    def observe(self, value: float) -> None:
+        index = bisect_left(self.bounds, value)  # the last bound is +Inf: always a bucket, but for NaN
+        if value <= self.bounds[index]:  # (NaN: none, as observe gives it none)
+            self.counts[index] += 1
+        self.sum += value
+        self.pending = True
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        counts, total = self.counts, self.sum
+        self.counts, self.sum, self.pending = [0] * len(self.bounds), 0.0, False
+        self.child._sum.inc(total)
+        for bucket, count in zip(self.child._buckets, counts):
+            if count:
+                bucket.inc(count)

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     event_ack_interval_ms: float = 1000.0  # how often a JetStream ack confirms what went out since the last one
     audit_file: str = ""  # also append every audit event to this JSONL file
     gc_gen0_threshold: int = 20_000  # young-generation GC every this many allocations, start-up heap frozen; 0: defaults
+    metrics_flush_s: float = Field(1.0, gt=0)  # how often request-path metrics tallies reach /metrics (see metrics.py)
     admin_key: str = ""  # Bearer key for /admin/* and the /ui's data; empty: those are open only while no tenants
     metrics_auth: bool = False  # true: /metrics is an admin view too (it names every tenant in its labels)
     log_level: str = "INFO"
