@@ -14,7 +14,10 @@ by the proxy under test, by Tensormux's other services on this box (NATS storing
 health and planner consuming them; their CPU is spent whichever target is driven, but only Tensormux's cells
 give them work) and by the backend. On a saturated box the requests/s follow from these: it is where the cores
 went.
-Run: `python bench/peer_overhead.py [--seconds 5] [--workers 1,2]`.
+With `--rounds N` every cell is measured N times, the targets' order flipping each round, and reports its median
+round: this machine's speed drifts by tens of percent within minutes, and one pass in one order lets that drift
+land on one target and not another.
+Run: `python bench/peer_overhead.py [--seconds 5] [--workers 1,2] [--rounds 3]`.
 """
 
 from __future__ import annotations
@@ -157,9 +160,18 @@ def wrk(url: str, model: str, stream: bool, connections: int, seconds: float, to
             "non_2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(0) if errors else ""}
 
 
+def median_round(rounds: list[dict]) -> dict:
+    """The round with the median requests/s (of an even number, the lower middle one): a whole round's figures,
+    latency and CPU with the requests/s they came with."""
+    return sorted(rounds, key=lambda r: r["rps"])[(len(rounds) - 1) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every cell this many times, the targets' order flipping each round; each "
+                             "cell reports its median round (by requests/s)")
     parser.add_argument("--peers", default="python-floor,vllm-router,litellm",
                         help="python-floor: the gateway's HTTP stack with no features (bare_proxy.py)")
     parser.add_argument("--workers", default=f"1,{os.cpu_count() or 1}",
@@ -226,29 +238,44 @@ def main() -> None:
                       f"http://127.0.0.1:{port}/health/liveliness", root / "litellm.log", timeout=180,
                       env={**os.environ, "LITELLM_LOG": "ERROR"})
                 targets["litellm"] = {m: (f"http://127.0.0.1:{port}", "sk-bench", [procs[-1].pid]) for m in backends}
+            runs: dict[tuple[str, int, str], list[dict]] = {}  # (mode, connections, target) -> a result per round
+            for round_ in range(args.rounds):
+                # every round measures every cell; the targets' order flips each round, so a machine that speeds
+                # up or slows down during the run does not favour the targets measured first
+                order = list(targets.items()) if round_ % 2 == 0 else list(reversed(targets.items()))
+                for mode in ("json", "sse"):
+                    for connections in (1, 64):
+                        for name, by_mode in order:
+                            url, token, pids = by_mode[mode]
+                            groups = {"proxy": pids, "services": services, "backend": [nginx.pid]}
+                            cpu = {group: tree_cpu_seconds(roots) for group, roots in groups.items()}
+                            result = wrk(url, f"{mode}-model", mode == "sse", connections, args.seconds, token)
+                            for group, roots in groups.items():
+                                result[f"{group}_cpu_us_per_request"] = \
+                                    spent_since(cpu[group], roots) / max(result["requests"], 1) * 1e6
+                            runs.setdefault((mode, connections, name), []).append(result)
+                            print(f"round {round_ + 1}/{args.rounds} {'stream' if mode == 'sse' else 'json':6} "
+                                  f"c={connections:<3} {name:16} {result['rps']:9.0f} req/s", flush=True)
             rows = []
             for mode in ("json", "sse"):
                 for connections in (1, 64):
                     direct = None
-                    for name, by_mode in targets.items():
-                        url, token, pids = by_mode[mode]
-                        groups = {"proxy": pids, "services": services, "backend": [nginx.pid]}
-                        cpu = {group: tree_cpu_seconds(roots) for group, roots in groups.items()}
-                        result = wrk(url, f"{mode}-model", mode == "sse", connections, args.seconds, token)
-                        for group, roots in groups.items():
-                            result[f"{group}_cpu_us_per_request"] = \
-                                spent_since(cpu[group], roots) / max(result["requests"], 1) * 1e6
+                    for name in targets:
+                        rounds = runs[(mode, connections, name)]
+                        result = median_round(rounds)
                         direct = direct or result
                         row = {"target": name, "stream": mode == "sse", "connections": connections, **result,
-                               "added_p50_ms": result["p50_ms"] - direct["p50_ms"]}
+                               "added_p50_ms": result["p50_ms"] - direct["p50_ms"],
+                               "rps_by_round": [r["rps"] for r in rounds],
+                               "non_2xx": sum(r["non_2xx"] for r in rounds)}
                         rows.append(row)
                         print(f"{'stream' if mode == 'sse' else 'json':6} c={connections:<3} {name:14} "
                               f"{result['rps']:9.0f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f}"
                               f" ms  added p50 {row['added_p50_ms']:+.2f} ms  CPU/request: proxy "
                               f"{result['proxy_cpu_us_per_request']:5.0f} us, services "
                               f"{result['services_cpu_us_per_request']:4.0f} us, backend "
-                              f"{result['backend_cpu_us_per_request']:4.0f} us  non-2xx {result['non_2xx']}",
-                              flush=True)
+                              f"{result['backend_cpu_us_per_request']:4.0f} us  non-2xx "
+                              f"{sum(r['non_2xx'] for r in rounds)}", flush=True)
         finally:
             stack.stop()
             for proc in procs:
@@ -258,8 +285,9 @@ def main() -> None:
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-    save("peer_overhead", rows, "instant nginx backend; wrk -t1, same body for all; Tensormux with routing, "
-         "metering and NATS audit on; everything on this machine's 2 cores")
+    save("peer_overhead", rows, f"instant nginx backend; wrk -t1, same body for all; Tensormux with routing, "
+         f"metering and NATS audit on; everything on this machine's 2 cores; {args.rounds} round(s) of every cell, "
+         f"the targets' order flipping each round, each cell's median round")
 
 
 if __name__ == "__main__":
