@@ -274,8 +274,8 @@ def main() -> None:
                               f" ms  added p50 {row['added_p50_ms']:+.2f} ms  CPU/request: proxy "
                               f"{result['proxy_cpu_us_per_request']:5.0f} us, services "
                               f"{result['services_cpu_us_per_request']:4.0f} us, backend "
-                              f"{result['backend_cpu_us_per_request']:4.0f} us  non-2xx "
-                              f"{sum(r['non_2xx'] for r in rounds)}", flush=True)
+                              f"{result['backend_cpu_us_per_request']:4.0f} us  non-2xx {row['non_2xx']}",
+                              flush=True)
         finally:
             stack.stop()
             for proc in procs:

@@ -135,9 +135,8 @@ def test_every_side_keeps_the_same_output_of_its_timed_batch(timed_batches):
     candidate ~2% (scratch A/A, 20 verdicts a side: 0.962 against 0.980). Every baseline keeps the same one."""
     verdict = verifier(shapes=([16, 64],)).verify(candidate("honest_rmsnorm"))
     assert verdict.ok, verdict.reason
-    batches = timed_batches
-    assert len(batches) == 2 * FAST.repeats and {role for role, _, _ in batches} == {"candidate", "eager"}
-    for first, second in zip(batches[::2], batches[1::2]):  # each repeat: one batch per side, in either order
+    assert len(timed_batches) == 2 * FAST.repeats and {role for role, _, _ in timed_batches} == {"candidate", "eager"}
+    for first, second in zip(timed_batches[::2], timed_batches[1::2]):  # each repeat: one batch per side, in either order
         assert {first[0], second[0]} == {"candidate", "eager"} and first[1:] == second[1:] and len(first[2]) == 1
 
 
@@ -153,7 +152,8 @@ def test_which_side_goes_first_is_a_coin_then_alternates(monkeypatch, timed_batc
     verdict = verifier(shapes=([16, 64],)).verify(candidate("honest_rmsnorm"))
     assert verdict.ok, verdict.reason
     other = {"candidate": "eager", "eager": "candidate"}[first]
-    assert [role for role, _, _ in timed_batches] == [first, other, other, first] * (FAST.repeats // 2) + [first, other] * (FAST.repeats % 2)
+    expected = [first, other, other, first] * (FAST.repeats // 2) + [first, other] * (FAST.repeats % 2)
+    assert [role for role, _, _ in timed_batches] == expected
 
 
 def test_cpu_timing_does_not_flush_and_records_no_flush_cost():

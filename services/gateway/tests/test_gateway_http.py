@@ -46,14 +46,15 @@ async def engine_sims(asgi_server, count, **overrides):
 
 
 @contextlib.asynccontextmanager
-async def gateway(asgi_server, tmp_path, backends, nats_url="", tenants=(), **settings):
+async def gateway(asgi_server, tmp_path, backends, nats_url="", tenants=(), wrap=lambda app: app, **settings):
+    """A gateway over `backends` ((id, url) pairs) on its own server; `wrap`: ASGI middleware around its app."""
     fleet = FleetFile(backends=tuple(BackendSpec(id=i, url=u, models=(MODEL,)) for i, u in backends),
                       models=(ModelSpec(name=MODEL, aliases=("alias",)),), tenants=tenants)
     path = tmp_path / "tensormux.yaml"
     dump_fleet(fleet, path)
     settings.setdefault("spool_path", str(tmp_path / "events.spool"))
     gw = Gateway(Settings(fleet_file=str(path), nats_url=nats_url, **settings), fleet)
-    async with asgi_server(gw.starlette()) as (url, _):
+    async with asgi_server(wrap(gw.starlette())) as (url, _):
         async with aiohttp.ClientSession(url) as http:
             yield http, gw
 
@@ -98,9 +99,7 @@ async def test_a_relayed_stream_ends_with_its_done_event_in_the_last_message(asg
 
     async with engine_sims(asgi_server, 1) as sims:
         (sim_url, _, _), = sims
-        fleet = FleetFile(backends=(BackendSpec(id="s1", url=sim_url, models=(MODEL,)),))
-        gw = Gateway(Settings(fleet_file="", spool_path=str(tmp_path / "events.spool")), fleet)
-        async with asgi_server(recording(gw.starlette())) as (url, _), aiohttp.ClientSession(url) as http:
+        async with gateway(asgi_server, tmp_path, [("s1", sim_url)], wrap=recording) as (http, _):
             async with http.post("/v1/chat/completions", json=chat(stream=True, max_tokens=3)) as resp:
                 received = await resp.read()
     assert resp.status == 200 and received.endswith(b"data: [DONE]\n\n")

@@ -68,11 +68,12 @@ class RelayedStream:
     whole answers. The chunks are bytes, sent as they come; a `FinalChunk` is sent with the end of the response,
     which saves the server a write (a syscall) per stream."""
 
-    __slots__ = ("body_iterator", "status_code", "headers")
+    __slots__ = ("body_iterator", "headers")
 
-    def __init__(self, body_iterator: AsyncIterator[bytes], status_code: int = 200,
-                 headers: dict[str, str] | None = None) -> None:
-        self.body_iterator, self.status_code = body_iterator, status_code
+    status_code = 200  # a stream starts only once its upstream answered 200
+
+    def __init__(self, body_iterator: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> None:
+        self.body_iterator = body_iterator
         self.headers = {**headers, "content-type": SSE_CONTENT_TYPE} if headers else \
             {"content-type": SSE_CONTENT_TYPE}
 
