@@ -15,7 +15,9 @@ routing view over NATS, and through one whose workers each route alone (labels `
 `2-replicas` runs two separate gateways in one peer group, the requests alternating between them as behind a
 load balancer, and `2-replicas-alone` two that do not share (labels `@2-replicas`, `@2-replicas-alone`);
 `fixed-costs` a gateway that prices every backend at the reference engine costs instead of learning each one's
-(label `@fixed-costs`), for a fleet of unlike replicas (`--sim-profiles 8000:6,8000:6,2000:12,2000:12`).
+(label `@fixed-costs`), for a fleet of unlike replicas (`--sim-profiles 8000:6,8000:6,2000:12,2000:12`);
+`2-own-costs` a gateway of two workers that share their load and prefixes but each fit the backends' engine costs
+from their own answers alone (label `@2-own-costs`; against `2`, what sharing the cost observations buys).
 Run: `python bench/routing_quality.py [--requests 160] [--rate 14] [--router-policies cache_aware,round_robin]
 [--gateways 1,2,2-alone,2-replicas,2-replicas-alone]`.
 """
@@ -201,7 +203,8 @@ def main() -> None:
                         help="Tensormux gateways to run the strategies through: 'n' a gateway of n workers sharing "
                              "their routing view over NATS, 'n-alone' one whose workers each route alone, "
                              "'n-replicas' n gateways in one peer group, 'n-replicas-alone' n that do not share, "
-                             "'fixed-costs' one that learns no engine costs; e.g. 1,2,2-alone,2-replicas")
+                             "'fixed-costs' one that learns no engine costs, 'n-own-costs' n workers that share "
+                             "all but their engine-cost observations; e.g. 1,2,2-alone,2-replicas")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,6 +225,11 @@ def main() -> None:
                     continue
                 nats = "" if arm.endswith("-alone") else stack.urls["nats"]
                 count = int(arm.split("-")[0])
+                if arm.endswith("-own-costs"):  # workers sharing load and prefixes, each fitting costs alone
+                    gateways[arm] = [stack.add_gateway(f"gw-{arm}", TMX_GATEWAY_WORKERS=str(count),
+                                                       TMX_GATEWAY_NATS_URL=nats,
+                                                       TMX_GATEWAY_SHARE_ENGINE_COSTS="false")]
+                    continue
                 if "-replicas" in arm:  # separate gateways of one process each, in one peer group unless alone
                     gateways[arm] = [stack.add_gateway(f"gw-{arm}-{i}", TMX_GATEWAY_NATS_URL=nats,
                                                        TMX_GATEWAY_PEER_GROUP="" if not nats else f"edge-{arm}")
@@ -245,7 +253,7 @@ def main() -> None:
             for workload in args.workloads.split(","):
                 for arm in args.gateways.split(","):
                     for strategy in args.strategies.split(","):
-                        suffix = "" if "-replicas" in arm or arm == "fixed-costs" else "w"
+                        suffix = "" if "-replicas" in arm or "costs" in arm else "w"
                         label = strategy if arm == "1" else f"{strategy}@{arm}{suffix}"
                         cell(gateways[arm], label, workload)
                 for policy in filter(None, args.router_policies.split(",")):
@@ -261,7 +269,8 @@ def main() -> None:
          f"shared: {args.tenants} tenants x {args.system_words}-word system prompts; gateways by workers: "
          f"{args.gateways} (label @nw: n workers sharing their view over NATS; @n-alonew: n workers, each alone; "
          f"@n-replicas: n gateways in one peer group, requests in turn; @n-replicas-alone: n gateways, each alone; "
-         f"@fixed-costs: one process that learns no engine costs)")
+         f"@fixed-costs: one process that learns no engine costs; @n-own-costs: n workers sharing their view "
+         f"but not what their answers show of each backend's speed)")
 
 
 if __name__ == "__main__":

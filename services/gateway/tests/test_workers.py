@@ -249,3 +249,36 @@ async def test_gateway_replicas_in_one_peer_group_share_what_they_routed(gated, 
     finally:
         # one process: uvicorn shuts down gracefully, then exits by the signal it caught
         assert [replica.stop() for replica in replicas] == [-signal.SIGTERM] * 2
+
+
+async def test_replicas_that_share_no_engine_costs_still_share_what_they_routed(gated, tmp_path, nats_url,
+                                                                              tmx_async_wait):
+    """TMX_GATEWAY_SHARE_ENGINE_COSTS=false: peers still tell each other their load and what they routed, but each
+    fits every backend's speed from its own answers alone."""
+    backends, urls = gated
+    for b in backends:
+        b.release.set()
+    replicas = [WorkersGateway(tmp_path, urls, nats_url, workers=1, name=f"own-{i}", TMX_GATEWAY_GATEWAY_ID=f"own-{i}",
+                               TMX_GATEWAY_PEER_GROUP="own", TMX_GATEWAY_SHARE_ENGINE_COSTS="false")
+                for i in range(2)]
+    try:
+        for replica in replicas:
+            await tmx_async_wait(replica.ready, 30, what="gateway replica ready")
+        status, first = await replicas[0].chat("first question")
+        assert status == 200 and first["gateway"] == "own-0"
+        blocks = len(LONG_PROMPT.encode()) // BLOCK_CHARS
+        views = {}
+
+        async def the_other_heard_the_answer() -> bool:
+            # the note that carries the request's end (in flight back to 0) would carry the answer's cost observation
+            status, views["own-1"] = await replicas[1].get("/admin/backends")
+            backend = {b["id"]: b for b in views["own-1"]["backends"]}[first["chosen"]]
+            return status == 200 and backend["cached_prefix_blocks"] >= blocks and backend["served"] == 1 and \
+                all(b["inflight"] == 0 for b in views["own-1"]["backends"])
+        await tmx_async_wait(the_other_heard_the_answer, 15, what="the other replica hearing of the answer")
+        _, views["own-0"] = await replicas[0].get("/admin/backends")
+        observations = {gw: {b["id"]: b["engine_costs"]["observations"] for b in view["backends"]}
+                        for gw, view in views.items()}
+        assert observations == {"own-0": {"b0": 0, "b1": 0, first["chosen"]: 1}, "own-1": {"b0": 0, "b1": 0}}
+    finally:
+        assert [replica.stop() for replica in replicas] == [-signal.SIGTERM] * 2

@@ -59,7 +59,7 @@ class Gateway:
         self.fleet = FleetView(breaker_threshold=settings.breaker_threshold,
                                breaker_cooldown_s=settings.breaker_cooldown_s,
                                learn_costs=settings.learn_engine_costs,
-                               share_costs=bool(settings.peer_group))
+                               share_costs=bool(settings.peer_group) and settings.share_engine_costs)
         self.fleet.apply_fleet(fleet_file)
         self.tenancy = Tenancy(fleet_file)
         # with a peer group (a gateway's workers), what they tell each other: load, prefixes routed, tenants' spend
