@@ -121,7 +121,12 @@ def test_a_prompts_prefill_eta_counts_the_prefill_queued_ahead_of_it():
 def test_metering_reads_usage_from_bodies_and_split_sse_chunks():
     body = b'{"usage": {"prompt_tokens": 7, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}}'
     usage = usage_from_body(body)
-    assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) == (7, 3, 4)
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) == (7, 3, 4) and usage.cached_reported
+    # whether the backend said what it had cached, a cached 0 included, or said nothing of it
+    assert [usage_from_body(b'{"usage": {"prompt_tokens": 7%s}}' % details).cached_reported for details in
+            (b', "prompt_tokens_details": {"cached_tokens": 0}', b'', b', "prompt_tokens_details": null',
+             b', "prompt_tokens_details": {"cached_tokens": null}', b', "prompt_tokens_details": {}')] == \
+        [True, False, False, False, False]
     assert usage_from_body(b"not json").prompt_tokens == 0
     stream = (b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
               b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}\n\ndata: [DONE]\n\n')

@@ -5,6 +5,7 @@ import pytest
 
 from tmx_gateway.domain.engine_costs import REFERENCE, CostFit, CostPool, EngineCosts, comparable
 from tmx_gateway.domain.fleet import Attempt, Backend, FleetView
+from tmx_gateway.domain.metering import Usage
 from tmx_gateway.domain.routing import RouteRequest, build_policy
 
 SLOW = REFERENCE.scaled(4.0)  # a part 4x slower than the reference
@@ -118,14 +119,48 @@ def test_a_streams_first_token_is_an_observation_of_the_ttft_under_the_load_it_w
     attempt = Attempt(b, 1000, 16, cached_tokens=200, now=10.0)
     attempt.first_token(10.25)
     attempt.first_token(10.5)  # later chunks observe nothing more
+    assert b.prefilling_prompt_tokens == 600 and b.costs.samples == 0  # prefilled; learned at the stream's end
+    attempt.learn(Usage(prompt_tokens=1100, completion_tokens=16, estimated=True))  # no cached tokens reported
     fit = CostFit()
-    fit.observe(600 + 800, 1, 250.0)
+    fit.observe(600 + 800, 1, 250.0)  # at the prefill routing predicted
     assert (b.costs.costs, b.costs.samples) == (fit.costs, 1)
-    assert b.prefilling_prompt_tokens == 600  # and it is prefilled
+    attempt.ended()
+    assert b.costs.samples == 1  # learned once
     presumed = Attempt(b, 100, 16, now=11.0)
     presumed.prefilled()  # a non-streamed answer's presumption is no observation
     presumed.first_token(12.0)
+    presumed.ended()
     assert b.costs.samples == 1
+
+
+def test_a_ttft_is_learned_at_the_prefill_the_backend_reports_not_the_one_routing_predicted():
+    """Routing predicted 800 of 1000 prompt tokens cached; the engine had evicted them and reports 0 of its 1100
+    cached (its own count): the 250 ms TTFT is a full prefill behind 600 queued tokens, not a slow backend."""
+    evicted, as_predicted, unreported = (Backend(i, "u", ("m",)) for i in ("evicted", "as_predicted", "unreported"))
+    for b, usage in ((evicted, Usage(1100, 16, cached_tokens=0, cached_reported=True)),
+                     (as_predicted, Usage(1100, 16, cached_tokens=880, cached_reported=True)), (unreported, None)):
+        Attempt(b, 600, 16, now=0.0)
+        attempt = Attempt(b, 1000, 16, cached_tokens=800, now=10.0)
+        attempt.first_token(10.25)
+        if usage is None:
+            attempt.ended()  # a stream that ends without usage: learned as predicted
+        else:
+            attempt.learn(usage)
+    fits = {}
+    for name, tokens in (("evicted", 600 + 1000), ("as_predicted", 600 + 200), ("unreported", 600 + 200)):
+        fits[name] = CostFit()
+        fits[name].observe(tokens, 1, 250.0)
+    assert evicted.costs.factor == pytest.approx(fits["evicted"].factor, rel=1e-12)
+    assert as_predicted.costs.factor == pytest.approx(fits["as_predicted"].factor, rel=1e-12)
+    assert unreported.costs.factor == pytest.approx(fits["unreported"].factor, rel=1e-12)
+    assert evicted.costs.factor < as_predicted.costs.factor  # the full prefill explains more of the 250 ms
+    # a non-streamed answer likewise
+    answered = Backend("answered", "u", ("m",))
+    Attempt(answered, 1000, 64, cached_tokens=800, now=0.0).answered(
+        0.9, Usage(1000, 40, cached_tokens=0, cached_reported=True))
+    full = CostFit()
+    full.observe_answer(1000, 0, 40, 900.0)
+    assert answered.costs.factor == pytest.approx(full.factor, rel=1e-12)
 
 
 def test_non_streamed_answers_teach_the_factor_where_no_ttft_is_seen():
@@ -161,13 +196,13 @@ def test_a_non_streamed_answer_is_an_observation_of_the_whole_answer_under_the_l
     attempt = Attempt(b, 1000, 64, cached_tokens=200, now=10.0)
     attempt.prefilled()  # presumed prefilled (the timer): not an observation
     assert b.costs.samples == 0
-    attempt.answered(10.9, 40)
+    attempt.answered(10.9, Usage(completion_tokens=40))
     fit = CostFit()
     fit.observe_answer(600 + 800, 1, 40, 900.0)
     assert b.costs.factor == pytest.approx(fit.factor, rel=1e-12) and b.costs.samples == 1 and fit.factor > 1.0
     attempt.ended()
-    attempt.answered(11.0, 40)  # an ended attempt, or an answer without usage, observes nothing
-    Attempt(b, 100, 16, now=12.0).answered(12.5, 0)
+    attempt.answered(11.0, Usage(completion_tokens=40))  # an ended attempt, or an answer without usage, observes nothing
+    Attempt(b, 100, 16, now=12.0).answered(12.5, Usage())
     assert b.costs.samples == 1
 
 
@@ -196,16 +231,23 @@ def test_prefix_aware_sends_a_cold_prompt_to_the_replica_it_learned_is_faster():
     assert unlearned.scores(cold(4), alike)["slow"] == unlearned.scores(cold(4), alike)["fast"]
 
 
-def test_replicas_within_the_noise_margin_of_their_median_are_priced_alike():
+def test_replicas_within_the_noise_margin_of_each_other_are_priced_alike():
     alike = comparable({"a": 0.46, "b": 0.47, "c": 0.50, "d": 0.53})  # fits of four alike replicas
-    assert list(alike.values()) == pytest.approx([math.sqrt(0.47 * 0.50)] * 4)  # all at the median (of logs)
+    assert list(alike.values()) == pytest.approx([(0.46 * 0.47 * 0.50 * 0.53) ** 0.25] * 4)  # at their geomean
     assert len(set(alike.values())) == 1  # exactly one price: their ties are broken evenly, not by rounding
     apart = comparable({"fast": 1.0, "slow": 4.0})
-    # each side of their median (2.0) loses the margin: 4x apart becomes 4 / 1.1^2
-    assert apart["fast"] == pytest.approx(2.0 / 2.0 * 1.1) and apart["slow"] == pytest.approx(2.0 * 2.0 / 1.1)
-    assert apart["slow"] / apart["fast"] == pytest.approx(4.0 / 1.1 ** 2)
+    assert apart == {"fast": 1.0, "slow": 4.0}  # unlike replicas are priced as they are
     three = comparable({"a": 1.0, "b": 1.05, "c": 3.0})
-    assert three["a"] == three["b"] == 1.05 and three["c"] == pytest.approx(3.0 / 1.1)
+    assert three["a"] == three["b"] == pytest.approx(math.sqrt(1.05)) and three["c"] == 3.0
+    # two kinds, two of each (the fast pair's fits 8% apart): one price per kind, the kinds as far apart as they are
+    kinds = comparable({"f1": 0.50, "s1": 2.0, "f2": 0.54, "s2": 2.1})
+    assert list(kinds) == ["f1", "s1", "f2", "s2"]
+    assert kinds["f1"] == kinds["f2"] == pytest.approx(math.sqrt(0.50 * 0.54))
+    assert kinds["s1"] == kinds["s2"] == pytest.approx(math.sqrt(2.0 * 2.1))
+    # a group breaks at a gap over the margin, or once it would span over the margin twice over
+    assert len(set(comparable({"a": 1.0, "b": 1.11}).values())) == 2
+    drift = comparable({"a": 1.0, "b": 1.09, "c": 1.18, "d": 1.28})  # each 9% above the last
+    assert drift["a"] == drift["b"] == drift["c"] != drift["d"] == 1.28
     assert comparable({"only": 2.5}) == {"only": 2.5}
 
 

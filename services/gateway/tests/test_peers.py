@@ -3,6 +3,7 @@ tenants' spend carried once, served and failed counts summed, notes only when th
 
 from tmx_config import BackendSpec, FleetFile
 from tmx_gateway.domain.fleet import Attempt, FleetView
+from tmx_gateway.domain.metering import Usage
 from tmx_gateway.domain.peers import PeerView
 from tmx_gateway.peering import decode_note, encode_note
 
@@ -101,7 +102,8 @@ def test_what_a_workers_answers_showed_of_a_backends_speed_its_peers_learn_once(
     streamed = Attempt(mine.backends["a"], 2000, 16, now=1.0)
     answered = Attempt(mine.backends["a"], 500, 64, now=1.0)
     streamed.first_token(1.9)  # 2000 tokens ahead: ~250 ms on the reference, 900 here
-    answered.answered(3.0, 64)
+    streamed.learn()  # the stream ended without usage
+    answered.answered(3.0, Usage(completion_tokens=64))
     note = view.note(mine, 0.01)  # no heartbeat due and the same load: only the observations make it news
     assert set(note["costs"]) == {"a"} and len(note["costs"]["a"]) == 2
     assert rec.apply(other, decode_note(encode_note(note)), theirs)  # as it travels

@@ -281,7 +281,7 @@ class GatewayApi:
         finally:
             upstream.release()
         usage = usage_from_body(data) if upstream.status == 200 else Usage()
-        ctx.attempt.answered(time.monotonic(), usage.completion_tokens)  # observes nothing without usage
+        ctx.attempt.answered(time.monotonic(), usage)  # observes nothing without usage
         self._release(ctx, failed=upstream.status >= 500)
         self._finish(ctx, backend, upstream.status, usage, 0.0, "", decision)
         return UpstreamAnswer(data, upstream.status, headers, upstream.headers.get("content-type", "application/json"))
@@ -318,6 +318,8 @@ class GatewayApi:
         finally:
             if complete:
                 upstream.release()
+                usage = meter.result()
+                ctx.attempt.learn(usage)  # its TTFT, at the prefill its usage reports
             else:
                 upstream.close()  # cancels the upstream request (client gone or stream broken)
             self._release(ctx, failed=bool(error), verdict=complete or bool(error))
@@ -326,7 +328,7 @@ class GatewayApi:
         if complete:
             if held:
                 yield FinalChunk(held)
-            self._finish(ctx, backend, status, meter.result(), ttft_ms, error, decision)
+            self._finish(ctx, backend, status, usage, ttft_ms, error, decision)
             return
         if held:  # the upstream broke after its [DONE]: what it sent reaches the client before the rest
             yield held

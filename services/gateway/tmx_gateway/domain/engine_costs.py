@@ -186,18 +186,27 @@ NOISE_MARGIN = 0.10  # factors learned from ~20 TTFTs of alike replicas differ b
 
 
 def comparable(factors: dict[str, float], margin: float = NOISE_MARGIN) -> dict[str, float]:
-    """The factors to compare replicas at: each one's distance from their median, less `margin` (in log terms).
-    Replicas within the margin of the median are priced alike, so noise in their fits does not decide where cold
-    prompts go (alike replicas then share them as with fixed costs); of two replicas 4x apart, the slower is still
-    priced ~3.3x the faster."""
+    """The factors to compare replicas at: replicas whose fits lie within `margin` of each other are priced alike,
+    each such group at the geometric mean of its fits, so noise in their fits does not decide where cold prompts
+    go (alike replicas then share them, as with fixed costs); unlike groups keep their own prices. Sorted by
+    factor, a group ends where the next factor is more than `margin` above the previous one, or more than
+    `margin` twice over above the group's first (so a slow drift of factors does not chain into one group).
+    A fleet of two kinds (2 fast replicas, 2 four times slower) comes out as two prices 4x apart, each shared
+    by its kind: compared with one median instead, the fast pair kept their noise and one took every cold prompt."""
     if len(factors) < 2:
         return factors
-    ordered = sorted(factors.values())
-    n = len(ordered)
-    mid = ordered[n // 2] if n % 2 else math.sqrt(ordered[n // 2 - 1] * ordered[n // 2])  # the median of logs
-    log_mid, log_band = math.log(mid), math.log(1 + margin)
-    out = {}
-    for key, factor in factors.items():  # every factor within the margin comes out as the same float: exp(log_mid)
-        gap = math.log(factor) - log_mid
-        out[key] = math.exp(log_mid + math.copysign(max(0.0, abs(gap) - log_band), gap))
-    return out
+    ordered = sorted(factors.items(), key=lambda item: item[1])
+    out: dict[str, float] = {}
+
+    def priced(group: list[tuple[str, float]]) -> None:  # one float per group: its ties are broken evenly
+        price = group[0][1] if len(group) == 1 else math.exp(math.fsum(math.log(f) for _, f in group) / len(group))
+        out.update((key, price) for key, _ in group)
+
+    group = [ordered[0]]
+    for key, factor in ordered[1:]:
+        if factor > group[-1][1] * (1 + margin) or factor > group[0][1] * (1 + margin) ** 2:
+            priced(group)
+            group = []
+        group.append((key, factor))
+    priced(group)
+    return {key: out[key] for key in factors}

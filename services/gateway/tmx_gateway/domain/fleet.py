@@ -11,6 +11,7 @@ from enum import Enum
 
 from tmx_config import FleetFile
 from tmx_gateway.domain.engine_costs import CostFit, CostPool
+from tmx_gateway.domain.metering import Usage
 from tmx_gateway.domain.resilience import BreakerState, CircuitBreaker
 
 
@@ -95,10 +96,13 @@ class Attempt:
     prompts sent to the replica that holds their prefix cost it only their uncached rest. Its output counts as
     decode work owed until a stream shows it `decoded()`. A stream's first token (`first_token`) is also an
     observation of the backend's TTFT under the load it was sent into, from which its costs are learned; a
-    non-streamed answer's end (`answered`), of how long a whole answer took there."""
+    non-streamed answer's end (`answered`), of how long a whole answer took there. Both are priced at the
+    prompt's own prefill as the backend's usage reports it (its cached tokens), where it does: a prefix routing
+    thought cached but the engine had evicted is a prefill the backend did, not a sign that it is slow. So a
+    stream's TTFT is learned at its end (`learn`, with its usage), or, without one, when it ends."""
 
     __slots__ = ("backend", "prompt_tokens", "prefill_tokens", "max_tokens", "is_prefilled", "is_ended",
-                 "prefill_eta_s", "output_done", "sent_at", "_ahead", "_seqs")
+                 "prefill_eta_s", "output_done", "sent_at", "_ahead", "_seqs", "_ttft_ms")
 
     def __init__(self, backend: Backend, prompt_tokens: int, max_tokens: int, cached_tokens: int = 0,
                  now: float = 0.0) -> None:
@@ -107,6 +111,7 @@ class Attempt:
         self.is_prefilled = self.is_ended = False
         self.output_done = 0
         self.sent_at = now
+        self._ttft_ms = 0.0  # seen, not yet learned
         self._ahead = backend.queued_prefill_tokens() + self.prefill_tokens  # what the TTFT estimate is made of
         self._seqs = backend.busy_seqs()
         self.prefill_eta_s = backend.costs.ttft_ms(self._ahead, self._seqs) / 1000
@@ -122,15 +127,32 @@ class Attempt:
             self.backend.prefilling_prompt_tokens -= self.prefill_tokens
 
     def first_token(self, now: float) -> None:
-        """A stream's first bytes arrived at `now` (same clock as `sent_at`): prefilled, and its TTFT observed."""
+        """A stream's first bytes arrived at `now` (same clock as `sent_at`): prefilled, and its TTFT seen."""
         if not self.is_prefilled and not self.is_ended:
-            self.backend.costs.observe(self._ahead, self._seqs, (now - self.sent_at) * 1000)
+            self._ttft_ms = (now - self.sent_at) * 1000
         self.prefilled()
 
-    def answered(self, now: float, output_tokens: int) -> None:
-        """A non-streamed answer of `output_tokens` arrived whole at `now` (same clock as `sent_at`)."""
-        if not self.is_ended and output_tokens > 0:
-            self.backend.costs.observe_answer(self._ahead, self._seqs, output_tokens, (now - self.sent_at) * 1000)
+    def learn(self, usage: Usage | None = None) -> None:
+        """The stream's TTFT, if seen, is learned as an observation of the prefill work it waited for (its own
+        part as `usage` reports it, where it does)."""
+        if self._ttft_ms and not self.is_ended:
+            self.backend.costs.observe(self._prefill_ahead(usage), self._seqs, self._ttft_ms)
+        self._ttft_ms = 0.0
+
+    def answered(self, now: float, usage: Usage) -> None:
+        """A non-streamed answer arrived whole at `now` (same clock as `sent_at`), with its `usage`."""
+        if not self.is_ended and usage.completion_tokens > 0:
+            self.backend.costs.observe_answer(self._prefill_ahead(usage), self._seqs, usage.completion_tokens,
+                                              (now - self.sent_at) * 1000)
+
+    def _prefill_ahead(self, usage: Usage | None) -> float:
+        """The prefill work the TTFT estimate was made of, with the prompt's own part at the share of it the
+        backend reports it did not have cached (scaled onto the gateway's token estimate, which the costs are
+        fitted against) instead of the share routing predicted."""
+        if usage is None or not usage.cached_reported or not usage.prompt_tokens:
+            return self._ahead
+        uncached = max(usage.prompt_tokens - usage.cached_tokens, 0) / usage.prompt_tokens
+        return self._ahead - self.prefill_tokens + self.prompt_tokens * uncached
 
     def decoded(self, tokens: int) -> None:
         """`tokens` of its output are out (a stream's events so far): only the rest is decode work still owed."""
@@ -143,6 +165,7 @@ class Attempt:
         """Answered, failed or abandoned: none of its work remains on the backend."""
         if self.is_ended:
             return
+        self.learn()  # a TTFT seen and not yet learned: at the prefill routing predicted
         self.prefilled()
         self.is_ended = True
         b = self.backend

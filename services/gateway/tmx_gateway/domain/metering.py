@@ -13,6 +13,7 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     estimated: bool = False
+    cached_reported: bool = False  # the backend said how many prompt tokens it had cached (0 included)
 
 
 def _from_obj(usage: dict | None) -> Usage | None:
@@ -23,6 +24,7 @@ def _from_obj(usage: dict | None) -> Usage | None:
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
         cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+        cached_reported=isinstance(details, dict) and details.get("cached_tokens") is not None,
     )
 
 
