@@ -74,8 +74,7 @@ class RelayedStream:
 
     def __init__(self, body_iterator: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> None:
         self.body_iterator = body_iterator
-        self.headers = {**headers, "content-type": SSE_CONTENT_TYPE} if headers else \
-            {"content-type": SSE_CONTENT_TYPE}
+        self.headers = {**(headers or {}), "content-type": SSE_CONTENT_TYPE}
 
     async def __call__(self, scope, receive, send) -> None:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tmx_gateway.domain.json_bodies import parse
+from tmx_gateway.domain.sse import payload
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,7 @@ def usage_from_body(body: bytes) -> Usage:
 
 
 def _is_done(event: bytes) -> bool:
-    event = event.lstrip(b"\n")  # after extra blank lines, as the bulk count counts it
-    return event.startswith(b"data:") and event[5:].strip() == b"[DONE]"
+    return payload(event.lstrip(b"\n")) == b"[DONE]"  # after extra blank lines, as the bulk count counts it
 
 
 class StreamMeter:
@@ -78,8 +78,8 @@ class StreamMeter:
             for event in complete.split(b"\n\n"):
                 if dones and _is_done(event):
                     self._end()
-                elif usage and b'"usage"' in event and (event := event.lstrip(b"\n")).startswith(b"data:"):
-                    self._read_usage(event[5:])
+                elif usage and b'"usage"' in event and (data := payload(event.lstrip(b"\n"))) is not None:
+                    self._read_usage(data)
         return buffer[:end + 2]
 
     def _end(self) -> None:
