@@ -1,3 +1,6 @@
+import json
+import random
+
 import pytest
 
 from tmx_config import FleetFile
@@ -146,8 +149,6 @@ def test_metering_reads_usage_from_bodies_and_split_sse_chunks():
 def _metered_one_by_one(stream: bytes) -> tuple[int, bool, tuple | None]:
     """What a meter must find in a whole stream, event by event: the answer's data events, whether `[DONE]`
     ended it, and the last usage that was not null."""
-    import json
-
     events, done, usage = 0, False, None
     for event in stream.split(b"\n\n")[:-1]:
         event = event.lstrip(b"\n")
@@ -169,9 +170,6 @@ def test_the_stream_meter_counts_in_bulk_what_a_reading_event_by_event_finds(see
     """The meter counts events with substring counts and reads only the events that can matter; whatever the
     chunking, it must find what reading every event finds: content that mentions [DONE] or "usage" as text,
     null usage on every chunk (OpenAI's include_usage), comments, extra blank lines, no [DONE] at all."""
-    import json
-    import random
-
     rng = random.Random(seed)
     parts = []
     for i in range(rng.randrange(0, 12)):
