@@ -1,5 +1,6 @@
 import asyncio
 
+import nats.errors
 import pytest
 from nats.js.api import RetentionPolicy, StreamConfig
 
@@ -132,3 +133,45 @@ async def test_follow_last_per_subject_replays_current_state_then_follows(bus, t
     assert seen[-1] == ("b", 3)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_consumer_stops_when_cancelled_even_if_the_fetch_swallowed_the_cancel(bus, monkeypatch,
+                                                                                    tmx_async_wait):
+    """Python 3.11's wait_for, inside nats-py's fetch, can swallow a cancel that lands as its timeout fires (seen
+    once in CI: a service's stop hung on its consumer). Here every fetch swallows it so; the consumer must still
+    stop."""
+    await bus.provision()
+    decl = ConsumerDecl(stream="TMX_AUDIT", durable="test-swallow", filter_subject=subjects.ALL_AUDIT,
+                        ack_wait_s=1.0, max_deliver=3, backoff_s=())
+    fetches, swallowing = [], {"on": True}
+    subscribe = bus.js.pull_subscribe
+
+    async def pull_subscribe(*args, **kwargs):
+        psub = await subscribe(*args, **kwargs)
+        fetch = psub.fetch
+
+        async def swallowing_fetch(*a, **kw):
+            fetches.append(1)
+            try:
+                return await fetch(*a, **kw)
+            except asyncio.CancelledError:
+                if not swallowing["on"]:
+                    raise
+                raise nats.errors.TimeoutError  # the cancel lost, as the race loses it
+        psub.fetch = swallowing_fetch
+        return psub
+
+    monkeypatch.setattr(bus.js, "pull_subscribe", pull_subscribe)
+
+    async def handler(event):
+        pass
+
+    task = asyncio.create_task(bus.consume(decl, handler))
+    await tmx_async_wait(lambda: fetches, 10, what="the consumer fetching")
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    swallowing["on"] = False
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert task in done and task.cancelled()

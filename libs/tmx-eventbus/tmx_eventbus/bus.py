@@ -96,12 +96,18 @@ class EventBus:
         )
         psub = await self.js.pull_subscribe(decl.filter_subject, durable=decl.durable, stream=decl.stream, config=config)
         self._subscriptions.append(psub)
+        task = asyncio.current_task()
         try:
             while True:
                 try:
                     msgs = await psub.fetch(batch, timeout=1.0)
                 except (TimeoutError, nats.errors.TimeoutError):
-                    continue
+                    msgs = []
+                # A cancel that lands as fetch's inner wait_for times out or gets a message is swallowed there
+                # (Python 3.11's wait_for): the request is still pending on the task, so honour it here, or
+                # the consumer runs on and whoever waits for it to stop hangs.
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError
                 for msg in msgs:
                     await self._handle(msg, decode, handle, decl.ack_wait_s)
         finally:
