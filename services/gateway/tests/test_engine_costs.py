@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from tmx_gateway.domain.engine_costs import REFERENCE, CostFit, CostPool, EngineCosts, comparable
+from tmx_gateway.domain.engine_costs import REFERENCE, CostFit, CostPool, EngineCosts, comparable, comparable_costs
 from tmx_gateway.domain.fleet import Attempt, Backend, FleetView
 from tmx_gateway.domain.metering import Usage
 from tmx_gateway.domain.routing import RouteRequest, build_policy
@@ -88,9 +88,9 @@ def test_a_shared_fit_hands_its_observations_over_once_and_a_peer_learns_them_as
     for i in range(30):
         tokens, seqs = rng.uniform(0, 4000), rng.randrange(0, 40)
         if i % 3:
-            ttft = SLOW.ttft_ms(tokens, seqs) * rng.uniform(0.8, 1.2)
-            mine.observe(tokens, seqs, ttft)
-            both.observe(tokens, seqs, ttft)
+            ttft = SLOW.ttft_ms(tokens, seqs) * rng.uniform(0.8, 1.2) + 20.0
+            mine.observe(tokens, seqs, ttft, unqueued=i % 2 == 0)
+            both.observe(tokens, seqs, ttft, unqueued=i % 2 == 0)
         else:
             out = rng.randrange(1, 300)
             latency = SLOW.answer_ms(tokens, seqs, out) * (40.0 if i == 9 else 1.0)  # one stall: clipped alike
@@ -101,8 +101,9 @@ def test_a_shared_fit_hands_its_observations_over_once_and_a_peer_learns_them_as
     for kind, reference_ms, observed_ms in shared:
         peer.learn_shared(kind, reference_ms, observed_ms)
     assert (peer.factor, peer.samples) == (both.factor, both.samples) == (mine.factor, 30)
+    assert peer.overhead_ms == both.overhead_ms == mine.overhead_ms > 0  # the unqueued ones were shared as such
     assert peer.outbox == []  # a peer's observation is not shared again (no echo between workers)
-    for bad in ((2, 10.0, 20.0), (0, 0.0, 20.0), (0, math.inf, 20.0), (1, 10.0, -1.0), (0, 10.0, math.nan)):
+    for bad in ((3, 10.0, 20.0), (0, 0.0, 20.0), (0, math.inf, 20.0), (1, 10.0, -1.0), (0, 10.0, math.nan)):
         peer.learn_shared(*bad)
     assert (peer.factor, peer.samples) == (both.factor, 30)
     unshared = CostFit()
@@ -111,6 +112,114 @@ def test_a_shared_fit_hands_its_observations_over_once_and_a_peer_learns_them_as
     for _ in range(CostFit.OUTBOX + 5):  # no peer takes them: the outbox stops growing
         mine.observe(100, 1, 50.0)
     assert len(mine.outbox) == CostFit.OUTBOX and mine.samples == 30 + CostFit.OUTBOX + 5
+
+
+FAST = REFERENCE.scaled(0.5)
+OVERHEAD_MS = 8.0  # what every request takes on FAST beside its engine's work
+
+
+def fast_ttft(tokens: float, seqs: float) -> float:
+    return FAST.ttft_ms(tokens, seqs) + OVERHEAD_MS
+
+
+def test_the_overhead_is_the_intercept_of_unqueued_ttfts():
+    exact = CostFit(prior_weight=0.0, overhead_ridge=0.0, forget=1.0)
+    for tokens, seqs in ((50, 0), (1000, 2), (80, 1), (2000, 0)):  # cache hits beside cold prompts
+        exact.observe(tokens, seqs, fast_ttft(tokens, seqs), unqueued=True)
+    assert (exact.factor, exact.overhead_ms) == (pytest.approx(0.5, rel=1e-9), pytest.approx(OVERHEAD_MS, rel=1e-9))
+    assert exact.ttft_ms(500, 3) == pytest.approx(fast_ttft(500, 3), rel=1e-9)
+    # the ridge pulls it toward 0 by overhead_ridge observations' worth: with four of them against four seen, the
+    # overhead is part of the way there and the factor takes up the rest
+    ridged = CostFit(prior_weight=0.0, forget=1.0)
+    for tokens, seqs in ((50, 0), (1000, 2), (80, 1), (2000, 0)):
+        ridged.observe(tokens, seqs, fast_ttft(tokens, seqs), unqueued=True)
+    assert 0.3 * OVERHEAD_MS < ridged.overhead_ms < OVERHEAD_MS and ridged.factor > 0.5
+    # TTFTs queued behind other prompts teach the factor, never the overhead
+    queued = CostFit(prior_weight=0.0, overhead_ridge=0.0)
+    for tokens, seqs in ((50, 0), (1000, 2), (80, 1), (2000, 0)):
+        queued.observe(tokens, seqs, fast_ttft(tokens, seqs))
+    assert queued.overhead_ms == 0.0 and queued.factor > 0.5
+
+
+def test_no_overhead_is_learned_from_prompts_of_one_size_nor_more_than_half_their_ttft():
+    """Prompts of about one size (uniform traffic): a line through the origin explains their TTFTs as well as any,
+    and the ridge keeps the overhead at ~0 where unregularised least squares would read it from the noise."""
+    ridged_most, free_most = 0.0, 0.0
+    for seed in range(10):
+        rng = random.Random(seed)
+        ridged, free = CostFit(), CostFit(overhead_ridge=0.0)
+        for _ in range(60):
+            tokens, seqs = rng.uniform(950, 1050), rng.randrange(0, 4)
+            ttft = FAST.ttft_ms(tokens, seqs) * rng.uniform(0.8, 1.2)
+            ridged.observe(tokens, seqs, ttft, unqueued=True)
+            free.observe(tokens, seqs, ttft, unqueued=True)
+        ridged_most = max(ridged_most, ridged.overhead_ms / ridged.ttft_ms(1000, 2))
+        free_most = max(free_most, free.overhead_ms / free.ttft_ms(1000, 2))
+    assert ridged_most < 0.01
+    assert free_most > 0.3  # what the noise alone made of it, in one of the ten
+    # a constant TTFT whatever the prompt (no engine work shows at all): held at half of it
+    flat = CostFit(prior_weight=0.0, overhead_ridge=0.0)
+    for tokens in (100, 1000, 3000):
+        flat.observe(tokens, 0, 40.0, unqueued=True)
+    assert flat.overhead_ms == pytest.approx(20.0, rel=1e-12) and flat.factor > 0
+
+
+def test_twins_priced_alike_whether_they_serve_cache_hits_or_cold_prompts():
+    """Two alike replicas (FAST, 8 ms overhead): one took a few cold prompts and since then only cache hits, the
+    other only cold prompts. Fitted through the origin, the hits' TTFTs (mostly the overhead) read the first as
+    ever slower, so the second took every cold prompt and the first only hits; with the overhead, both price the
+    next cold prompt about alike, and the hits near as they are."""
+    rng = random.Random(4)
+    hot, cold, hot_origin = CostFit(), CostFit(), CostFit(overhead_ridge=1e12)  # the last: no overhead, as before
+    for i in range(60):
+        seqs = rng.randrange(0, 4)
+        tokens = rng.uniform(900, 1100) if i < 10 and i % 2 == 0 else rng.uniform(30, 120)
+        for fit in (hot, hot_origin):
+            fit.observe(tokens, seqs, fast_ttft(tokens, seqs), unqueued=True)
+        tokens = rng.uniform(900, 1100)
+        cold.observe(tokens, seqs, fast_ttft(tokens, seqs), unqueued=True)
+    assert hot_origin.ttft_ms(1000, 1) > 1.3 * cold.ttft_ms(1000, 1)
+    assert hot.ttft_ms(1000, 1) == pytest.approx(cold.ttft_ms(1000, 1), rel=0.08)
+    assert cold.ttft_ms(1000, 1) == pytest.approx(fast_ttft(1000, 1), rel=0.08)  # the pull toward 1 (2 of ~20)
+    assert hot.ttft_ms(60, 1) == pytest.approx(fast_ttft(60, 1), rel=0.03)
+    assert hot_origin.ttft_ms(60, 1) < 0.75 * fast_ttft(60, 1)
+
+
+@pytest.mark.parametrize("ridge, shared", [(2.0, True), (1e12, False)])  # with the overhead; through the origin
+def test_prefix_aware_shares_cold_prompts_between_twins_whatever_they_served_before(ridge, shared):
+    """The twins of `test_twins_priced_alike...`, idle, get cold prompts one at a time: priced alike, they take
+    turns (each new conversation's later turns then follow it to either); fitted through the origin, the one that
+    served cache hits looked 1.3x dearer and the other took them all."""
+    rng = random.Random(4)
+    hot, cold = (Backend(i, "u", ("m",), costs=CostFit(overhead_ridge=ridge)) for i in ("hot", "cold"))
+    for i in range(60):
+        seqs = rng.randrange(0, 4)
+        tokens = rng.uniform(900, 1100) if i < 10 and i % 2 == 0 else rng.uniform(30, 120)
+        hot.costs.observe(tokens, seqs, fast_ttft(tokens, seqs), unqueued=True)
+        tokens = rng.uniform(900, 1100)
+        cold.costs.observe(tokens, seqs, fast_ttft(tokens, seqs), unqueued=True)
+    policy = build_policy("prefix_aware")
+    chosen = []
+    for i in range(6):
+        request = RouteRequest(model="m", endpoint="/v1/chat/completions", prompt_text=str(i) * 4000,
+                               prompt_tokens=1000)
+        chosen.append(policy.choose(request, [hot, cold]).backend_id)
+        Attempt(hot if chosen[-1] == "hot" else cold, 1000, 16).ended()  # answered before the next comes
+    assert (chosen.count("hot"), chosen.count("cold")) == ((3, 3) if shared else (0, 6))
+
+
+def test_a_stream_sent_with_nothing_queued_ahead_is_learned_as_unqueued():
+    b = Backend("b", "u", ("m",), costs=CostFit(share=True))
+    first = Attempt(b, 1000, 16, now=0.0)  # nothing queued: only its own prefill
+    second = Attempt(b, 1000, 16, now=0.0)  # behind the first's
+    for attempt in (second, first):
+        attempt.first_token(0.1)
+        attempt.learn()
+    third = Attempt(b, 1000, 16, now=1.0)  # both prefilled: nothing queued, though two still decode
+    third.first_token(1.05)
+    third.ended()
+    assert [kind for kind, _, _ in b.costs.take_outbox()] == [CostFit.TTFT, CostFit.TTFT_UNQUEUED,
+                                                              CostFit.TTFT_UNQUEUED]
 
 
 def test_a_streams_first_token_is_an_observation_of_the_ttft_under_the_load_it_was_sent_into():
@@ -251,15 +360,71 @@ def test_replicas_within_the_noise_margin_of_each_other_are_priced_alike():
     assert comparable({"only": 2.5}) == {"only": 2.5}
 
 
+def test_replicas_that_agree_on_a_prompts_cost_are_priced_alike_however_their_fits_split_it():
+    fits = {key: CostFit(prior_weight=0.0, overhead_ridge=0.0) for key in ("hits", "cold", "slow")}
+    for tokens in (40, 1000, 80, 2000):  # 0.5x + 8 ms, seen over prompts of all sizes
+        fits["hits"].observe(tokens, 0, fast_ttft(tokens, 0), unqueued=True)
+    for tokens in (1000, 1000):  # the same replica seen over one size only: no overhead, a factor that holds it
+        fits["cold"].observe(tokens, 0, fast_ttft(tokens, 0), unqueued=True)
+    for tokens in (1000, 40):
+        fits["slow"].observe(tokens, 0, 2 * REFERENCE.ttft_ms(tokens, 0) + 10.0, unqueued=True)
+    cold_factor = fast_ttft(1000, 0) / REFERENCE.ttft_ms(1000, 0)  # ~0.56: 12% above 0.5, apart by factor alone
+    assert fits["cold"].overhead_ms == 0.0 and fits["cold"].factor == pytest.approx(cold_factor, rel=1e-12)
+    assert len(set(comparable({key: fit.factor for key, fit in fits.items()}).values())) == 3
+    priced = comparable_costs(fits, 1000)  # both say a 1000-token prompt costs fast_ttft(1000, 0): one group
+    alike = (pytest.approx(math.sqrt(0.5 * cold_factor), rel=1e-9), pytest.approx(4.0, rel=1e-9))
+    assert priced == {"hits": alike, "cold": alike, "slow": (pytest.approx(2.0, rel=1e-9), pytest.approx(10.0))}
+    assert priced["hits"] == priced["cold"]  # exactly: their ties are broken evenly
+    assert comparable_costs(fits, 1000)["hits"][0] * REFERENCE.ttft_ms(1000, 0) + 4.0 == \
+        pytest.approx(fast_ttft(1000, 0), rel=0.002)  # and near what each says
+    # for a 40-token prompt they disagree (8 + 0.5 x 11 ms against 0.56 x 11): each is priced as it is
+    apart = comparable_costs(fits, 40)
+    assert apart["hits"] == (fits["hits"].factor, fits["hits"].overhead_ms)
+    assert apart["cold"] == (fits["cold"].factor, 0.0)
+    assert comparable_costs({}, 10) == {} and comparable_costs({"one": fits["slow"]}, 10) == {
+        "one": (fits["slow"].factor, fits["slow"].overhead_ms)}
+
+
+def test_a_fleet_shares_one_overhead_so_a_replica_serving_only_cache_hits_prices_cold_prompts_as_its_twins():
+    rng = random.Random(6)
+    pool = CostPool()
+    hot, cold, slow = (CostFit(pool=pool) for _ in range(3))  # twins at 0.5x + 8 ms, a replica at 2x + 8 ms
+    alone = CostFit()  # `hot`'s observations fitted without a pool
+    slow_ttft = lambda tokens, seqs: REFERENCE.scaled(2.0).ttft_ms(tokens, seqs) + OVERHEAD_MS  # noqa: E731
+    for i in range(60):
+        seqs = rng.randrange(0, 4)
+        tokens = rng.uniform(900, 1100) if i < 4 else rng.uniform(30, 120)  # a few cold prompts, then only hits
+        for fit in (hot, alone):
+            fit.observe(tokens, seqs, fast_ttft(tokens, seqs), unqueued=True)
+        tokens = rng.uniform(900, 1100) if i % 2 else rng.uniform(30, 120)
+        cold.observe(tokens, seqs, fast_ttft(tokens, seqs), unqueued=True)
+        tokens = rng.uniform(30, 120)  # only hits: its own TTFTs cannot split factor from overhead
+        slow.observe(tokens, seqs, slow_ttft(tokens, seqs), unqueued=True)
+    # the shared intercept: what the spread of each one's own prompts shows (`cold`'s above all), less the ridge's
+    # pull toward 0 (two observations' worth against ~15 of spread), not one line through all three (which would
+    # read the slow replica's hits as overhead)
+    assert 0.85 * OVERHEAD_MS < pool.overhead_ms < OVERHEAD_MS
+    assert hot.overhead_ms == cold.overhead_ms == slow.overhead_ms == pool.overhead_ms
+    truth = fast_ttft(1000, 1)
+    assert hot.ttft_ms(1000, 1) == pytest.approx(cold.ttft_ms(1000, 1), rel=0.05)  # within the noise margin
+    assert cold.ttft_ms(1000, 1) == pytest.approx(truth, rel=0.05)  # the pull toward the fleet's factor the rest
+    assert alone.ttft_ms(1000, 1) > 1.1 * hot.ttft_ms(1000, 1)  # fitted alone, its hits inflated its factor
+    assert slow.factor == pytest.approx(2.0, rel=0.1) and slow.ttft_ms(1000, 1) > 3 * cold.ttft_ms(1000, 1)
+    assert comparable_costs({"hot": hot, "cold": cold}, 1000)["hot"] == comparable_costs(
+        {"hot": hot, "cold": cold}, 1000)["cold"]  # priced alike
+
+
 def test_a_backend_with_few_observations_is_presumed_like_the_rest_of_its_fleet():
     pool = CostPool()
     seen, new = CostFit(pool=pool), CostFit(pool=pool)
     assert new.factor == pool.factor == 1.0  # nothing seen anywhere: the reference
-    seen.observe(1000, 4, 0.5 * REFERENCE.ttft_ms(1000, 4))  # this fleet runs at half the reference
+    seen.observe(1000, 4, 0.5 * REFERENCE.ttft_ms(1000, 4), unqueued=True)  # this fleet runs at half the reference
     assert pool.factor == pytest.approx(0.5, rel=1e-12)  # its first observation, not pulled toward the reference
     assert seen.factor == new.factor == pytest.approx(0.5, rel=1e-12)  # so an unseen replica looks alike
+    seen.observe(1000, 4, 5 * REFERENCE.ttft_ms(1000, 4))  # a queued one is not the fleet's
+    assert pool.factor == pytest.approx(0.5, rel=1e-12)
     for tokens, seqs, ttft in observations(REFERENCE.scaled(0.5), 100):
-        seen.observe(tokens, seqs, ttft)
+        seen.observe(tokens, seqs, ttft, unqueued=True)
     assert pool.factor == pytest.approx(0.5, rel=1e-12) and seen.factor == pytest.approx(0.5, rel=1e-12)
     assert new.factor == pool.factor  # nothing of its own yet: the fleet's, not the reference GPU's 1.0
     new.observe(1000, 0, REFERENCE.ttft_ms(1000, 0))  # one observation at 1x against a pull of two at the pool's

@@ -25,8 +25,8 @@ PAGE = """<!doctype html>
 <h2>Backends</h2>
 <table><thead><tr><th>backend</th><th>state</th><th>routable</th><th>breaker</th><th>models</th>
 <th>in flight</th><th>req/s</th><th>served</th><th>failed</th><th>engine running / waiting</th>
-<th>KV cache</th><th>prefix hits</th><th title="its TTFTs against a reference GPU replica's, as learned from its
-streams (how many)">engine cost</th></tr></thead><tbody id="backends"></tbody></table>
+<th>KV cache</th><th>prefix hits</th><th title="its TTFTs against a reference GPU replica's, plus the fixed time
+of every request there, as learned from its streams (how many)">engine cost</th></tr></thead><tbody id="backends"></tbody></table>
 <h2>Models</h2>
 <table><thead><tr><th>model</th><th>aliases</th><th>context</th><th>backends</th></tr></thead>
 <tbody id="models"></tbody></table>
@@ -58,7 +58,8 @@ async function refresh() {
         <td class="num">${x.failed}</td><td class="num">${load ? load.running + " / " + load.waiting : "-"}</td>
         <td class="num">${load ? pct(load.kv_cache_usage) : "-"}</td>
         <td class="num">${load ? pct(load.prefix_cache_hit_rate) : "-"}</td>
-        <td class="num">${x.engine_costs.factor.toFixed(2)}x (${x.engine_costs.observations})</td></tr>`;
+        <td class="num">${x.engine_costs.factor.toFixed(2)}x + ${x.engine_costs.overhead_ms.toFixed(1)} ms
+          (${x.engine_costs.observations})</td></tr>`;
     }).join("");
     document.getElementById("models").innerHTML = models.map(x => `<tr><td>${esc(x.id)}</td>
       <td>${x.aliases.map(esc).join(", ")}</td><td class="num">${x.context_length || "-"}</td>

@@ -71,10 +71,10 @@ class Backend:
             queued += self.load.waiting * self.inflight_prompt_tokens / self.inflight
         return queued
 
-    def ttft_ms(self, prefill_tokens: float, factor: float | None = None) -> float:
-        """Its estimated TTFT for a prompt sent now with `prefill_tokens` of its own to prefill (at `factor` times
-        the reference costs where given, else at its own learned factor)."""
-        return self.costs.ttft_ms(self.queued_prefill_tokens() + prefill_tokens, self.busy_seqs(), factor)
+    def ttft_ms(self, prefill_tokens: float, priced: tuple[float, float] | None = None) -> float:
+        """Its estimated TTFT for a prompt sent now with `prefill_tokens` of its own to prefill (at `priced`: a
+        factor on the reference costs and an overhead, where given, else at its own learned ones)."""
+        return self.costs.ttft_ms(self.queued_prefill_tokens() + prefill_tokens, self.busy_seqs(), priced)
 
     def observe_latency(self, latency_ms: float, ttft_ms: float, alpha: float = 0.2) -> None:
         self.ewma_latency_ms = latency_ms if not self.ewma_latency_ms else (
@@ -99,10 +99,12 @@ class Attempt:
     non-streamed answer's end (`answered`), of how long a whole answer took there. Both are priced at the
     prompt's own prefill as the backend's usage reports it (its cached tokens), where it does: a prefix routing
     thought cached but the engine had evicted is a prefill the backend did, not a sign that it is slow. So a
-    stream's TTFT is learned at its end (`learn`, with its usage), or, without one, when it ends."""
+    stream's TTFT is learned at its end (`learn`, with its usage), or, without one, when it ends; as unqueued where
+    no other prompt's prefill was queued on the backend when it was sent (from those the backend's fixed overhead
+    is learned)."""
 
     __slots__ = ("backend", "prompt_tokens", "prefill_tokens", "max_tokens", "is_prefilled", "is_ended",
-                 "prefill_eta_s", "output_done", "sent_at", "_ahead", "_seqs", "_ttft_ms")
+                 "prefill_eta_s", "output_done", "sent_at", "_ahead", "_unqueued", "_seqs", "_ttft_ms")
 
     def __init__(self, backend: Backend, prompt_tokens: int, max_tokens: int, cached_tokens: int = 0,
                  now: float = 0.0) -> None:
@@ -112,7 +114,8 @@ class Attempt:
         self.output_done = 0
         self.sent_at = now
         self._ttft_ms = 0.0  # seen, not yet learned
-        self._ahead = backend.queued_prefill_tokens() + self.prefill_tokens  # what the TTFT estimate is made of
+        queued = backend.queued_prefill_tokens()
+        self._ahead, self._unqueued = queued + self.prefill_tokens, not queued  # what the TTFT estimate is made of
         self._seqs = backend.busy_seqs()
         self.prefill_eta_s = backend.costs.ttft_ms(self._ahead, self._seqs) / 1000
         backend.inflight += 1
@@ -136,7 +139,7 @@ class Attempt:
         """The stream's TTFT, if seen, is learned as an observation of the prefill work it waited for (its own
         part as `usage` reports it, where it does)."""
         if self._ttft_ms and not self.is_ended:
-            self.backend.costs.observe(self._prefill_ahead(usage), self._seqs, self._ttft_ms)
+            self.backend.costs.observe(self._prefill_ahead(usage), self._seqs, self._ttft_ms, self._unqueued)
         self._ttft_ms = 0.0
 
     def answered(self, now: float, usage: Usage) -> None:
