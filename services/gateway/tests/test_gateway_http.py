@@ -626,6 +626,45 @@ async def test_prefix_aware_routing_end_to_end(asgi_server, tmp_path):
                 assert resp.status == 400 and (await resp.json())["error"]["code"] == "unknown_routing_strategy"
 
 
+@pytest.mark.parametrize("learn", [True, False])
+async def test_prefix_aware_learns_what_an_engine_with_a_small_cache_keeps(asgi_server, tmp_path, learn):
+    """An engine with 64 KV blocks, and six prompts of ~11 blocks each asked in turn: each is evicted before it
+    comes again (least recently used, cyclically), so every prediction of a hit the index's budget allows is
+    wrong. The engine's usage says so; the index learns how old a prefix the engine keeps, and predicts none
+    (with `LEARN_PREFIX_CAPACITY=false` it goes on predicting hits)."""
+    async with engine_sims(asgi_server, 1, num_gpu_blocks=64) as sims:
+        async with gateway(asgi_server, tmp_path, [("s0", sims[0][0])], learn_prefix_capacity=learn) as (http, gw):
+            async def predictions() -> dict[str, float]:
+                async with http.get("/metrics") as resp:
+                    text = await resp.text()
+                return {k: float(v) for k, v in re.findall(
+                    r'^tmx_gateway_prefix_predictions_total{outcome="(\w+)"} (\S+)$', text, re.M)}
+
+            async def one_pass() -> None:
+                for group in range(6):
+                    system = f"You are assistant {group}. " + "Long shared instructions. " * 40
+                    body = {"model": MODEL, "max_tokens": 2, "messages": [
+                        {"role": "system", "content": system}, {"role": "user", "content": "question"}]}
+                    async with http.post("/v1/chat/completions", json=body,
+                                         headers={"x-tmx-routing": "prefix_aware"}) as resp:
+                        assert resp.status == 200
+                        assert (await resp.json())["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+
+            for _ in range(5):
+                await one_pass()
+            before = await predictions()
+            assert before["hit_miss"] >= 13  # the budget's 200k blocks halved to the prompts' ages took ~13 misses
+            async with http.get("/admin/backends") as resp:
+                capacity = (await resp.json())["backends"][0]["prefix_capacity_blocks"]
+            await one_pass()
+            after = await predictions()
+            if learn:
+                assert 0 < capacity < 5 * 9  # five other prompts' ~9 blocks each come between one's uses
+                assert after["hit_miss"] == before["hit_miss"] and after["miss_miss"] == before["miss_miss"] + 6
+            else:
+                assert capacity is None and after["hit_miss"] == before["hit_miss"] + 6 == 30
+
+
 async def test_breaker_opens_on_errors_and_closes_through_a_half_open_trial(asgi_server, tmp_path, tmx_async_wait):
     async with engine_sims(asgi_server, 2) as sims:
         (good_url, _, _), (flaky_url, flaky, _) = sims

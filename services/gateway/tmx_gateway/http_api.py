@@ -499,6 +499,10 @@ class GatewayApi:
                 and (usage.prompt_tokens or usage.cached_tokens):
             predicted = "hit" if decision.predicted_cached_tokens else "miss"
             m.prefix_predictions.labels(f"{predicted}_{'hit' if usage.cached_tokens else 'miss'}").inc()
+            if usage.cached_reported and usage.prompt_tokens and decision.indexed_tokens and \
+                    self.settings.learn_prefix_capacity:
+                self._router().observe(ctx.model, decision, ctx.route.prompt_tokens,
+                                       usage.cached_tokens / usage.prompt_tokens)
         m.requests_of(ctx.model, backend_id, str(status)).inc()
         m.latency_of(ctx.model).observe(latency)
         if ttft_ms:
@@ -560,7 +564,10 @@ class GatewayApi:
             served, failed = outcomes(b)
             return {"id": b.id, "url": b.url, "models": list(b.models), "state": b.state.value,
                     "routable": b.routable(now), "inflight": b.inflight,
-                    "cached_prefix_blocks": router.prefix_blocks(b.id), "served": served, "failed": failed,
+                    "cached_prefix_blocks": router.prefix_blocks(b.id),
+                    # the age (blocks routed there since its last use) up to which the index presumes a block still
+                    # cached there, as learned from its answers' cached tokens; null until learned
+                    "prefix_capacity_blocks": router.prefix_capacity(b.id), "served": served, "failed": failed,
                     "breaker": b.breaker.state.value,
                     # this worker's fit of its engine's costs (learned from the TTFTs its own streams showed): the
                     # reference's times `factor`
@@ -617,7 +624,7 @@ def _engine_costs(fit: CostFit) -> dict:
     costs = fit.costs
     return {"factor": round(fit.factor, 4), "prefill_ms_per_token": round(costs.prefill_ms_per_token, 5),
             "step_ms": round(costs.step_ms, 3), "step_ms_per_seq": round(costs.step_ms_per_seq, 4),
-            "observations": fit.samples}
+            "overhead_ms": round(fit.overhead_ms, 3), "observations": fit.samples}
 
 
 def _anthropic_error(status: int, message: str, headers=None) -> Response:

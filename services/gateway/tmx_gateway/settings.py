@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = 2.0  # first open period; doubles on each re-open up to 30 s
     learn_engine_costs: bool = True  # learn each backend's prefill and step costs from its TTFTs; false: reference
     share_engine_costs: bool = True  # with peers, pool what every worker's answers show of each backend's speed
+    learn_prefix_capacity: bool = True  # learn how much each backend's cache keeps from its usage's cached tokens
     retry_budget_ratio: float = 0.2  # retries may add at most this share of requests
     request_deadline_s: float = 600.0  # per request, all attempts included (header x-tmx-deadline-ms overrides)
     publish_events: bool = True  # false: follow the fleet over NATS but publish no audit or outcome events

@@ -140,6 +140,131 @@ def test_prefix_index_matches_chained_prefixes_and_evicts_lru():
     assert index.size("b0") == 4 and index.matched_blocks("b0", hashes) == 0  # oldest blocks evicted first
 
 
+def test_a_blocks_age_is_the_blocks_recorded_on_its_backend_since_its_last_use():
+    index = PrefixIndex()
+    first, second = block_hashes("a" * 4 * BLOCK_CHARS), block_hashes("b" * 2 * BLOCK_CHARS)
+    index.record("b0", first)
+    assert [index.age("b0", first, n) for n in (0, 1, 4)] == [0, 0, 0]
+    index.record("b0", second)  # two blocks
+    index.record("b1", block_hashes("c" * 8 * BLOCK_CHARS))  # another backend's count its own
+    assert index.age("b0", first, 4) == 2 and index.age("b0", second, 2) == 0
+    index.record("b0", first[:2])  # a shorter prefix used again: those blocks are young, the deeper ones older
+    assert (index.age("b0", first, 2), index.age("b0", first, 4), index.age("b0", second, 2)) == (0, 4, 2)
+
+
+def engine_lru(capacity: int):
+    """An engine's prefix cache in the index's blocks: kept least recently used first; `serve` answers how many of
+    a prompt's leading blocks it had cached, then holds them all."""
+    from collections import OrderedDict
+    kept: OrderedDict[int, None] = OrderedDict()
+
+    def serve(hashes: list[int]) -> int:
+        cached = 0
+        for h in hashes:
+            if h not in kept:
+                break
+            cached += 1
+        for h in hashes:
+            kept[h] = None
+            kept.move_to_end(h)
+        while len(kept) > capacity:
+            kept.popitem(last=False)
+        return cached
+    return serve
+
+
+@pytest.mark.parametrize("learn", [True, False])
+def test_the_index_learns_how_old_a_block_the_engine_still_keeps(learn):
+    """60 prompts of 4 blocks each, drawn at random, on an engine that keeps 120 blocks: an index that trusts its
+    budget predicts a hit for every prompt seen before, and half of those are gone; one that learns from the
+    engine's answers predicts hits that are there. (Its capacity counts blocks sent, a prompt sent twice twice,
+    where the engine keeps distinct ones: so over 120, and a sawtooth, each miss a drop, hits growing it back.)"""
+    import random as _random
+    rng = _random.Random(3)
+    prompts = [block_hashes(f"prompt {i} " + "x" * 4 * BLOCK_CHARS)[:4] for i in range(60)]
+    index, serve = PrefixIndex(max_blocks_per_backend=10_000), engine_lru(120)
+    outcomes = Counter()
+    for n in range(2000):
+        hashes = prompts[rng.randrange(len(prompts))]
+        matched = index.matched_blocks("b0", hashes)
+        cached = serve(hashes)
+        indexed = index.matched_blocks("b0", hashes, within_capacity=False)
+        if indexed and learn:
+            index.observe("b0", index.age("b0", hashes, indexed), kept=2 * cached >= indexed)
+        index.record("b0", hashes)
+        if n >= 1000:
+            outcomes["hit" if matched else "miss", "hit" if cached else "miss"] += 1
+    hits_predicted = outcomes["hit", "hit"] + outcomes["hit", "miss"]
+    if learn:
+        assert 120 <= index.capacity("b0") <= 240 and index.learned("b0")
+        assert outcomes["hit", "miss"] < 0.1 * hits_predicted  # hits predicted are there
+        assert outcomes["miss", "hit"] < 0.1 * (outcomes["hit", "hit"] + outcomes["miss", "hit"])  # and few missed
+    else:
+        assert not index.learned("b0") and index.capacity("b0") == 10_000
+        assert outcomes["hit", "miss"] > 0.4 * hits_predicted
+    assert index.size("b0") == 240  # what is presumed evicted is kept within the budget, to learn from
+
+
+def test_one_eviction_with_another_cause_costs_the_index_at_most_half_its_capacity_and_hits_win_it_back():
+    index = PrefixIndex(max_blocks_per_backend=1000)
+    hashes = block_hashes("p" * 8 * BLOCK_CHARS)
+    index.record("b0", hashes)
+    index.observe("b0", 0, kept=False)  # the engine restarted: even the newest prefix was gone
+    assert index.capacity("b0") == 500
+    index.observe("b0", 10, kept=False)
+    assert index.capacity("b0") == 250
+    index.observe("b0", 240, kept=False)  # blocks 240 old are gone: presumed so from then on
+    assert index.capacity("b0") == 239
+    index.observe("b0", 100, kept=True)  # well within: nothing learned
+    index.observe("b0", 300, kept=False)  # evicted beyond it: as presumed
+    assert index.capacity("b0") == 239
+    index.observe("b0", 230, kept=True)  # kept near the edge: the edge moves out
+    assert index.capacity("b0") == pytest.approx(230 * PrefixIndex.GROW)
+    index.observe("b0", 400, kept=True)  # kept beyond it (the index holds it still): out past that
+    assert index.capacity("b0") == 500
+    index.observe("b0", 2000, kept=True)
+    assert index.capacity("b0") == 1000  # never past the budget
+    index.observe("b9", 5, kept=False)  # a backend never recorded: nothing to learn
+    assert not index.learned("b9")
+    index.forget("b0")
+    assert not index.learned("b0") and index.capacity("b0") == 1000
+
+
+def test_prefix_aware_treats_a_prefix_older_than_its_backends_capacity_as_cold():
+    router = Router("prefix_aware")
+    pool = backends(2)
+    old = RouteRequest("m", "/", prompt_text=system_prompt(0) + "\n<user>q", prompt_tokens=400)
+    home = router.choose(old, pool).backend_id
+    index = router.policy("m").index
+
+    def newer_prompts(groups):  # sent to the same backend, they push the old prompt's blocks back
+        for group in groups:
+            index.record(home, block_hashes(system_prompt(group)))
+
+    newer_prompts(range(1, 5))
+    again = router.choose(old, pool)
+    assert again.backend_id == home and again.kind == "cached" and again.prefix_age == 4 * len(
+        block_hashes(system_prompt(1)))  # the four newer prompts' blocks
+    for _ in range(20):  # each such prefix evicted, as the engine's usage tells (nothing cached)
+        router.observe("m", again, prompt_tokens=400, cached_share=0.0)
+    other = "b1" if home == "b0" else "b0"
+    assert router.prefix_capacity(home) == again.prefix_age - 1 and router.prefix_capacity(other) is None
+    newer_prompts(range(1, 5))  # the old prompt (just sent again, so young) grows as old once more
+    decision = router.choose(RouteRequest("m", "/", prompt_text=system_prompt(0) + "\n<user>r", prompt_tokens=400),
+                             pool)
+    assert decision.kind == "cold" and decision.predicted_cached_tokens == 0  # no longer presumed cached there
+    assert decision.indexed_tokens == again.indexed_tokens > 0 and decision.prefix_age == again.prefix_age
+    router.observe("m", decision, 400, 0.9)  # but the engine still had it: older blocks are kept than presumed
+    assert router.prefix_capacity(home) == PrefixIndex.GROW * again.prefix_age
+    short = Router("prefix_aware")
+    tiny = RouteRequest("m", "/", prompt_text="t" * BLOCK_CHARS, prompt_tokens=32)
+    short.choose(tiny, pool)
+    one_block = short.choose(tiny, pool)
+    assert one_block.kind == "cached" and one_block.predicted_cached_tokens == 32
+    short.observe("m", one_block, 32, 0.0)  # a one-block prefix tells too little
+    assert short.prefix_capacity(one_block.backend_id) is None
+
+
 def system_prompt(group):
     return f"<system>You are assistant number {group}. " + "Rules and context. " * 60
 

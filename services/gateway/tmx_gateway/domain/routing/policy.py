@@ -25,6 +25,8 @@ class Decision:
     reason: str
     scores: dict[str, float] = field(default_factory=dict)
     predicted_cached_tokens: int = 0  # prefix_aware: what it expects the backend to have cached
+    indexed_tokens: int = 0  # prefix_aware: what its index holds of the prompt there, presumed cached there or not
+    prefix_age: int = 0  # prefix_aware: the age of the deepest of those blocks there (`PrefixIndex.age`)
     prefix_blocks: list[int] = field(default_factory=list)  # the prompt's block hashes the policy recorded there
     kind: str = ""  # prefix_aware: which rule decided (cached, saturated, cold, imbalanced); counted in /metrics
 

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tmx_gateway.domain.engine_costs import comparable
+from tmx_gateway.domain.engine_costs import comparable_costs
 from tmx_gateway.domain.fleet import Backend
 from tmx_gateway.domain.routing.policy import Decision, RouteRequest, TieBreaker
 from tmx_gateway.domain.routing.prefix_index import BLOCK_CHARS, CHARS_PER_TOKEN, PrefixIndex, block_hashes
+
+MIN_OBSERVED_TOKENS = 2 * BLOCK_CHARS // CHARS_PER_TOKEN
 
 
 class PrefixAware:
@@ -15,7 +17,7 @@ class PrefixAware:
     prefill work already queued on it (prompts sent there with no first token yet; a prompt that is decoding
     costs a new one only its share of the decode step), plus a decode step that grows with its running batch,
     priced at that backend's own engine costs (`Backend.costs`, learned from the TTFTs it shows; replicas whose
-    learned speeds differ by no more than noise are priced alike, `engine_costs.comparable`).
+    learned speeds differ by no more than noise are priced alike, `engine_costs.comparable_costs`).
     The cheapest wins, so a warm cache is kept until its backend's queue costs more than the cache saves; cold prompts
     land where they would be answered soonest (the least loaded, among alike replicas). SGLang's guard overrides it
     when the fleet is badly imbalanced (max load - min load > `abs_threshold` and max > `rel_threshold` x min): then
@@ -35,8 +37,8 @@ class PrefixAware:
     @staticmethod
     def _estimates(request: RouteRequest, candidates: Sequence[Backend], matched: dict[str, int]) -> dict[str, float]:
         tokens = request.prompt_tokens or len(request.prompt_text) // CHARS_PER_TOKEN
-        factors = comparable({b.id: b.costs.factor for b in candidates})
-        return {b.id: b.ttft_ms(tokens - min(matched[b.id] * BLOCK_CHARS // CHARS_PER_TOKEN, tokens), factors[b.id])
+        priced = comparable_costs({b.id: b.costs for b in candidates}, tokens)
+        return {b.id: b.ttft_ms(tokens - min(matched[b.id] * BLOCK_CHARS // CHARS_PER_TOKEN, tokens), priced[b.id])
                 for b in candidates}
 
     def scores(self, request: RouteRequest, candidates: Sequence[Backend]) -> dict[str, float]:
@@ -65,8 +67,21 @@ class PrefixAware:
             else:
                 kind = "cold"
                 reason = f"cold prompt: lowest est. TTFT, {scores[chosen.id]:.1f} ms"
+        indexed = self.index.matched_blocks(chosen.id, hashes, within_capacity=False)
+        age = self.index.age(chosen.id, hashes, indexed)
         self.index.record(chosen.id, hashes)
-        predicted = min(matched[chosen.id] * BLOCK_CHARS // CHARS_PER_TOKEN,
-                        request.prompt_tokens or len(request.prompt_text) // CHARS_PER_TOKEN)
-        return Decision(chosen.id, self.name, reason, scores, predicted_cached_tokens=predicted, prefix_blocks=hashes,
-                        kind=kind)
+        tokens = request.prompt_tokens or len(request.prompt_text) // CHARS_PER_TOKEN
+        return Decision(chosen.id, self.name, reason, scores,
+                        predicted_cached_tokens=min(matched[chosen.id] * BLOCK_CHARS // CHARS_PER_TOKEN, tokens),
+                        indexed_tokens=min(indexed * BLOCK_CHARS // CHARS_PER_TOKEN, tokens), prefix_age=age,
+                        prefix_blocks=hashes, kind=kind)
+
+    def observe(self, decision: Decision, prompt_tokens: int, cached_share: float) -> None:
+        """The backend it chose answered `decision`'s prompt (`prompt_tokens` as the gateway estimated them) with
+        `cached_share` of its prompt tokens served from its cache (the backend's own count; shares, so the gateway's
+        estimate and the engine's tokenizer need not agree): the index learns whether the prefix it held there, if
+        any, was kept (at least half of it there) or evicted (`PrefixIndex.observe`). Prefixes of less than two
+        blocks tell too little."""
+        if decision.indexed_tokens >= MIN_OBSERVED_TOKENS and prompt_tokens > 0:
+            self.index.observe(decision.backend_id, decision.prefix_age,
+                               2 * cached_share * prompt_tokens >= decision.indexed_tokens)

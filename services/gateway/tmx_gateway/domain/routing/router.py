@@ -46,9 +46,25 @@ class Router:
             for index in prefix_indexes(self.policy(model, strategy)):
                 index.record(backend_id, hashes)
 
+    def observe(self, model: str, decision: Decision, prompt_tokens: int, cached_share: float) -> None:
+        """The backend `decision` chose for `model` answered its prompt (`prompt_tokens`, the gateway's estimate)
+        with `cached_share` of it served from its cache (its usage's own count): the deciding policy learns from it,
+        if it learns from such (prefix_aware's index, `PrefixAware.observe`)."""
+        policy = self._policies.get((model, decision.strategy))
+        observe = getattr(policy, "observe", None)
+        if observe is not None:
+            observe(decision, prompt_tokens, cached_share)
+
     def prefix_blocks(self, backend_id: str) -> int:
         """Prompt blocks the prefix indexes believe `backend_id` holds, across pools (for the admin view)."""
         return sum(index.size(backend_id) for policy in self._policies.values() for index in prefix_indexes(policy))
+
+    def prefix_capacity(self, backend_id: str) -> float | None:
+        """The least capacity the prefix indexes have learned for `backend_id` (`PrefixIndex.capacity`), across
+        pools; None where none has learned one."""
+        learned = [index.capacity(backend_id) for policy in self._policies.values() for index in prefix_indexes(policy)
+                   if index.learned(backend_id)]
+        return min(learned) if learned else None
 
     def choose(self, request: RouteRequest, candidates: Sequence[Backend], override: str = "") -> Decision:
         return self.policy(request.model, override).choose(request, candidates)
