@@ -53,6 +53,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gateway_counters import prefix_counters  # noqa: E402
 from peer_overhead import VENVS, wait_http  # noqa: E402
 from record import save  # noqa: E402
 
@@ -178,14 +179,7 @@ def replica_counters(port: int) -> dict[str, float]:
 def gateway_counters(url: str) -> dict[str, float]:
     """A gateway's prefix_aware decisions by the rule that made them, and its predicted-vs-reported cache hits
     (the replicas report cached tokens per request with --enable-prompt-tokens-details)."""
-    text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
-    out: dict[str, float] = {}
-    for kind, value in re.findall(r'^tmx_gateway_routing_decisions_total{kind="(\w+)",strategy="prefix_aware"} (\S+)$',
-                                  text, re.M):
-        out[f"decided_{kind}"] = float(value)
-    for outcome, value in re.findall(r'^tmx_gateway_prefix_predictions_total{outcome="(\w+)"} (\S+)$', text, re.M):
-        out[f"predicted_{outcome}"] = float(value)
-    return out
+    return prefix_counters(urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode())
 
 
 def counter_deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:

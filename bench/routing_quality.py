@@ -17,7 +17,11 @@ load balancer, and `2-replicas-alone` two that do not share (labels `@2-replicas
 `fixed-costs` a gateway that prices every backend at the reference engine costs instead of learning each one's
 (label `@fixed-costs`), for a fleet of unlike replicas (`--sim-profiles 8000:6,8000:6,2000:12,2000:12`);
 `2-own-costs` a gateway of two workers that share their load and prefixes but each fit the backends' engine costs
-from their own answers alone (label `@2-own-costs`; against `2`, what sharing the cost observations buys).
+from their own answers alone (label `@2-own-costs`; against `2`, what sharing the cost observations buys);
+`budget-prefixes` one that does not learn how much each engine's cache keeps, and trusts its index's budget (label
+`@budget-prefixes`; `--tenants 64 --kv-blocks 640` makes the shared prefixes outgrow the caches).
+Tensormux's rows also count how many of prefix_aware's predicted hits the engines' usage confirmed
+(`predicted_hits`, `predicted_hits_true`, from the gateway's `tmx_gateway_prefix_predictions_total`).
 Run: `python bench/routing_quality.py [--requests 160] [--rate 14] [--router-policies cache_aware,round_robin]
 [--gateways 1,2,2-alone,2-replicas,2-replicas-alone]`.
 """
@@ -40,6 +44,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gateway_counters import prefix_counters  # noqa: E402
 from peer_overhead import ensure_venv, wait_http  # noqa: E402
 from record import save  # noqa: E402
 
@@ -106,6 +111,20 @@ async def one(session, url, strategy, messages, key, max_tokens, stream, results
                     "done": done})
 
 
+async def predictions(session, urls: list[str]) -> dict[str, float]:
+    """The gateways' prefix-prediction counts (predicted_actual: hit_hit, hit_miss, miss_hit, miss_miss), summed; a
+    worker other than the one answering adds its counts up to a second late (TMX_GATEWAY_METRICS_FLUSH_S)."""
+    counts: dict[str, float] = {}
+    for url in urls:
+        async with session.get(f"{url}/metrics") as resp:
+            text = await resp.text() if resp.status == 200 else ""
+        for name, value in prefix_counters(text).items():
+            if name.startswith("predicted_"):
+                outcome = name.removeprefix("predicted_")
+                counts[outcome] = counts.get(outcome, 0.0) + value
+    return counts
+
+
 async def served(session, sim_ports: list[int]) -> list[float]:
     """Requests each engine has finished (its own e2e-latency histogram count)."""
     counts = []
@@ -136,7 +155,8 @@ def vllm_router(policy: str, sim_ports: list[int], logs: Path):
 
 
 async def run(urls: list[str], strategy: str, workload: str, n: int, rate: float, max_tokens: int, tenants: int,
-              system_words: int, sim_ports: list[int], stream: bool = True, fresh_connections: bool = False) -> dict:
+              system_words: int, sim_ports: list[int], stream: bool = True, fresh_connections: bool = False,
+              gateway: bool = True) -> dict:
     requests = trace(workload, n, salt=f"{strategy}-{workload}-{time.time_ns()}", tenants=tenants,
                      system_words=system_words)
     arrivals = random.Random(11)
@@ -144,6 +164,7 @@ async def run(urls: list[str], strategy: str, workload: str, n: int, rate: float
     # fresh connections: each request its own, as from many clients, so a gateway's workers share them
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=fresh_connections)) as session:
         before = await served(session, sim_ports)
+        predicted_before = await predictions(session, urls) if gateway else {}
         started = time.perf_counter()
         tasks, at = [], 0.0
         for i, (messages, key) in enumerate(requests):
@@ -156,6 +177,13 @@ async def run(urls: list[str], strategy: str, workload: str, n: int, rate: float
         await asyncio.gather(*tasks)
         elapsed = max(r["done"] for r in results) - started
         per_backend = [b - a for a, b in zip(before, await served(session, sim_ports))]
+        predicted = await predictions(session, urls) if gateway else {}
+    if gateway:
+        delta = {k: v - predicted_before.get(k, 0.0) for k, v in predicted.items()}
+        extra = {"predicted_hits": delta.get("hit_hit", 0.0) + delta.get("hit_miss", 0.0),
+                 "predicted_hits_true": delta.get("hit_hit", 0.0)}
+    else:
+        extra = {}
     def percentiles(name: str, values: list[float]) -> dict:
         values = sorted(v * 1000 for v in values)
         pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
@@ -168,7 +196,7 @@ async def run(urls: list[str], strategy: str, workload: str, n: int, rate: float
             **(percentiles("ttft", [r["ttft"] for r in results]) if stream else {}),
             **percentiles("latency", [r["latency"] for r in results]),
             "output_tok_s": output / elapsed, "cache_hit_rate": cached / prompt if prompt else 0.0,
-            "hot_spot_ratio": max(per_backend) / (sum(per_backend) / len(per_backend))}
+            "hot_spot_ratio": max(per_backend) / (sum(per_backend) / len(per_backend)), **extra}
 
 
 def sim_profiles(spec: str) -> tuple[dict[str, str], ...]:
@@ -204,7 +232,8 @@ def main() -> None:
                              "their routing view over NATS, 'n-alone' one whose workers each route alone, "
                              "'n-replicas' n gateways in one peer group, 'n-replicas-alone' n that do not share, "
                              "'fixed-costs' one that learns no engine costs, 'n-own-costs' n workers that share "
-                             "all but their engine-cost observations; e.g. 1,2,2-alone,2-replicas")
+                             "all but their engine-cost observations, 'budget-prefixes' one that does not learn "
+                             "how much each engine's cache keeps; e.g. 1,2,2-alone,2-replicas")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,6 +251,9 @@ def main() -> None:
                     continue
                 if arm == "fixed-costs":  # one process that keeps the reference engine costs for every backend
                     gateways[arm] = [stack.add_gateway("gw-fixed-costs", TMX_GATEWAY_LEARN_ENGINE_COSTS="false")]
+                    continue
+                if arm == "budget-prefixes":  # one process whose prefix index trusts its budget
+                    gateways[arm] = [stack.add_gateway("gw-budget-prefixes", TMX_GATEWAY_LEARN_PREFIX_CAPACITY="false")]
                     continue
                 nats = "" if arm.endswith("-alone") else stack.urls["nats"]
                 count = int(arm.split("-")[0])
@@ -242,18 +274,20 @@ def main() -> None:
                 strategy = label.split("@")[0]
                 row = asyncio.run(run(urls, strategy, workload, args.requests, args.rate, args.max_tokens,
                                       args.tenants, args.system_words, stack.sim_ports, stream=not args.no_stream,
-                                      fresh_connections=args.gateways != "1"))
+                                      fresh_connections=args.gateways != "1", gateway=not label.startswith("vllm")))
                 row["strategy"] = label
                 rows.append(row)
                 what = "latency" if args.no_stream else "ttft"
                 print(f"{workload:9} {label:24} {what} p50 {row[what + '_p50_ms']:7.1f} p95 "
                       f"{row[what + '_p95_ms']:7.1f} p99 {row[what + '_p99_ms']:7.1f} ms | {row['output_tok_s']:6.1f} tok/s | hit "
-                      f"{row['cache_hit_rate']:5.1%} | hot-spot {row['hot_spot_ratio']:.2f}", flush=True)
+                      f"{row['cache_hit_rate']:5.1%} | hot-spot {row['hot_spot_ratio']:.2f}"
+                      + (f" | predicted hits {row['predicted_hits_true']:.0f}/{row['predicted_hits']:.0f} true"
+                         if row.get("predicted_hits") else ""), flush=True)
 
             for workload in args.workloads.split(","):
                 for arm in args.gateways.split(","):
                     for strategy in args.strategies.split(","):
-                        suffix = "" if "-replicas" in arm or "costs" in arm else "w"
+                        suffix = "" if "-replicas" in arm or "costs" in arm or "prefixes" in arm else "w"
                         label = strategy if arm == "1" else f"{strategy}@{arm}{suffix}"
                         cell(gateways[arm], label, workload)
                 for policy in filter(None, args.router_policies.split(",")):
@@ -270,7 +304,8 @@ def main() -> None:
          f"{args.gateways} (label @nw: n workers sharing their view over NATS; @n-alonew: n workers, each alone; "
          f"@n-replicas: n gateways in one peer group, requests in turn; @n-replicas-alone: n gateways, each alone; "
          f"@fixed-costs: one process that learns no engine costs; @n-own-costs: n workers sharing their view "
-         f"but not what their answers show of each backend's speed)")
+         f"but not what their answers show of each backend's speed; @budget-prefixes: one process that does not "
+         f"learn how much each engine's cache keeps)")
 
 
 if __name__ == "__main__":
