@@ -167,15 +167,21 @@ CUSTOM_REFERENCE = (Path(__file__).resolve().parents[2] / "services" / "forge-wo
 def test_a_custom_op_job_is_verified_against_its_own_sandboxed_reference(stack, tmp_path):
     reference, candidate = tmp_path / "reference.py", tmp_path / "candidate.py"
     reference.write_text(CUSTOM_REFERENCE)
-    candidate.write_text("import torch\n\n\ndef launch(x):\n    return x * torch.sigmoid(1.702 * x)\n")
+    # correct, and clearly slower than the eager baseline (it computes in float64, as the reference does: ~2.8x
+    # the time here). An eager-equal candidate made this test a coin with a small bias: timing cannot tell
+    # identical code apart, and once (a CI run) it read >= 1.10x in all 7 pairs; how often an identical candidate
+    # is promoted is measured in bench/verifier_aa.py, not asserted here
+    candidate.write_text("import torch\n\n\ndef launch(x):\n    d = x.double()\n"
+                         "    return (d * torch.sigmoid(1.702 * d)).to(x.dtype)\n")
     submit = subprocess.run([sys.executable, "-m", "tmx_cli.main", "forge", "submit", "--op", "quick_gelu",
                              "--shape", "256x1024", "--candidate", str(candidate), "--reference", str(reference),
                              "--wait", "--registry-addr", stack.urls["registry"]],
                             capture_output=True, text=True, timeout=240)
     assert submit.returncode == 0, submit.stderr
     final = json.loads(submit.stdout.splitlines()[-1])
-    assert final["state"] == "not_promoted", final  # verified and timed; an eager-equal kernel is no faster
-    assert re.search(r"geometric-mean speedup|slower than the baseline|interleaved pairs", final["reason"]), final
+    assert final["state"] == "not_promoted", final  # verified, then timed against the reference's own baseline
+    speedup = re.search(r"geometric-mean speedup ([0-9.]+)x is below 1.1x", final["reason"])
+    assert speedup and float(speedup.group(1)) < 0.8, final
 
 
 def test_tmx_commands_against_the_stack(stack, tmp_path):
