@@ -1,3 +1,4 @@
+import gc
 import math
 import random
 
@@ -412,6 +413,19 @@ def test_a_fleet_shares_one_overhead_so_a_replica_serving_only_cache_hits_prices
     assert slow.factor == pytest.approx(2.0, rel=0.1) and slow.ttft_ms(1000, 1) > 3 * cold.ttft_ms(1000, 1)
     assert comparable_costs({"hot": hot, "cold": cold}, 1000)["hot"] == comparable_costs(
         {"hot": hot, "cold": cold}, 1000)["cold"]  # priced alike
+
+
+def test_a_backend_that_leaves_the_fleet_takes_its_part_of_the_shared_overhead_with_it():
+    pool = CostPool(overhead_ridge=0.0)
+    spread, flat = CostFit(pool=pool), CostFit(pool=pool)
+    for tokens, seqs in ((50, 0), (1000, 2), (80, 1), (2000, 0)):  # shows the 8 ms intercept exactly
+        spread.observe(tokens, seqs, fast_ttft(tokens, seqs), unqueued=True)
+    for _ in range(4):  # one size, no spread: adds nothing to the intercept, only to the mean TTFT it is held under
+        flat.observe(1000, 0, 5.0, unqueued=True)
+    assert pool.overhead_ms == pytest.approx(OVERHEAD_MS, rel=1e-9)
+    del spread  # its backend left the fleet file: the fit is dropped
+    gc.collect()
+    assert pool.overhead_ms == 0.0 and flat.overhead_ms == 0.0  # nothing left shows an intercept
 
 
 def test_a_backend_with_few_observations_is_presumed_like_the_rest_of_its_fleet():

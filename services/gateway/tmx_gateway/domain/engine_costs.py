@@ -79,15 +79,19 @@ class _Sums:
         return self.y - self.z * self.zy / self.zz, self.w - self.z * self.z / self.zz
 
 
-def _overhead(lines: list[_Sums], ridge: float) -> float:
-    """The intercept the `lines` share (each its own slope), pulled toward 0 by `ridge` observations' worth (a ridge
-    on the intercept alone: where the z seen vary little, a line through the origin explains them as well as any
-    other, and it stays near 0; only a spread of z, cache hits beside cold prompts, shows a constant apart from the
-    slope), held within [0, half their mean y]."""
+    def line(self) -> tuple[float, float, float, float]:
+        """What `_overhead` sums of these: (`within()`'s two, y, w)."""
+        return (*self.within(), self.y, self.w)
+
+
+def _overhead(lines, ridge: float) -> float:
+    """The intercept the `lines` share (each its own slope; each a `_Sums.line()`), pulled toward 0 by `ridge`
+    observations' worth (a ridge on the intercept alone: where the z seen vary little, a line through the origin
+    explains them as well as any other, and it stays near 0; only a spread of z, cache hits beside cold prompts,
+    shows a constant apart from the slope), held within [0, half their mean y]."""
     shown, spread, y, w = 0.0, 0.0, 0.0, 0.0
-    for sums in lines:
-        line_shown, line_spread = sums.within()
-        shown, spread, y, w = shown + line_shown, spread + line_spread, y + sums.y, w + sums.w
+    for line_shown, line_spread, line_y, line_w in lines:
+        shown, spread, y, w = shown + line_shown, spread + line_spread, y + line_y, w + line_w
     if not w or spread + ridge <= 0:
         return 0.0
     return min(max(shown / (spread + ridge), 0.0), 0.5 * y / w)
@@ -117,18 +121,30 @@ class CostPool:
 
     def __init__(self, forget: float = 0.99, prior_weight: float = 0.0, overhead_ridge: float = 2.0) -> None:
         self._sums, self.prior_weight, self.overhead_ridge = _Sums(forget), prior_weight, overhead_ridge
-        self._members: weakref.WeakSet[CostFit] = weakref.WeakSet()
+        # each member's unqueued TTFTs as `_overhead` reads them, kept as of its last observation (they change only
+        # with its own): a refit sums these instead of walking the members (a refit follows every observation)
+        self._lines: dict[int, tuple[float, float, float, float]] = {}
+        self._joined = 0
         self.version = 0  # observations so far, here or by a member: a fit that reads the pool is stale once it changes
         self._factor, self._overhead, self._as_of = 1.0, 0.0, 0
 
-    def join(self, fit: CostFit) -> None:
-        self._members.add(fit)
+    def join(self, fit: CostFit) -> int:
+        """Its key in the pool; its line leaves the pool when it is collected."""
+        self._joined += 1
+        self._lines[self._joined] = fit.unqueued.line()
+        weakref.finalize(fit, self._left, self._joined)
+        return self._joined
 
-    def observed(self, z: float, y: float, pooled: bool) -> None:
-        """A member observed `y` against the reference's `z`; `pooled`: an observation the fleet's factor is
-        fitted from (unqueued TTFTs and whole answers)."""
+    def _left(self, key: int) -> None:
+        self._lines.pop(key, None)
+        self.version += 1
+
+    def observed(self, member: int, unqueued: _Sums, z: float, y: float, pooled: bool) -> None:
+        """The member joined as `member` observed `y` against the reference's `z` (its `unqueued` TTFTs as they are
+        now); `pooled`: an observation the fleet's factor is fitted from (unqueued TTFTs and whole answers)."""
         if pooled:
             self._sums.add(z, y)
+        self._lines[member] = unqueued.line()
         self.version += 1
 
     @property
@@ -144,7 +160,7 @@ class CostPool:
     def _refit(self) -> None:
         if self._as_of == self.version:
             return
-        self._overhead = _overhead([fit.unqueued for fit in self._members], self.overhead_ridge)
+        self._overhead = _overhead(self._lines.values(), self.overhead_ridge)
         self._factor = self._sums.fit(1.0, self.prior_weight, self._overhead)
         self._as_of = self.version
 
@@ -189,7 +205,8 @@ class CostFit:
     """
 
     __slots__ = ("prior", "learn", "pool", "prior_weight", "bound", "clip", "min_ttft_weight", "overhead_ridge",
-                 "samples", "_own", "unqueued", "_answers", "_factor", "_overhead", "_as_of", "outbox", "__weakref__")
+                 "samples", "_own", "unqueued", "_answers", "_factor", "_overhead", "_as_of", "outbox", "_pool_key",
+                 "__weakref__")
 
     TTFT, ANSWER, TTFT_UNQUEUED = 0, 1, 2  # the kinds of observation, as `outbox` and `learn_shared` name them
     OUTBOX = 512  # observations kept for the peers at most: while none can be sent, the rest are not shared
@@ -205,8 +222,7 @@ class CostFit:
         self._own, self.unqueued, self._answers = _Sums(forget), _Sums(forget), _Sums(forget)
         self._factor, self._overhead, self._as_of = 1.0, 0.0, (0, 0)  # as of (own observations, the pool's version)
         self.outbox: list[tuple[int, float, float]] | None = [] if share else None  # (kind, reference ms, observed)
-        if pool is not None:
-            pool.join(self)
+        self._pool_key = pool.join(self) if pool is not None else 0
 
     @property
     def factor(self) -> float:
@@ -230,7 +246,7 @@ class CostFit:
         prior = self.pool.factor if self.pool else 1.0
         if self._own.w >= self.min_ttft_weight or not self._answers.w:
             u = self.unqueued
-            overhead = self.pool.overhead_ms if self.pool is not None else _overhead([u], self.overhead_ridge)
+            overhead = self.pool.overhead_ms if self.pool is not None else _overhead([u.line()], self.overhead_ridge)
             factor = (u if u.w >= self.min_ttft_weight else self._own).fit(prior, self.prior_weight, overhead)
         else:
             overhead, factor = 0.0, self._answers.fit(prior, self.prior_weight)
@@ -287,7 +303,7 @@ class CostFit:
             else:
                 self.unqueued.fade()
         if self.pool is not None:
-            self.pool.observed(z, y, pooled=kind != self.TTFT)
+            self.pool.observed(self._pool_key, self.unqueued, z, y, pooled=kind != self.TTFT)
         self.samples += 1
         if not shared and self.outbox is not None and len(self.outbox) < self.OUTBOX:
             self.outbox.append((kind, z, observed_ms))
