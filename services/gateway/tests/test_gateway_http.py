@@ -287,7 +287,8 @@ async def test_the_live_ui_reads_fields_the_admin_views_serve(asgi_server, tmp_p
     model_part = script[script.index('getElementById("models")'):script.index("last = {")]
     assert set(re.findall(r"\bx\.(\w+)", backend_part)) <= set(backend)
     assert set(re.findall(r"\bx\.(\w+)", model_part)) <= set(model)
-    assert {"id", "state", "inflight", "served", "failed"} <= set(re.findall(r"\bx\.(\w+)", backend_part))
+    assert {"id", "state", "inflight", "served", "failed", "cached_prefix_blocks", "prefix_capacity_blocks"} <= \
+        set(re.findall(r"\bx\.(\w+)", backend_part))
 
 
 async def test_with_tenants_the_fleet_views_need_keys(asgi_server, tmp_path):

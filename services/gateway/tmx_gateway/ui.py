@@ -25,7 +25,9 @@ PAGE = """<!doctype html>
 <h2>Backends</h2>
 <table><thead><tr><th>backend</th><th>state</th><th>routable</th><th>breaker</th><th>models</th>
 <th>in flight</th><th>req/s</th><th>served</th><th>failed</th><th>engine running / waiting</th>
-<th>KV cache</th><th>prefix hits</th><th title="its TTFTs against a reference GPU replica's, plus the fixed time
+<th>KV cache</th><th>prefix hits</th><th title="prompt blocks this gateway's prefix index holds there / the age (blocks
+routed there since) up to which it presumes one still cached, as learned from the cached tokens its answers report
+(- until learned)">prefix index</th><th title="its TTFTs against a reference GPU replica's, plus the fixed time
 of every request there, as learned from its streams (how many)">engine cost</th></tr></thead><tbody id="backends"></tbody></table>
 <h2>Models</h2>
 <table><thead><tr><th>model</th><th>aliases</th><th>context</th><th>backends</th></tr></thead>
@@ -58,6 +60,7 @@ async function refresh() {
         <td class="num">${x.failed}</td><td class="num">${load ? load.running + " / " + load.waiting : "-"}</td>
         <td class="num">${load ? pct(load.kv_cache_usage) : "-"}</td>
         <td class="num">${load ? pct(load.prefix_cache_hit_rate) : "-"}</td>
+        <td class="num">${x.cached_prefix_blocks} / ${x.prefix_capacity_blocks ?? "-"}</td>
         <td class="num">${x.engine_costs.factor.toFixed(2)}x + ${x.engine_costs.overhead_ms.toFixed(1)} ms
           (${x.engine_costs.observations})</td></tr>`;
     }).join("");
