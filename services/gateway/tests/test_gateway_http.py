@@ -4,6 +4,8 @@ import asyncio
 import contextlib
 import json
 import re
+import shutil
+import subprocess
 import time
 
 import aiohttp
@@ -289,6 +291,62 @@ async def test_the_live_ui_reads_fields_the_admin_views_serve(asgi_server, tmp_p
     assert set(re.findall(r"\bx\.(\w+)", model_part)) <= set(model)
     assert {"id", "state", "inflight", "served", "failed", "cached_prefix_blocks", "prefix_capacity_blocks"} <= \
         set(re.findall(r"\bx\.(\w+)", backend_part))
+
+
+# The page's script run in Node against the admin views' own answers, with a stand-in DOM: its first refresh (no
+# previous counts) and a second one 2 s later, after 10 more requests. Microtasks all run before a macrotask, so
+# once a zero timeout has fired the first refresh (awaiting only already-resolved fetches) has finished.
+UI_HARNESS = """
+const [script, backends, models] = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const els = {}, el = id => (els[id] ??= {innerHTML: "", textContent: ""});
+globalThis.document = {getElementById: el};
+globalThis.location = {hash: ""};
+let clock = 1000;
+globalThis.performance = {now: () => clock};
+globalThis.setInterval = () => {};
+globalThis.fetch = async url => ({ok: true, status: 200,
+                                  json: async () => url.startsWith("admin/") ? backends : models});
+(0, eval)(script);
+setTimeout(async () => {
+  const first = {backends: el("backends").innerHTML, status: el("status").textContent};
+  clock += 2000;
+  backends.backends[0].served += 10;
+  await refresh();
+  console.log(JSON.stringify({first, second: {backends: el("backends").innerHTML, models: el("models").innerHTML,
+                                              status: el("status").textContent}}));
+}, 0);
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run the page's script")
+async def test_the_live_ui_renders_every_backend_and_its_request_rate(asgi_server, tmp_path):
+    async with engine_sims(asgi_server, 1) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])]) as (http, _):
+            async with http.post("/v1/chat/completions", json=chat()) as resp:
+                assert resp.status == 200
+            async with http.get("/ui") as resp:
+                page = await resp.text()
+            async with http.get("/admin/backends") as resp:
+                backends = await resp.json()
+            async with http.get("/v1/models") as resp:
+                models = await resp.json()
+    script = page[page.index("<script>") + len("<script>"):page.index("</script>")]
+    node = subprocess.run(["node", "-e", UI_HARNESS], input=json.dumps([script, backends, models]),
+                          capture_output=True, text=True, timeout=30)
+    assert node.returncode == 0, node.stderr
+    shown = json.loads(node.stdout)
+    cells = lambda html: [re.sub(r"<[^>]+>|\\s+", " ", c).strip()  # noqa: E731
+                          for c in re.findall(r"<td[^>]*>(.*?)</td>", html, re.S)]
+    backend = backends["backends"][0]
+    for refresh in (shown["first"], shown["second"]):
+        assert refresh["status"].startswith("live, updated"), refresh["status"]
+        row = cells(refresh["backends"])
+        assert row[0] == "s1" and row[1] == backend["state"], row
+        assert f"{backend['cached_prefix_blocks']} / -" in row  # no capacity learned from one answer
+    assert cells(shown["first"]["backends"])[6] == "-"  # no rate before a second look
+    assert cells(shown["second"]["backends"])[6] == "5.0"  # 10 more answers in 2 s
+    assert cells(shown["second"]["backends"])[7] == str(backend["served"] + 10)
+    assert cells(shown["second"]["models"])[0] == MODEL
 
 
 async def test_with_tenants_the_fleet_views_need_keys(asgi_server, tmp_path):

@@ -28,7 +28,8 @@ PAGE = """<!doctype html>
 <th>KV cache</th><th>prefix hits</th><th title="prompt blocks this gateway's prefix index holds there / the age (blocks
 routed there since) up to which it presumes one still cached, as learned from the cached tokens its answers report
 (- until learned)">prefix index</th><th title="its TTFTs against a reference GPU replica's, plus the fixed time
-of every request there, as learned from its streams (how many)">engine cost</th></tr></thead><tbody id="backends"></tbody></table>
+of every request there, as learned from its streams (how many)">engine cost</th></tr></thead>
+<tbody id="backends"></tbody></table>
 <h2>Models</h2>
 <table><thead><tr><th>model</th><th>aliases</th><th>context</th><th>backends</th></tr></thead>
 <tbody id="models"></tbody></table>
@@ -50,7 +51,7 @@ async function refresh() {
     }
     const backends = (await b.json()).backends, models = (await m.json()).data, now = performance.now();
     document.getElementById("backends").innerHTML = backends.map(x => {
-      const done = x.served + x.failed, prev = last && last.counts[x.id];
+      const done = x.served + x.failed, prev = last ? last.counts[x.id] : undefined;
       // counts are the whole gateway's; they drop only when a worker is restarted or falls silent: no rate then
       const rate = prev === undefined || done < prev ? "-" : ((done - prev) * 1000 / (now - last.at)).toFixed(1);
       const load = x.engine_load;
