@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -79,7 +78,8 @@ def up(
     table.add_column("service")
     table.add_column("address")
     gw = stack.urls["gateway"]
-    rows = [("gateway (OpenAI API)", f"{gw}/v1"), ("metrics", f"{gw}/metrics"), ("models", f"{gw}/v1/models"),
+    rows = [("gateway (OpenAI API)", f"{gw}/v1"), ("live view", f"{gw}/ui"), ("metrics", f"{gw}/metrics"),
+            ("models", f"{gw}/v1/models"),
             ("health gRPC", stack.urls["health"]), ("planner gRPC", stack.urls["planner"]),
             ("registry gRPC", stack.urls["registry"]), ("NATS", stack.urls["nats"])]
     rows += [(f"engine-sim {i}", f"http://127.0.0.1:{p}") for i, p in enumerate(stack.sim_ports, 1)]
