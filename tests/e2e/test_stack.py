@@ -167,8 +167,8 @@ CUSTOM_REFERENCE = (Path(__file__).resolve().parents[2] / "services" / "forge-wo
 def test_a_custom_op_job_is_verified_against_its_own_sandboxed_reference(stack, tmp_path):
     reference, candidate = tmp_path / "reference.py", tmp_path / "candidate.py"
     reference.write_text(CUSTOM_REFERENCE)
-    # correct, and clearly slower than the eager baseline (it computes in float64, as the reference does: ~2.8x
-    # the time here). An eager-equal candidate made this test a coin with a small bias: timing cannot tell
+    # correct, and clearly slower than the eager baseline (it computes in float64, as the reference does: the
+    # verifier read 0.37-0.40x here; float64 at least halves the throughput of this elementwise op). An eager-equal candidate made this test a coin with a small bias: timing cannot tell
     # identical code apart, and once (a CI run) it read >= 1.10x in all 7 pairs; how often an identical candidate
     # is promoted is measured in bench/verifier_aa.py, not asserted here
     candidate.write_text("import torch\n\n\ndef launch(x):\n    d = x.double()\n"
@@ -181,7 +181,7 @@ def test_a_custom_op_job_is_verified_against_its_own_sandboxed_reference(stack, 
     final = json.loads(submit.stdout.splitlines()[-1])
     assert final["state"] == "not_promoted", final  # verified, then timed against the reference's own baseline
     speedup = re.search(r"geometric-mean speedup ([0-9.]+)x is below 1.1x", final["reason"])
-    assert speedup and float(speedup.group(1)) < 0.8, final
+    assert speedup and float(speedup.group(1)) < 0.6, final
 
 
 def test_tmx_commands_against_the_stack(stack, tmp_path):

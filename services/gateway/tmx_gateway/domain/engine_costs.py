@@ -78,7 +78,6 @@ class _Sums:
             return 0.0, 0.0
         return self.y - self.z * self.zy / self.zz, self.w - self.z * self.z / self.zz
 
-
     def line(self) -> tuple[float, float, float, float]:
         """What `_overhead` sums of these: (`within()`'s two, y, w)."""
         return (*self.within(), self.y, self.w)
