@@ -43,6 +43,16 @@ def test_request_translation_covers_system_tools_and_tool_turns():
     ({"model": "m", "max_tokens": 1, "messages": []}, "messages"),
     ({"model": "m", "max_tokens": 1, "messages": [{"role": "system", "content": "x"}]}, "role"),
     ({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "video"}]}]}, "video"),
+    *[({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], name: value}, name)
+      for name, value in [("tools", 5), ("tools", [5]), ("tools", [{"name": "f", "input_schema": 5}]),
+                          ("metadata", 5), ("metadata", {"user_id": 5}), ("stop_sequences", 5),
+                          ("stop_sequences", [5]), ("stream", "yes"), ("temperature", "hot"), ("tool_choice", "auto")]],
+    ({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+     "text must be a string"),
+    ({"model": "m", "max_tokens": 1, "system": [{"type": "text", "text": [5]}], "messages": [
+        {"role": "user", "content": "x"}]}, "text must be a string"),
+    ({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "image", "source": 5}]}]},
+     "source must be an object"),
 ])
 def test_bad_requests_name_the_problem(body, field):
     with pytest.raises(AnthropicRequestError, match=field):

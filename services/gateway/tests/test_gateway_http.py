@@ -176,6 +176,21 @@ async def test_embeddings_completions_aliases_and_models(asgi_server, tmp_path):
     assert models[0]["backends"] == [{"id": "s1", "state": "unknown", "routable": True}]
 
 
+async def test_the_official_openai_client_retrieves_a_model_by_name_or_alias(asgi_server, tmp_path):
+    import openai
+
+    async with gateway(asgi_server, tmp_path, [("s1", "http://127.0.0.1:9")]) as (http, _):
+        client = openai.AsyncOpenAI(base_url=f"{str(http._base_url).rstrip('/')}/v1", api_key="unused", max_retries=0)
+        by_name, by_alias = await client.models.retrieve(MODEL), await client.models.retrieve("alias")
+        listed = [m.id async for m in client.models.list()]
+        with pytest.raises(openai.NotFoundError) as missing:
+            await client.models.retrieve("org/no-such-model")  # a name with a slash, as hub names have
+        await client.close()
+    assert by_name.id == by_alias.id == MODEL and listed == [MODEL]
+    assert by_alias.model_extra["aliases"] == ["alias"] and by_alias.model_extra["backends"][0]["id"] == "s1"
+    assert missing.value.body["code"] == "model_not_found" and "org/no-such-model" in missing.value.body["message"]
+
+
 async def test_errors_are_openai_shaped(asgi_server, tmp_path):
     async with engine_sims(asgi_server, 1) as sims:
         async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])], max_body_bytes=1000) as (http, gw):
@@ -363,6 +378,8 @@ async def test_with_tenants_the_fleet_views_need_keys(asgi_server, tmp_path):
             assert await status(http, "/admin/backends", acme) == (403, "permission_error")  # no admin key set
             assert await status(http, "/v1/models") == (401, "authentication_error")
             assert await status(http, "/v1/models", acme) == (200, None)
+            assert await status(http, f"/v1/models/{MODEL}") == (401, "authentication_error")
+            assert await status(http, f"/v1/models/{MODEL}", acme) == (200, None)
         async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])], tenants=tenants,
                            admin_key="adm-secret") as (http, _):
             assert await status(http, "/admin/backends", acme) == (401, "authentication_error")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tmx_gateway.domain.json_bodies import parse
+from tmx_gateway.domain.json_bodies import parse, parse_exact
 
 BODIES = [
     b'{"model": "m", "messages": [{"role": "user", "content": "caf\\u00e9 \xe2\x98\x95"}], "stream": true}',
@@ -34,3 +34,20 @@ def test_invalid_json_raises_the_standard_librarys_error_and_message(body):
     with pytest.raises(type(expected.value)) as got:
         parse(body)
     assert str(got.value) == str(expected.value)  # the 400's message is the same as before
+
+
+@pytest.mark.parametrize("depth", [1_000, 2_000, 100_000])
+def test_a_body_nested_too_deep_to_read_is_invalid_json_not_a_recursion_error(depth):
+    """orjson reads 1024 levels, the standard library as deep as Python's recursion limit lets it (~1000): past
+    either, the parser that meets it raises ValueError, which the edge answers with a 400."""
+    body = b"[" * depth + b"]" * depth
+    with pytest.raises(ValueError, match="nested too deeply"):
+        parse_exact(body)
+    if depth > 1024:
+        with pytest.raises(ValueError, match="nested too deeply"):
+            parse(body)
+    else:
+        value, levels = parse(body), 0  # orjson read it: 1000 lists, one inside another
+        while value is not None:
+            value, levels = value[0] if value else None, levels + 1
+        assert levels == depth

@@ -81,7 +81,9 @@ class GatewayApi:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _parse(self, body: bytes) -> tuple[dict, str, bool]:
+    def _parse(self, body: bytes) -> tuple[dict, bytes, str, bool]:
+        """The request's payload, body, canonical model name and whether it streams. A body naming a model by an
+        alias is written out again with the canonical name, which the backend must see."""
         try:
             payload = json_bodies.parse(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -97,7 +99,14 @@ class GatewayApi:
         stream = payload.get("stream", False)
         if not isinstance(stream, bool):
             raise GatewayError(400, "stream must be a boolean", param="stream")
-        return payload, model, stream
+        if name != model:
+            try:
+                payload = json_bodies.parse_exact(body)  # exactly (see json_bodies), as it is written out again
+            except ValueError as exc:
+                raise GatewayError(400, f"invalid JSON body: {exc}", code="invalid_json") from None
+            payload["model"] = model
+            body = json.dumps(payload).encode()
+        return payload, body, model, stream
 
     # --- proxying ------------------------------------------------------------------------------------
     async def proxy(self, request: Request) -> Response:
@@ -106,7 +115,7 @@ class GatewayApi:
         try:
             caller = self._tenancy().identify(headers.get("authorization"))
             body = await self._read_body(request, headers)
-            payload, model, stream = self._parse(body)
+            payload, body, model, stream = self._parse(body)
         except Unauthorized as exc:
             return GatewayError(401, str(exc), code="invalid_api_key").response()
         except GatewayError as exc:
@@ -132,12 +141,12 @@ class GatewayApi:
         try:
             caller = self._tenancy().identify(headers.get("x-api-key") and f"Bearer {headers['x-api-key']}"
                                               or headers.get("authorization"))
-            raw = json.loads(await self._read_body(request, headers))
+            raw = json_bodies.parse_exact(await self._read_body(request, headers))
             if not isinstance(raw, dict):
                 raise anthropic.AnthropicRequestError("request body must be a JSON object")
             translated = anthropic.to_openai(raw)
             body = json.dumps(translated).encode()
-            payload, model, stream = self._parse(body)
+            payload, body, model, stream = self._parse(body)
         except Unauthorized as exc:
             return _anthropic_error(401, str(exc))
         except anthropic.AnthropicRequestError as exc:
@@ -155,25 +164,26 @@ class GatewayApi:
             return response
         if response.status_code != 200:
             try:
-                message = json.loads(response.body)["error"]["message"]
+                message = json_bodies.parse(response.body)["error"]["message"]
             except (ValueError, KeyError, TypeError, AttributeError):
                 message = f"upstream returned HTTP {response.status_code}"
             return _anthropic_error(response.status_code, message, response.headers)
         if isinstance(response, RelayedStream):
             return RelayedStream(_anthropic_stream(response.body_iterator, raw["model"]),
                                  headers=_gateway_headers(response.headers))
-        return JSONResponse(anthropic.from_openai(json.loads(response.body), raw["model"]),
-                            headers=_gateway_headers(response.headers))
+        try:
+            message = anthropic.from_openai(json_bodies.parse(response.body), raw["model"])
+        except ValueError as exc:  # not JSON, or NotACompletion
+            log.warning("a backend's answer has no Anthropic translation", extra={
+                "backend": response.headers.get("x-tmx-backend"), "error": str(exc)})
+            return _anthropic_error(502, f"the backend's answer is not a chat completion ({exc})", response.headers)
+        return JSONResponse(message, headers=_gateway_headers(response.headers))
 
     async def forward(self, request: Request, request_headers: dict[str, str], caller: Caller, payload: dict,
                       body: bytes, model: str, stream: bool, endpoint: str, started: float) -> Response:
         """Route and forward one OpenAI-shaped request, with failover; the response the client gets.
         `request_headers`: the request's headers as a dict (`_headers`)."""
         request_id = new_event_id()  # unique across processes like a uuid4, without a urandom call
-        if payload["model"] != model:  # an alias: the backend must see the canonical name
-            payload = json.loads(body)  # exactly (see json_bodies), as it is written out again
-            payload["model"] = model
-            body = json.dumps(payload).encode()
         headers = {k: v for k in _FORWARDED_HEADERS if (v := request_headers.get(k))}
         try:
             policy = self._router().policy(model, request_headers.get("x-tmx-routing", ""))
@@ -334,8 +344,14 @@ class GatewayApi:
             yield held
         self._failed_attempt(ctx, backend, 502, error)
         transcript = continuation.read_transcript(relayed) if resume is not None else None
+        original = None
         if transcript is not None and not transcript.obstacle:
-            body = continuation.continuation_request(resume.payload, transcript)
+            try:
+                original = resume.payload
+            except ValueError:  # nested deeper than the exact parser reads (orjson read it)
+                transcript.obstacle = "the request is nested too deeply to write out again"
+        if transcript is not None and not transcript.obstacle:
+            body = continuation.continuation_request(original, transcript)
             if body is None or transcript.finished:  # nothing was missing but the end
                 yield continuation.finish_events(transcript)
                 self._finish(ctx, backend, 200, meter.result(), ttft_ms, "", decision)
@@ -542,15 +558,25 @@ class GatewayApi:
         if (refused := self._refused_view(request, admin=False)) is not None:
             return refused
         now = time.monotonic()
-        data = []
-        for entry in self.fleet.catalogue():
-            backends = [self.fleet.backends[b] for b in entry.backend_ids]
-            data.append({
-                "id": entry.name, "object": "model", "created": 0, "owned_by": "tensormux",
+        return JSONResponse({"object": "list", "data": [self._model(e, now) for e in self.fleet.catalogue()]})
+
+    async def model(self, request: Request) -> Response:
+        """One model of the catalogue (OpenAI's retrieve), by its name or an alias: the canonical entry."""
+        if (refused := self._refused_view(request, admin=False)) is not None:
+            return refused
+        name = request.path_params["model"]
+        canonical = self.fleet.resolve_model(name)
+        entry = next((e for e in self.fleet.catalogue() if e.name == canonical), None)
+        if entry is None:
+            return GatewayError(404, f"The model `{name}` does not exist", param="model",
+                                code="model_not_found").response()
+        return JSONResponse(self._model(entry, time.monotonic()))
+
+    def _model(self, entry, now: float) -> dict:
+        backends = [self.fleet.backends[b] for b in entry.backend_ids]
+        return {"id": entry.name, "object": "model", "created": 0, "owned_by": "tensormux",
                 "aliases": list(entry.aliases), "context_length": entry.context_length or None,
-                "backends": [{"id": b.id, "state": b.state.value, "routable": b.routable(now)} for b in backends],
-            })
-        return JSONResponse({"object": "list", "data": data})
+                "backends": [{"id": b.id, "state": b.state.value, "routable": b.routable(now)} for b in backends]}
 
     async def backends(self, request: Request) -> Response:
         if (refused := self._refused_view(request, admin=True)) is not None:
@@ -606,6 +632,7 @@ class GatewayApi:
             Route("/v1/embeddings", self.proxy, methods=["POST"]),
             Route("/v1/messages", self.messages, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/models/{model:path}", self.model, methods=["GET"]),
             Route("/admin/backends", self.backends, methods=["GET"]),
             Route("/ui", self.ui, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
@@ -682,7 +709,7 @@ class _Resume:
     @property
     def payload(self) -> dict:
         """The request, parsed exactly (see json_bodies): a continuation writes it out again."""
-        return json.loads(self.body)
+        return json_bodies.parse_exact(self.body)
 
 
 class _Context:

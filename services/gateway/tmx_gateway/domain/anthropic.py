@@ -9,11 +9,19 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
+from tmx_gateway.domain import json_bodies
+from tmx_gateway.domain.metering import Usage, usage_from_obj
+
 
 class AnthropicRequestError(ValueError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class NotACompletion(ValueError):
+    """A backend's answer (or a chunk of its stream) is not shaped as a chat completion, so it has no Anthropic
+    translation."""
 
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
@@ -24,8 +32,47 @@ def _text_of(content) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+        return "".join(_text(b) for b in content if isinstance(b, dict) and b.get("type") == "text")
     raise AnthropicRequestError("content must be a string or a list of content blocks")
+
+
+def _text(block: dict) -> str:
+    text = block.get("text", "")
+    if not isinstance(text, str):
+        raise AnthropicRequestError("a text block's text must be a string")
+    return text
+
+
+def _checked(body: dict) -> None:
+    """The request's optional fields have the types the Messages API gives them (the rest `to_openai` checks as
+    it reads them)."""
+    if not isinstance(body.get("stream", False), bool):
+        raise AnthropicRequestError("stream: must be a boolean")
+    for name in ("temperature", "top_p", "top_k"):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise AnthropicRequestError(f"{name}: must be a number")
+    stops = body.get("stop_sequences")
+    if stops is not None and (not isinstance(stops, list) or not all(isinstance(x, str) for x in stops)):
+        raise AnthropicRequestError("stop_sequences: must be a list of strings")
+    if not isinstance(body.get("metadata") or {}, dict):
+        raise AnthropicRequestError("metadata: must be an object")
+    user = (body.get("metadata") or {}).get("user_id")
+    if user is not None and not isinstance(user, str):
+        raise AnthropicRequestError("metadata.user_id: must be a string")
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise AnthropicRequestError("tools: must be a list of tools")
+    for i, tool in enumerate(tools or ()):
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise AnthropicRequestError(f"tools.{i}.name: field required")
+        if not isinstance(tool.get("description", ""), str):
+            raise AnthropicRequestError(f"tools.{i}.description: must be a string")
+        if not isinstance(tool.get("input_schema") or {}, dict):
+            raise AnthropicRequestError(f"tools.{i}.input_schema: must be an object")
+    choice = body.get("tool_choice")
+    if choice is not None and not isinstance(choice, dict):
+        raise AnthropicRequestError("tool_choice: must be an object")
 
 
 def _blocks(content) -> list[dict]:
@@ -46,6 +93,7 @@ def to_openai(body: dict) -> dict:
     messages_in = body.get("messages")
     if not isinstance(messages_in, list) or not messages_in:
         raise AnthropicRequestError("messages: must be a non-empty list")
+    _checked(body)
     messages: list[dict] = []
     system = body.get("system")
     if system:
@@ -58,9 +106,11 @@ def to_openai(body: dict) -> dict:
         for block in _blocks(message.get("content", "")):
             kind = block.get("type")
             if kind == "text":
-                parts.append({"type": "text", "text": block.get("text", "")})
+                parts.append({"type": "text", "text": _text(block)})
             elif kind == "image" and role == "user":
-                source = block.get("source") or {}
+                source = block.get("source")
+                if not isinstance(source, dict):
+                    raise AnthropicRequestError(f"messages.{i}: an image block's source must be an object")
                 if source.get("type") == "base64":
                     url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
                 else:
@@ -105,30 +155,66 @@ def to_openai(body: dict) -> dict:
     return result
 
 
-def _usage(usage: dict | None) -> dict:
-    usage = usage or {}
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-    return {"input_tokens": (usage.get("prompt_tokens") or 0) - cached, "output_tokens": usage.get("completion_tokens")
-            or 0, "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0}
+def _usage(usage) -> dict:
+    """An OpenAI usage as Anthropic's; what cannot be read as a count (see `metering.usage_from_obj`) counts 0."""
+    read = usage_from_obj(usage) or Usage()
+    cached = min(read.cached_tokens, read.prompt_tokens)
+    return {"input_tokens": read.prompt_tokens - cached, "output_tokens": read.completion_tokens,
+            "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0}
 
 
-def from_openai(response: dict, model: str) -> dict:
-    """An OpenAI chat completion as an Anthropic message."""
-    choice = (response.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
+def _stop_reason(finish_reason) -> str:
+    return STOP_REASONS.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
+
+
+def _object(value, what: str) -> dict:
+    """`value` if it is a JSON object (a missing one, None, is empty), else NotACompletion."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise NotACompletion(f"{what} is not an object")
+    return value
+
+
+def _array(value, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise NotACompletion(f"{what} is not an array")
+    return value
+
+
+def _tool_call(call) -> tuple[dict, dict]:
+    """A tool call and its function, both objects; the function's name and arguments strings where present."""
+    function = _object(_object(call, "a tool call").get("function"), "a tool call's function")
+    if not isinstance(function.get("name", ""), str) or not isinstance(function.get("arguments", ""), (str, type(None))):
+        raise NotACompletion("a tool call's name or arguments is not a string")
+    return call, function
+
+
+def from_openai(response, model: str) -> dict:
+    """An OpenAI chat completion as an Anthropic message; NotACompletion where it is not shaped as one."""
+    response = _object(response, "the answer")
+    choice = _object((_array(response.get("choices"), "choices") or [{}])[0], "a choice")
+    message = _object(choice.get("message"), "a choice's message")
     content = []
-    if message.get("content"):
-        content.append({"type": "text", "text": message["content"]})
-    for call in message.get("tool_calls") or []:
+    text = message.get("content")
+    if text is not None and not isinstance(text, str):
+        raise NotACompletion("a message's content is not a string")
+    if text:
+        content.append({"type": "text", "text": text})
+    for call, function in map(_tool_call, _array(message.get("tool_calls"), "tool_calls")):
         try:
-            arguments = json.loads(call["function"].get("arguments") or "{}")
-        except ValueError:
-            arguments = {"_raw": call["function"].get("arguments")}
-        content.append({"type": "tool_use", "id": call.get("id", ""), "name": call["function"].get("name", ""),
+            arguments = json.loads(function.get("arguments") or "{}")
+        except (ValueError, RecursionError):
+            arguments = {"_raw": function.get("arguments")}
+        content.append({"type": "tool_use", "id": str(call.get("id", "")), "name": function.get("name", ""),
                         "input": arguments})
+    if not isinstance(response.get("id"), (str, type(None))):
+        raise NotACompletion("the answer's id is not a string")
     return {"id": "msg_" + (response.get("id") or uuid.uuid4().hex).removeprefix("chatcmpl-"), "type": "message",
             "role": "assistant", "model": model, "content": content,
-            "stop_reason": STOP_REASONS.get(choice.get("finish_reason"), "end_turn"), "stop_sequence": None,
+            "stop_reason": _stop_reason(choice.get("finish_reason")), "stop_sequence": None,
             "usage": _usage(response.get("usage"))}
 
 
@@ -183,6 +269,10 @@ class StreamTranslator:
                                                    "content_block": block})]
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        """The Anthropic events for `chunk`'s complete OpenAI events. An event that is not a chat completion chunk
+        ends the stream with an error event: what follows it is not translated."""
+        if self._done:
+            return []
         data = self._pending + chunk
         *events, self._pending = data.split(b"\n\n")
         out: list[bytes] = []
@@ -193,38 +283,48 @@ class StreamTranslator:
             if payload == b"[DONE]":
                 continue
             try:
-                parsed = json.loads(payload)
-            except ValueError:
-                continue
-            if "error" in parsed:  # the gateway's own SSE error (a broken upstream): pass it on, Anthropic-shaped
-                out += self._start() + [_sse("error", error_body("api_error", parsed["error"].get("message", "")))]
-                self._done = True  # the stream failed: no message_stop pretending it ended well
-                continue
-            out += self._start()
-            if parsed.get("usage"):
-                self._usage = parsed["usage"]
-            for choice in parsed.get("choices") or []:
-                delta = choice.get("delta") or {}
-                if delta.get("content"):
-                    if self._block_kind != "text":
-                        out += self._open_block("text", {"type": "text", "text": ""})
-                    out.append(_sse("content_block_delta", {"type": "content_block_delta", "index": self._block,
-                                                            "delta": {"type": "text_delta",
-                                                                      "text": delta["content"]}}))
-                for call in delta.get("tool_calls") or []:
-                    index = call.get("index", 0)
-                    if index not in self._tools:
-                        out += self._open_block("tool", {"type": "tool_use", "id": call.get("id", ""),
-                                                         "name": (call.get("function") or {}).get("name", ""),
-                                                         "input": {}})
-                        self._tools[index] = self._block
-                    arguments = (call.get("function") or {}).get("arguments")
-                    if arguments:
-                        out.append(_sse("content_block_delta", {
-                            "type": "content_block_delta", "index": self._tools[index],
-                            "delta": {"type": "input_json_delta", "partial_json": arguments}}))
-                if choice.get("finish_reason"):
-                    self._stop = STOP_REASONS.get(choice["finish_reason"], "end_turn")
+                parsed = _object(json_bodies.parse(payload), "an event")
+                if "error" in parsed:  # the gateway's own SSE error (a broken upstream): pass it on
+                    message = _object(parsed["error"], "an error").get("message", "")
+                    out += self._start() + [_sse("error", error_body("api_error", str(message)))]
+                    self._done = True  # the stream failed: no message_stop pretending it ended well
+                    return out
+                out += self._start()
+                out += self._translate(parsed)
+            except (ValueError, RecursionError) as exc:  # NotACompletion or not JSON at all
+                self._done = True
+                return out + self._start() + [_sse("error", error_body(
+                    "api_error", f"the backend sent an event that is not a chat completion chunk ({exc})"))]
+        return out
+
+    def _translate(self, chunk: dict) -> list[bytes]:
+        out: list[bytes] = []
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
+        for choice in _array(chunk.get("choices"), "choices"):
+            delta = _object(_object(choice, "a choice").get("delta"), "a delta")
+            text = delta.get("content")
+            if text is not None and not isinstance(text, str):
+                raise NotACompletion("a delta's content is not a string")
+            if text:
+                if self._block_kind != "text":
+                    out += self._open_block("text", {"type": "text", "text": ""})
+                out.append(_sse("content_block_delta", {"type": "content_block_delta", "index": self._block,
+                                                        "delta": {"type": "text_delta", "text": text}}))
+            for call, function in map(_tool_call, _array(delta.get("tool_calls"), "tool_calls")):
+                index = call.get("index", 0)
+                if not isinstance(index, int):
+                    raise NotACompletion("a tool call's index is not an integer")
+                if index not in self._tools:
+                    out += self._open_block("tool", {"type": "tool_use", "id": str(call.get("id", "")),
+                                                     "name": function.get("name", ""), "input": {}})
+                    self._tools[index] = self._block
+                if function.get("arguments"):
+                    out.append(_sse("content_block_delta", {
+                        "type": "content_block_delta", "index": self._tools[index],
+                        "delta": {"type": "input_json_delta", "partial_json": function["arguments"]}}))
+            if choice.get("finish_reason"):
+                self._stop = _stop_reason(choice["finish_reason"])
         return out
 
     def finish(self) -> list[bytes]:

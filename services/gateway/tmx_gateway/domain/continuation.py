@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from tmx_gateway.domain import sse
+from tmx_gateway.domain import json_bodies, sse
+from tmx_gateway.domain.metering import usage_from_obj
 
 
 @dataclass
@@ -41,10 +42,9 @@ def read_transcript(events: list[bytes]) -> Transcript:
         if raw == b"[DONE]":
             t.finished = True
             continue
-        try:
-            obj = json.loads(raw)
-        except ValueError:
-            t.obstacle = "an event that is not JSON"
+        obj = _chunk(raw)
+        if obj is None:
+            t.obstacle = "an event that is not a completion chunk"
             continue
         t.id, t.created, t.model = obj.get("id", t.id), obj.get("created", t.created), obj.get("model", t.model)
         t.object = obj.get("object", t.object)
@@ -62,6 +62,24 @@ def read_transcript(events: list[bytes]) -> Transcript:
                 t.finished = True
     t.text = "".join(parts)
     return t
+
+
+def _chunk(raw: bytes) -> dict | None:
+    """An event's data as a completion chunk: an object whose choices (if any) are objects, each with a delta
+    (if any) that is an object and text or content (if any) that is a string; None if it is not one."""
+    try:
+        obj = json_bodies.parse_exact(raw)  # exactly: a rewritten chunk is written out again
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("choices") or [], list):
+        return None
+    for choice in obj.get("choices") or ():
+        if not isinstance(choice, dict) or not isinstance(choice.get("delta") or {}, dict):
+            return None
+        text = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
+        if text is not None and not isinstance(text, str):
+            return None
+    return obj
 
 
 def unsupported(endpoint: str, payload: dict) -> str:
@@ -106,9 +124,8 @@ def rewrite(event: bytes, t: Transcript) -> bytes | None:
     raw = sse.payload(event)
     if raw is None or raw == b"[DONE]":
         return event
-    try:
-        obj = json.loads(raw)
-    except ValueError:
+    obj = _chunk(raw)
+    if obj is None:  # not a completion chunk: passed on as it came
         return event
     choices = obj.get("choices") or []
     if choices and all((c.get("delta") or {}) in ({"role": "assistant"}, {"role": "assistant", "content": ""})
@@ -117,9 +134,10 @@ def rewrite(event: bytes, t: Transcript) -> bytes | None:
     obj["id"], obj["created"], obj["model"] = t.id or obj.get("id"), t.created or obj.get("created"), \
         t.model or obj.get("model")
     usage = obj.get("usage")
-    if isinstance(usage, dict):  # count the answer as one: the first part's tokens were re-read as prompt
-        prompt = max(int(usage.get("prompt_tokens") or 0) - t.deltas, 0)
-        completion = int(usage.get("completion_tokens") or 0) + t.deltas
+    read = usage_from_obj(usage)
+    if read is not None:  # count the answer as one: the first part's tokens were re-read as prompt
+        prompt = max(read.prompt_tokens - t.deltas, 0)
+        completion = read.completion_tokens + t.deltas
         usage.update(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 

@@ -9,7 +9,11 @@ its message.
 
 One difference remains: orjson reads an integer beyond 64 bits as a float. What the gateway reads from a body
 (the model, stream, max_tokens, token counts) does not care; a body that is written out again (an alias
-renamed, a stream continued) is parsed by the standard library, so what a backend receives is exact.
+renamed, a stream continued) is parsed by the standard library (`parse_exact`), so what a backend receives is
+exact.
+
+A body nested deeper than either parser goes (orjson: 1024 levels; the standard library: Python's recursion
+limit) is invalid JSON here too: ValueError, never RecursionError.
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ import orjson
 
 
 def parse(data: bytes | str):
+    """`data` as JSON, fast; ValueError (UnicodeDecodeError included) if it is not JSON."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
+        return parse_exact(data)
+
+
+def parse_exact(data: bytes | str):
+    """`data` as JSON, exactly as the standard library reads it (integers of any size); ValueError if it is
+    not JSON, or is nested too deep to read."""
+    try:
         return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None

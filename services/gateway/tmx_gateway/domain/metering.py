@@ -17,23 +17,37 @@ class Usage:
     cached_reported: bool = False  # the backend said how many prompt tokens it had cached (0 included)
 
 
-def _from_obj(usage: dict | None) -> Usage | None:
+def _count(value) -> int | None:
+    """A token count as a backend reports it: a non-negative integer (or a float with an integer's value); None
+    for anything else (missing, a string, NaN, infinity, a negative number, a list)."""
+    if type(value) is int:
+        return value if value >= 0 else None
+    if type(value) is float and 0 <= value < 1e18 and value.is_integer():
+        return int(value)
+    return None
+
+
+def usage_from_obj(usage) -> Usage | None:
+    """A `usage` object as Usage; None if it is not an object. A count it cannot read (see `_count`) counts 0, and
+    a cached count it cannot read was not reported."""
     if not isinstance(usage, dict):
         return None
-    details = usage.get("prompt_tokens_details") or {}
+    details = usage.get("prompt_tokens_details")
+    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
     return Usage(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
-        cached_reported=isinstance(details, dict) and details.get("cached_tokens") is not None,
+        prompt_tokens=_count(usage.get("prompt_tokens")) or 0,
+        completion_tokens=_count(usage.get("completion_tokens")) or 0,
+        cached_tokens=cached or 0,
+        cached_reported=cached is not None,
     )
 
 
 def usage_from_body(body: bytes) -> Usage:
     try:
-        return _from_obj(parse(body).get("usage")) or Usage()
-    except (ValueError, AttributeError):
+        parsed = parse(body)
+    except ValueError:
         return Usage()
+    return (usage_from_obj(parsed.get("usage")) if isinstance(parsed, dict) else None) or Usage()
 
 
 def _is_done(event: bytes) -> bool:
@@ -88,9 +102,10 @@ class StreamMeter:
 
     def _read_usage(self, data: bytes) -> None:
         try:
-            parsed = _from_obj(parse(data).get("usage"))
-        except (ValueError, AttributeError):
-            parsed = None
+            obj = parse(data)
+        except ValueError:
+            return
+        parsed = usage_from_obj(obj.get("usage")) if isinstance(obj, dict) else None
         if parsed is not None:
             self.usage = parsed
 

@@ -16,7 +16,8 @@ def prompt_text(payload: dict) -> str:
                 continue
             content = message.get("content") or ""
             if isinstance(content, list):
-                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+                content = "".join(text for p in content
+                                  if isinstance(p, dict) and isinstance(text := p.get("text"), str))
             parts.append(f"<{message.get('role', 'user')}>{content}\n")
         return "".join(parts)
     prompt = payload.get("prompt")
