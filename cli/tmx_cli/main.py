@@ -39,6 +39,14 @@ errors = Console(stderr=True, soft_wrap=True)  # to stderr, so stdout stays data
 HEALTH = typer.Option("127.0.0.1:50051", "--health-addr", envvar="TMX_HEALTH_ADDR", help="health service address")
 PLANNER = typer.Option("127.0.0.1:50052", "--planner-addr", envvar="TMX_PLANNER_ADDR", help="planner address")
 REGISTRY = typer.Option("127.0.0.1:50053", "--registry-addr", envvar="TMX_REGISTRY_ADDR", help="registry address")
+U32 = 2**32 - 1  # the largest value of the uint32 fields these counts travel in
+
+
+def _positive(value: float | None) -> float | None:
+    """An option that must be a positive number, when given (NaN is not)."""
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"must be > 0, got {value}")
+    return value
 NATS = typer.Option("nats://127.0.0.1:4222", "--nats-url", envvar="TMX_NATS_URL", help="NATS server URL")
 
 
@@ -196,18 +204,18 @@ def _workload(isl: int, osl: int, concurrency: Optional[int], request_rate: Opti
 @plan_app.command("recommend")
 def plan_recommend(
     model: Annotated[str, typer.Option(help="model name, e.g. Llama-3.1-8B-Instruct")],
-    isl: Annotated[int, typer.Option(help="input tokens per request")] = 1024,
-    osl: Annotated[int, typer.Option(help="output tokens per request")] = 256,
-    concurrency: Annotated[Optional[int], typer.Option(help="concurrent requests")] = None,
-    request_rate: Annotated[Optional[float], typer.Option(help="requests per second")] = None,
-    ttft_p95_ms: Annotated[Optional[float], typer.Option(help="SLA: TTFT p95")] = None,
-    tpot_ms: Annotated[Optional[float], typer.Option(help="SLA: time per output token")] = None,
-    budget_per_hour: Annotated[Optional[float], typer.Option(help="budget in $ per hour")] = None,
+    isl: Annotated[int, typer.Option(help="input tokens per request", min=1, max=U32)] = 1024,
+    osl: Annotated[int, typer.Option(help="output tokens per request", min=1, max=U32)] = 256,
+    concurrency: Annotated[Optional[int], typer.Option(help="concurrent requests", min=1, max=U32)] = None,
+    request_rate: Annotated[Optional[float], typer.Option(help="requests per second", callback=_positive)] = None,
+    ttft_p95_ms: Annotated[Optional[float], typer.Option(help="SLA: TTFT p95", callback=_positive)] = None,
+    tpot_ms: Annotated[Optional[float], typer.Option(help="SLA: time per output token", callback=_positive)] = None,
+    budget_per_hour: Annotated[Optional[float], typer.Option(help="budget in $ per hour", callback=_positive)] = None,
     profile: Annotated[str, typer.Option(help="chat, rag, batch or agentic")] = "chat",
     weight: Annotated[list[str], typer.Option(help="dimension=weight, e.g. cost=2 (repeatable)")] = [],
     hf_config: Annotated[Optional[Path], typer.Option(help="a Hugging Face config.json for an uncatalogued model")]
     = None,
-    limit: int = 10,
+    limit: Annotated[int, typer.Option(min=1, max=U32)] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     planner_addr: str = PLANNER,
 ) -> None:
@@ -254,6 +262,15 @@ def _print_plans(reply) -> None:
                       f"{pr.output_tok_s_total:.0f}", f"{pr.ttft_p95_ms:.0f}", f"{pr.tpot_ms:.1f}",
                       f"{p.cost_per_hour:.2f}", f"{p.cost_per_million_output_tokens:.2f}", f"{p.score:.3f}")
     console.print(table)
+    if reply.dropped_by_reason:
+        console.print("dropped: " + ", ".join(f"{n} {why}" for why, n in sorted(reply.dropped_by_reason.items(),
+                                                                                 key=lambda item: -item[1])))
+    if not reply.plans and reply.best_fitting:
+        best = reply.best_fitting
+        units = {"ttft_p95_ms": ("lowest TTFT p95", "{:.0f} ms"), "tpot_ms": ("lowest TPOT", "{:.1f} ms"),
+                 "output_tok_s": ("highest throughput", "{:.0f} tok/s"), "cost_per_hour": ("cheapest", "${:.2f}/h")}
+        console.print("no plan meets every constraint; of the deployments that fit in memory: " + ", ".join(
+            f"{label} {form.format(best[key])}" for key, (label, form) in units.items() if key in best))
 
 
 @plan_app.command("fleet")
@@ -279,11 +296,11 @@ def plan_fleet(planner_addr: str = PLANNER) -> None:
 @plan_app.command("compare")
 def plan_compare(
     model: Annotated[list[str], typer.Option(help="a model to compare (repeat)")],
-    isl: int = 1024,
-    osl: int = 256,
-    concurrency: Annotated[Optional[int], typer.Option(help="concurrent requests")] = 32,
+    isl: Annotated[int, typer.Option(min=1, max=U32)] = 1024,
+    osl: Annotated[int, typer.Option(min=1, max=U32)] = 256,
+    concurrency: Annotated[Optional[int], typer.Option(help="concurrent requests", min=1, max=U32)] = 32,
     profile: str = "chat",
-    limit: int = 3,
+    limit: Annotated[int, typer.Option(min=1, max=U32)] = 3,
     planner_addr: str = PLANNER,
 ) -> None:
     """The best plans for several models side by side."""
@@ -370,7 +387,7 @@ def forge_submit(
         help="a custom op's reference: a Python file defining make_inputs(shape, dtype, seed, device), "
              "reference(*inputs) and baseline(*inputs) (see tmx_kernels.custom); needs --candidate",
         exists=True, dir_okay=False)] = None,
-    max_candidates: int = 4,
+    max_candidates: Annotated[int, typer.Option(min=1, max=U32)] = 4,
     wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
     registry_addr: str = REGISTRY,
 ) -> None:
@@ -437,7 +454,7 @@ def forge_verify(
 
 
 @forge_app.command("jobs")
-def forge_jobs(limit: int = 20, registry_addr: str = REGISTRY) -> None:
+def forge_jobs(limit: Annotated[int, typer.Option(min=1, max=U32)] = 20, registry_addr: str = REGISTRY) -> None:
     """Recent kernel jobs."""
     with grpc.insecure_channel(registry_addr) as channel:
         jobs = _rpc(forge_pb2_grpc.ForgeServiceStub(channel).ListJobs, forge_pb2.ListJobsRequest(limit=limit)).jobs
@@ -523,7 +540,7 @@ def kernels_revoke(
 def kernels_history(
     op: Annotated[str, typer.Option(help="only this op")] = "",
     kernel_id: Annotated[str, typer.Option("--kernel", help="only this kernel")] = "",
-    limit: int = 50,
+    limit: Annotated[int, typer.Option(min=1, max=U32)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
     registry_addr: str = REGISTRY,
 ) -> None:

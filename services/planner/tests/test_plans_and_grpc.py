@@ -1,5 +1,6 @@
 import asyncio
 import json
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -29,6 +30,36 @@ def test_plans_are_feasible_ranked_and_respect_sla_and_budget():
 
 def test_an_impossible_budget_leaves_no_plan():
     assert plan(PlanQuery("Llama-3.1-70B", 1024, 256, concurrency=8, budget_per_hour=0.5)).plans == []
+
+
+def test_a_plan_says_why_candidates_were_dropped_and_how_close_the_best_came():
+    """With no plan left, the best TTFT p95 among what fits is the bar: asking for just above it leaves a plan
+    whose TTFT p95 is exactly that; just below, none. Every dropped candidate is counted under one reason."""
+    q = PlanQuery("Llama-3.1-70B", 1024, 256, concurrency=64, sla=Sla(ttft_p95_ms=1.0), limit=1000)
+    none = plan(q)
+    assert none.plans == [] and none.dropped == none.considered == sum(none.dropped_by_reason.values())
+    assert set(none.dropped_by_reason) == {"misses TTFT p95", "does not fit in VRAM"}
+    bar = none.best_fitting["ttft_p95_ms"]
+    assert bar > 1.0 and set(none.best_fitting) == {"ttft_p95_ms", "tpot_ms", "output_tok_s", "cost_per_hour"}
+    met = plan(replace(q, sla=Sla(ttft_p95_ms=bar)))
+    assert [p.prediction.ttft_p95_ms for p in met.plans] == [bar] * len(met.plans) and met.plans
+    assert met.dropped == sum(met.dropped_by_reason.values()) == met.considered - len(met.plans)
+    assert plan(replace(q, sla=Sla(ttft_p95_ms=bar * (1 - 1e-9)))).plans == []
+    every = plan(replace(q, sla=Sla()))  # without the constraint, the same bars, met by some plan each
+    assert min(p.prediction.ttft_p95_ms for p in every.plans) == bar
+    assert max(p.prediction.output_tok_s_total for p in every.plans) == none.best_fitting["output_tok_s"]
+    broke = plan(PlanQuery("Llama-3.1-70B", 1024, 256, concurrency=8, budget_per_hour=0.5))
+    assert broke.plans == [] and broke.dropped_by_reason["over budget"] > 0 and broke.best_fitting["cost_per_hour"] > 0.5
+
+
+@pytest.mark.parametrize("sla, budget, field", [(Sla(ttft_p95_ms=0), None, "sla.ttft_p95_ms"),
+                                                (Sla(tpot_ms=float("nan")), None, "sla.tpot_ms"),
+                                                (Sla(min_output_tok_s=-1), None, "sla.min_output_tok_s"),
+                                                (Sla(), 0.0, "budget_per_hour")])
+def test_a_constraint_that_is_not_a_positive_number_is_refused(sla, budget, field):
+    with pytest.raises(InvalidArgument) as info:
+        plan(PlanQuery("Llama-3.1-8B", concurrency=8, sla=sla, budget_per_hour=budget))
+    assert info.value.field == field
 
 
 def test_profiles_and_user_weights_change_the_ranking():
@@ -114,6 +145,15 @@ async def test_plan_rpc_rejects_bad_input_precisely(planner):
         await planner.Plan(planner_pb2.PlanRequest(model="Mistral-7B", profile="poetry",
                                                    workload=planner_pb2.Workload(isl=8, osl=1)))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and info.value.details().startswith("profile:")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await planner.Plan(planner_pb2.PlanRequest(model="Mistral-7B", sla=planner_pb2.Sla(ttft_p95_ms=-5),
+                                                   workload=planner_pb2.Workload(isl=8, osl=1)))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details().startswith("sla.ttft_p95_ms:")
+    reply = await planner.Plan(planner_pb2.PlanRequest(model="Mistral-7B", sla=planner_pb2.Sla(ttft_p95_ms=0.1),
+                                                       workload=planner_pb2.Workload(isl=8, osl=1)))
+    assert not reply.plans and sum(reply.dropped_by_reason.values()) == reply.candidates_dropped > 0
+    assert reply.best_fitting["ttft_p95_ms"] > 0.1
 
 
 async def test_estimate_answers_every_line_and_never_fails_the_call(planner):

@@ -52,7 +52,8 @@ def _query(r: planner_pb2.PlanRequest) -> PlanQuery:
 def _plan_response(result: PlanResult) -> planner_pb2.PlanResponse:
     return planner_pb2.PlanResponse(
         resolved_model=result.model, candidates_considered=result.considered, candidates_dropped=result.dropped,
-        profile=result.profile, weights=result.weights,
+        profile=result.profile, weights=result.weights, dropped_by_reason=result.dropped_by_reason,
+        best_fitting=result.best_fitting,
         plans=[planner_pb2.DeploymentPlan(
             gpu=k.deployment.gpu.name, gpu_count=k.deployment.gpu_count, tp=k.deployment.tp,
             replicas=k.deployment.replicas, engine=k.deployment.engine, precision=k.deployment.precision,

@@ -4,6 +4,7 @@ not fit or misses the SLA or budget, score the rest on five dimensions under a w
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,10 @@ class PlanResult:
     plans: list[RankedPlan]
     considered: int
     dropped: int
+    # why the dropped candidates were dropped (reason -> count), and, among those that fit in memory, the best
+    # each hard constraint could get: what a user who got no plan needs to see to relax the right one
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)
+    best_fitting: dict[str, float] = field(default_factory=dict)
 
 
 def resolve_weights(profile: str, overrides: dict[str, float]) -> dict[str, float]:
@@ -172,7 +177,16 @@ def _mark_pareto(plans: list[RankedPlan]) -> None:
         fastest_cheaper = min(fastest_cheaper, fastest_here)
 
 
+def _checked(q: PlanQuery) -> None:
+    """The constraints are positive numbers where given (NaN is none)."""
+    for name, value in (("sla.ttft_p95_ms", q.sla.ttft_p95_ms), ("sla.tpot_ms", q.sla.tpot_ms),
+                        ("sla.min_output_tok_s", q.sla.min_output_tok_s), ("budget_per_hour", q.budget_per_hour)):
+        if value is not None and not value > 0:
+            raise InvalidArgument(name, f"must be > 0 when given, got {value}")
+
+
 def plan(q: PlanQuery) -> PlanResult:
+    _checked(q)
     weights = resolve_weights(q.profile or "chat", q.weights)
     profile = PROFILES[q.profile or "chat"]
     q = replace(q, isl=q.isl or profile.isl, osl=q.osl or profile.osl)
@@ -184,16 +198,26 @@ def plan(q: PlanQuery) -> PlanResult:
     cal = default_calibration()
     kept: list[RankedPlan] = []
     considered = 0
+    dropped: collections.Counter[str] = collections.Counter()
+    best = {"ttft_p95_ms": math.inf, "tpot_ms": math.inf, "output_tok_s": 0.0, "cost_per_hour": math.inf}
     for d in _candidates(q, model):
         considered += 1
         try:
             p = predict(d, q.isl, q.osl, q.concurrency, q.request_rate, cal)
-        except TmxError:
-            continue  # e.g. the request rate exceeds this deployment's capacity
-        if _violation(q, p):
+        except TmxError as exc:  # e.g. the request rate exceeds this deployment's capacity
+            dropped["cannot serve the request rate" if getattr(exc, "field", "") == "request_rate"
+                    else "cannot be predicted"] += 1
             continue
         cost = d.gpu.price_per_hour * d.gpu_count
+        if p.memory.fits:
+            best = {"ttft_p95_ms": min(best["ttft_p95_ms"], p.ttft_p95_ms), "tpot_ms": min(best["tpot_ms"], p.tpot_ms),
+                    "output_tok_s": max(best["output_tok_s"], p.output_tok_s_total),
+                    "cost_per_hour": min(best["cost_per_hour"], cost)}
+        if violation := _violation(q, p):
+            dropped[violation] += 1
+            continue
         if q.budget_per_hour is not None and cost > q.budget_per_hour:
+            dropped["over budget"] += 1
             continue
         per_million = cost / (p.output_tok_s_total * 3600) * 1e6 if p.output_tok_s_total else float("inf")
         kept.append(RankedPlan(d, p, cost, per_million))
@@ -225,4 +249,5 @@ def plan(q: PlanQuery) -> PlanResult:
                                           max(1, min(k.prediction.memory.max_sequences, engine.max_num_seqs)),
                                           engine.max_batched_tokens)
         k.kubernetes_manifest = kubernetes_manifest(k.deployment, k.launch_command)
-    return PlanResult(model.name, profile.name, weights, top, considered, considered - len(kept))
+    return PlanResult(model.name, profile.name, weights, top, considered, considered - len(kept), dict(dropped),
+                      {k: v for k, v in best.items() if math.isfinite(v) and v > 0})

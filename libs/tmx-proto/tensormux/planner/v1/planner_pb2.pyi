@@ -127,8 +127,22 @@ class DeploymentPlan(_message.Message):
     def __init__(self, gpu: _Optional[str] = ..., gpu_count: _Optional[int] = ..., tp: _Optional[int] = ..., replicas: _Optional[int] = ..., engine: _Optional[str] = ..., precision: _Optional[str] = ..., prediction: _Optional[_Union[Prediction, _Mapping]] = ..., cost_per_hour: _Optional[float] = ..., cost_per_million_output_tokens: _Optional[float] = ..., score: _Optional[float] = ..., explanation: _Optional[str] = ..., pareto: _Optional[bool] = ..., dimension_scores: _Optional[_Mapping[str, float]] = ..., launch_command: _Optional[str] = ..., kubernetes_manifest: _Optional[str] = ...) -> None: ...
 
 class PlanResponse(_message.Message):
-    __slots__ = ("plans", "candidates_considered", "candidates_dropped", "resolved_model", "profile", "weights")
+    __slots__ = ("plans", "candidates_considered", "candidates_dropped", "resolved_model", "profile", "weights", "dropped_by_reason", "best_fitting")
     class WeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class DroppedByReasonEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class BestFittingEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -141,13 +155,17 @@ class PlanResponse(_message.Message):
     RESOLVED_MODEL_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_BY_REASON_FIELD_NUMBER: _ClassVar[int]
+    BEST_FITTING_FIELD_NUMBER: _ClassVar[int]
     plans: _containers.RepeatedCompositeFieldContainer[DeploymentPlan]
     candidates_considered: int
     candidates_dropped: int
     resolved_model: str
     profile: str
     weights: _containers.ScalarMap[str, float]
-    def __init__(self, plans: _Optional[_Iterable[_Union[DeploymentPlan, _Mapping]]] = ..., candidates_considered: _Optional[int] = ..., candidates_dropped: _Optional[int] = ..., resolved_model: _Optional[str] = ..., profile: _Optional[str] = ..., weights: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    dropped_by_reason: _containers.ScalarMap[str, int]
+    best_fitting: _containers.ScalarMap[str, float]
+    def __init__(self, plans: _Optional[_Iterable[_Union[DeploymentPlan, _Mapping]]] = ..., candidates_considered: _Optional[int] = ..., candidates_dropped: _Optional[int] = ..., resolved_model: _Optional[str] = ..., profile: _Optional[str] = ..., weights: _Optional[_Mapping[str, float]] = ..., dropped_by_reason: _Optional[_Mapping[str, int]] = ..., best_fitting: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class CompareRequest(_message.Message):
     __slots__ = ("requests",)
