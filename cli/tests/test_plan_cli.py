@@ -26,7 +26,8 @@ async def planner_addr():
 
 
 async def tmx(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tmx_cli.main", *args, env={**os.environ, "COLUMNS": "200"},
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tmx_cli.main", *args,
+                                                env={**os.environ, "COLUMNS": "200"},
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode, out.decode(), err.decode()

@@ -49,7 +49,8 @@ def test_a_plan_says_why_candidates_were_dropped_and_how_close_the_best_came():
     assert min(p.prediction.ttft_p95_ms for p in every.plans) == bar
     assert max(p.prediction.output_tok_s_total for p in every.plans) == none.best_fitting["output_tok_s"]
     broke = plan(PlanQuery("Llama-3.1-70B", 1024, 256, concurrency=8, budget_per_hour=0.5))
-    assert broke.plans == [] and broke.dropped_by_reason["over budget"] > 0 and broke.best_fitting["cost_per_hour"] > 0.5
+    assert broke.plans == [] and broke.dropped_by_reason["over budget"] > 0
+    assert broke.best_fitting["cost_per_hour"] > 0.5
 
 
 @pytest.mark.parametrize("sla, budget, field", [(Sla(ttft_p95_ms=0), None, "sla.ttft_p95_ms"),
@@ -202,3 +203,50 @@ async def test_catalogue_rpcs(planner):
     by_name = {m.name: m for m in models}
     assert by_name["DeepSeek-V3"].attention == "mla" and by_name["Gemma-3-27B"].attention == "gqa+sliding"
     assert by_name["Qwen3-235B-A22B"].experts == 128 and by_name["Qwen3-235B-A22B"].active_params_b == 22.2
+
+
+LLAMA_CONFIG = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+                "vocab_size": 128256, "intermediate_size": 14336, "max_position_embeddings": 131072}
+BAD_PLAN_REQUESTS = [
+    ({"weights": {"cost": float("nan")}}, "weights:"),
+    ({"weights": {"cost": float("inf")}}, "weights:"),
+    ({"workload": planner_pb2.Workload(isl=8, osl=8, request_rate=float("nan"))}, "workload.request_rate:"),
+    ({"workload": planner_pb2.Workload(isl=8, osl=8, request_rate=float("inf"))}, "workload.request_rate:"),
+    ({"workload": planner_pb2.Workload(isl=8, osl=8, concurrency=0)}, "workload.concurrency:"),
+    ({"hf_config_json": "[" * 5000 + "]" * 5000}, "hf_config_json: not valid JSON"),
+    ({"hf_config_json": json.dumps({**LLAMA_CONFIG, "num_attention_heads": 0})},
+     "config: num_attention_heads must be within"),
+    ({"hf_config_json": json.dumps({**LLAMA_CONFIG, "hidden_size": -1})}, "config: hidden_size must be within"),
+    ({"hf_config_json": json.dumps({**LLAMA_CONFIG, "hidden_size": "4096"})}, "config: hidden_size must be an integer"),
+    ({"hf_config_json": json.dumps({**LLAMA_CONFIG, "vocab_size": 1e300})}, "config: vocab_size must be within"),
+    ({"hf_config_json": json.dumps({**LLAMA_CONFIG, "num_key_value_heads": 5})}, "config: num_attention_heads 32"),
+    ({"hf_config_json": json.dumps({**LLAMA_CONFIG, "num_local_experts": 8, "num_experts_per_tok": 9})},
+     "config: 9 experts per token of 8"),
+    ({"hf_config_json": json.dumps({**LLAMA_CONFIG, "text_config": [1]})}, "config: text_config"),
+    ({"hf_config_json": json.dumps({k: v for k, v in LLAMA_CONFIG.items() if k != "vocab_size"})},
+     "config: config.json lacks 'vocab_size'"),
+]
+
+
+@pytest.mark.parametrize("fields, details", BAD_PLAN_REQUESTS)
+async def test_a_plan_request_with_a_value_no_model_can_use_is_invalid_argument_naming_it(planner, fields, details):
+    """Each was an INTERNAL error (a division by zero, a recursion) or a ranking of NaN scores."""
+    request = planner_pb2.PlanRequest(model="Mistral-7B", **{"workload": planner_pb2.Workload(isl=8, osl=8), **fields})
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await planner.Plan(request)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and info.value.details().startswith(details), \
+        info.value.details()
+
+
+async def test_a_well_formed_config_still_plans_as_the_catalogue_entry_it_describes(planner):
+    """The stricter reading changes nothing for a real config: Llama-3.1-8B's, as the catalogue has it."""
+    from tmx_planner.domain.catalogue import find_model, model_from_hf_config
+
+    model = model_from_hf_config("mine", {**LLAMA_CONFIG, "tie_word_embeddings": False})
+    known = find_model("Llama-3.1-8B")
+    assert (model.layers, model.hidden, model.heads, model.kv_heads, model.head_dim, model.context_length) == \
+        (known.layers, known.hidden, known.heads, known.kv_heads, known.head_dim, known.context_length)
+    assert model.params_b == pytest.approx(known.params_b, rel=0.01)
+    reply = await planner.Plan(planner_pb2.PlanRequest(model="mine", hf_config_json=json.dumps(LLAMA_CONFIG),
+                                                       workload=planner_pb2.Workload(isl=8, osl=8), limit=3))
+    assert len(reply.plans) == 3 and reply.resolved_model == "mine"

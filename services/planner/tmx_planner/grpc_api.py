@@ -31,7 +31,7 @@ def _custom_model(r: planner_pb2.PlanRequest):
         return None
     try:
         config = json.loads(r.hf_config_json)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
         raise InvalidArgument("hf_config_json", f"not valid JSON: {exc}") from None
     if not isinstance(config, dict):
         raise InvalidArgument("hf_config_json", "must be a JSON object")

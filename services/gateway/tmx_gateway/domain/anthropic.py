@@ -187,7 +187,8 @@ def _array(value, what: str) -> list:
 def _tool_call(call) -> tuple[dict, dict]:
     """A tool call and its function, both objects; the function's name and arguments strings where present."""
     function = _object(_object(call, "a tool call").get("function"), "a tool call's function")
-    if not isinstance(function.get("name", ""), str) or not isinstance(function.get("arguments", ""), (str, type(None))):
+    arguments = function.get("arguments")
+    if not isinstance(function.get("name", ""), str) or not (arguments is None or isinstance(arguments, str)):
         raise NotACompletion("a tool call's name or arguments is not a string")
     return call, function
 

@@ -3,6 +3,7 @@ its numbers come from), plus models built from a Hugging Face config.json."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -119,30 +120,52 @@ def find_gpu(name: str) -> Gpu:
     return gpu
 
 
+MAX_CONFIG_SIZE = 1 << 30  # a bound on any size in a config.json (contexts reach 10M tokens, vocabularies 256k)
+
+
 def model_from_hf_config(name: str, config: dict) -> Model:
     """A Model from a Hugging Face config.json (Llama/Qwen/Mistral/Mixtral/DeepSeek/gpt-oss/Gemma shapes).
     Parameter counts are computed from the shapes, since config.json does not state them."""
     cfg = config.get("text_config", config)
-    try:
-        hidden, layers = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"])
-        heads = int(cfg["num_attention_heads"])
-        vocab = int(cfg["vocab_size"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidArgument("config", f"config.json lacks {exc}") from None
-    kv_heads = int(cfg.get("num_key_value_heads") or heads)
-    head_dim = int(cfg.get("head_dim") or hidden // heads)
-    inter = int(cfg.get("intermediate_size") or 4 * hidden)
-    experts = int(cfg.get("n_routed_experts") or cfg.get("num_local_experts") or cfg.get("num_experts") or 0)
-    per_token = int(cfg.get("num_experts_per_tok") or cfg.get("experts_per_token") or 0)
-    moe_inter = int(cfg.get("moe_intermediate_size") or inter)
-    shared = int(cfg.get("n_shared_experts") or 0)
-    kv_lora = int(cfg.get("kv_lora_rank") or 0)
+    if not isinstance(cfg, dict):
+        raise InvalidArgument("config", "text_config must be an object")
+
+    def size(key: str, default: int | None = None, minimum: int = 1) -> int:
+        """A size from the config: an integer (a float with an integer's value will do) within
+        minimum..MAX_CONFIG_SIZE; `default` when it is missing or null, or 0 where there is a default (config.json's
+        way of saying unset)."""
+        value = cfg.get(key)
+        if value is None or (value == 0 and default is not None):
+            if default is None:
+                raise InvalidArgument("config", f"config.json lacks {key!r}")
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value != int(value):
+            raise InvalidArgument("config", f"{key} must be an integer, got {value!r}")
+        if not minimum <= value <= MAX_CONFIG_SIZE:
+            raise InvalidArgument("config", f"{key} must be within {minimum}..{MAX_CONFIG_SIZE}, got {value!r}")
+        return int(value)
+
+    hidden, layers, heads, vocab = (size("hidden_size"), size("num_hidden_layers"), size("num_attention_heads"),
+                                    size("vocab_size"))
+    kv_heads = size("num_key_value_heads", heads)
+    if heads % kv_heads:
+        raise InvalidArgument("config", f"num_attention_heads {heads} must be a multiple of num_key_value_heads "
+                                        f"{kv_heads}")
+    head_dim = size("head_dim", max(hidden // heads, 1))
+    inter = size("intermediate_size", 4 * hidden)
+    experts = size("n_routed_experts", 0) or size("num_local_experts", 0) or size("num_experts", 0)
+    per_token = size("num_experts_per_tok", 0) or size("experts_per_token", 0)
+    if per_token > max(experts, 1):
+        raise InvalidArgument("config", f"{per_token} experts per token of {experts}")
+    moe_inter = size("moe_intermediate_size", inter)
+    shared = size("n_shared_experts", 0)
+    kv_lora = size("kv_lora_rank", 0)
     attn = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2
     if kv_lora:  # MLA projections, approximately
-        q_dim = heads * (int(cfg.get("qk_nope_head_dim", 128)) + int(cfg.get("qk_rope_head_dim", 64)))
-        attn = hidden * q_dim + hidden * (kv_lora + int(cfg.get("qk_rope_head_dim", 64))) + \
-            kv_lora * heads * (int(cfg.get("qk_nope_head_dim", 128)) + int(cfg.get("v_head_dim", 128))) + \
-            heads * int(cfg.get("v_head_dim", 128)) * hidden
+        nope, rope, v_dim = size("qk_nope_head_dim", 128), size("qk_rope_head_dim", 64), size("v_head_dim", 128)
+        attn = hidden * heads * (nope + rope) + hidden * (kv_lora + rope) + kv_lora * heads * (nope + v_dim) + \
+            heads * v_dim * hidden
     embed = vocab * hidden * (1 if cfg.get("tie_word_embeddings") else 2)
     if experts:
         expert = 3 * hidden * moe_inter
@@ -150,14 +173,14 @@ def model_from_hf_config(name: str, config: dict) -> Model:
         active = layers * (attn + expert * (per_token + shared)) + embed
     else:
         total = active = layers * (attn + 3 * hidden * inter) + embed
-    window = int(cfg.get("sliding_window") or 0)
+    window = size("sliding_window", 0)
     layer_types = cfg.get("layer_types") or []
     sliding_layers = sum(1 for t in layer_types if "sliding" in str(t)) if layer_types else (layers if window else 0)
     return Model(
         name=name, params_b=total / 1e9, active_params_b=active / 1e9 if experts else 0.0, layers=layers,
         hidden=hidden, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
-        context_length=int(cfg.get("max_position_embeddings") or 0), experts=experts, experts_per_token=per_token,
-        mla_kv_lora_rank=kv_lora, mla_rope_dim=int(cfg.get("qk_rope_head_dim") or 0) if kv_lora else 0,
+        context_length=size("max_position_embeddings", 0), experts=experts, experts_per_token=per_token,
+        mla_kv_lora_rank=kv_lora, mla_rope_dim=size("qk_rope_head_dim", 0) if kv_lora else 0,
         sliding_window=window if sliding_layers else 0, sliding_layers=sliding_layers,
         source="computed from config.json",
     )

@@ -200,8 +200,8 @@ def predict(d: Deployment, isl: int, osl: int, concurrency: int | None = None, r
     max_batch = min(memory.max_sequences, cal.engine(d.engine).max_num_seqs)
     waiting, saturated = 0.0, False
     if request_rate is not None:
-        if request_rate <= 0:
-            raise InvalidArgument("request_rate", "must be > 0")
+        if not 0 < request_rate < math.inf:  # NaN is neither
+            raise InvalidArgument("request_rate", f"must be a finite number > 0, got {request_rate}")
         per_replica = request_rate / d.replicas
         capacity = max_batch / (osl * _tpot(d, max_batch, isl, osl, cal))
         if per_replica >= capacity:

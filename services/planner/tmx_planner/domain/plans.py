@@ -101,8 +101,8 @@ def resolve_weights(profile: str, overrides: dict[str, float]) -> dict[str, floa
     if unknown:
         raise InvalidArgument("weights", f"unknown dimension(s) {', '.join(sorted(unknown))}; known: "
                                          f"{', '.join(DIMENSIONS)}")
-    if any(v < 0 for v in overrides.values()):
-        raise InvalidArgument("weights", "weights must be >= 0")
+    if not all(0 <= v < math.inf for v in overrides.values()):  # NaN is neither
+        raise InvalidArgument("weights", "weights must be finite numbers >= 0")
     weights = {**PROFILES[profile].weights, **overrides}
     total = sum(weights.values())
     if total <= 0:
@@ -178,11 +178,16 @@ def _mark_pareto(plans: list[RankedPlan]) -> None:
 
 
 def _checked(q: PlanQuery) -> None:
-    """The constraints are positive numbers where given (NaN is none)."""
+    """The constraints are positive numbers where given (NaN is none), the request rate a finite one, the
+    concurrency at least 1: checked once here, as every candidate's prediction would refuse them alike."""
     for name, value in (("sla.ttft_p95_ms", q.sla.ttft_p95_ms), ("sla.tpot_ms", q.sla.tpot_ms),
                         ("sla.min_output_tok_s", q.sla.min_output_tok_s), ("budget_per_hour", q.budget_per_hour)):
         if value is not None and not value > 0:
             raise InvalidArgument(name, f"must be > 0 when given, got {value}")
+    if q.request_rate is not None and not 0 < q.request_rate < math.inf:
+        raise InvalidArgument("workload.request_rate", f"must be a finite number > 0, got {q.request_rate}")
+    if q.concurrency is not None and q.concurrency < 1:
+        raise InvalidArgument("workload.concurrency", "must be >= 1 when given")
 
 
 def plan(q: PlanQuery) -> PlanResult:
