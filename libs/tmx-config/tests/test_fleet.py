@@ -28,6 +28,9 @@ routing: {strategy: least_inflight}
 @pytest.mark.parametrize("text, field", [
     ("backends: [{id: 'a.b', url: 'http://x'}]", "backend id"),
     ("backends: [{id: a, url: 'ftp://x'}]", "http://"),
+    ("backends: [{id: a, url: 'http://x:99999'}]", "not a URL"),
+    ("backends: [{id: a, url: 'http://x:0'}]", "port 0"),
+    ("backends: [{id: a, url: 'http://:8000'}]", "name a host"),
     ("backends: [{id: a, url: 'http://x'}, {id: a, url: 'http://y'}]", "unique"),
     ("backends: [{id: a, url: 'http://x', colour: red}]", "colour"),
     ("tenants: [{name: 'a b'}]", "tenant name"),

@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def backend_id(value: str) -> str:
+    """`value` if it may name a backend (it is part of NATS subjects); ValueError if not."""
+    if not _ID.match(value):
+        raise ValueError("backend id must be 1-64 letters, digits, '-' or '_'")
+    return value
+
+
+def backend_url(value: str) -> str:
+    """`value` without a trailing slash if it is an http(s) URL with a host and, if it has one, a port in
+    1..65535; ValueError if not."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # ValueError when out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"backend url {value!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"backend url {value!r} must be http:// or https:// and name a host")
+    if port == 0:
+        raise ValueError(f"backend url {value!r} has port 0")
+    return value.rstrip("/")
 
 
 class BackendSpec(BaseModel):
@@ -32,16 +55,12 @@ class BackendSpec(BaseModel):
     @field_validator("id")
     @classmethod
     def _id_is_subject_safe(cls, value: str) -> str:
-        if not _ID.match(value):
-            raise ValueError("backend id must be 1-64 letters, digits, '-' or '_'")
-        return value
+        return backend_id(value)
 
     @field_validator("url")
     @classmethod
     def _url_is_http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("backend url must start with http:// or https://")
-        return value.rstrip("/")
+        return backend_url(value)
 
 
 class ModelSpec(BaseModel):

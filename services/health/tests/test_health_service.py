@@ -118,9 +118,13 @@ async def test_registration_and_errors(tmp_path, nats_url):
         # via the snapshot or as a live event, depending on which the stream saw first
         assert first.backend_id == "new" and first.current == events_pb2.BACKEND_STATE_UNKNOWN
         watch.cancel()
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await stub.RegisterBackend(health_pb2.RegisterBackendRequest(id="x", url="nope"))
-        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "url" in info.value.details()
+        for bad, field in [({"id": "x", "url": "nope"}, "url"), ({"id": "x", "url": "http://127.0.0.1:99999"}, "url"),
+                           ({"id": "x", "url": "http://127.0.0.1:0"}, "url"), ({"id": "x.y", "url": "http://h"}, "id"),
+                           ({"id": "x", "url": "http://h", "models": ["m", " "]}, "models")]:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.RegisterBackend(health_pb2.RegisterBackendRequest(**bad))
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert info.value.details().startswith(f"{field}:"), info.value.details()
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stub.GetBackend(health_pb2.GetBackendRequest(id="ghost"))
         assert info.value.code() == grpc.StatusCode.NOT_FOUND

@@ -163,11 +163,14 @@ async def test_estimate_answers_every_line_and_never_fails_the_call(planner):
     offline = planner_pb2.EstimateInput(model="Llama-3.1-8B", gpu="H100", gpu_count=1, tp=1, engine="trtllm",
                                         precision="fp8", isl=1000, osl=1000)
     bad = planner_pb2.EstimateInput(model="Llama-3.1-8B", gpu="TPUv9", isl=1, osl=1)
-    reply = await planner.Estimate(planner_pb2.EstimateRequest(inputs=[good, bad, offline]))
-    first, second, third = reply.outputs
+    no_rate = planner_pb2.EstimateInput(model="Llama-3.1-8B", gpu="H100", gpu_count=1, tp=1, engine="vllm",
+                                        precision="bf16", isl=100, osl=100, request_rate=float("nan"))
+    reply = await planner.Estimate(planner_pb2.EstimateRequest(inputs=[good, bad, offline, no_rate]))
+    first, second, third, fourth = reply.outputs
     assert first.fits and first.output_tok_s_total > 0 and first.ttft_p95_ms > first.ttft_p50_ms > 0 and not first.error
     assert second.error.startswith("gpu:")
     assert third.output_tok_s_total > 0 and not third.error
+    assert fourth.error.startswith("request_rate: must be a finite number")  # it predicted NaN TTFTs
 
 
 async def test_plan_rpc_with_a_profile_weights_and_a_hugging_face_config(planner):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tmx_config import fleet
 from tmx_errors import InvalidArgument, NotFound
 from tmx_health.domain.state_machine import BackendHealth, State
 
-_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
 @dataclass(frozen=True)
@@ -25,15 +25,21 @@ class Directory:
         self.aliases = aliases or {}  # model -> its aliases
 
     def register(self, backend_id: str, url: str, models: tuple[str, ...]) -> BackendHealth:
-        if not backend_id or len(backend_id) > 64 or set(backend_id) - _ID_CHARS:
-            raise InvalidArgument("id", "must be 1-64 letters, digits, '-' or '_'")
-        if not url.startswith(("http://", "https://")):
-            raise InvalidArgument("url", "must start with http:// or https://")
+        try:
+            fleet.backend_id(backend_id)
+        except ValueError as exc:
+            raise InvalidArgument("id", str(exc)) from None
+        try:
+            url = fleet.backend_url(url)
+        except ValueError as exc:
+            raise InvalidArgument("url", str(exc)) from None
+        if not all(m.strip() for m in models):
+            raise InvalidArgument("models", "a model name must not be empty")
         existing = self.backends.get(backend_id)
-        if existing is not None and existing.url == url.rstrip("/"):
+        if existing is not None and existing.url == url:
             existing.models = models or existing.models
             return existing
-        backend = BackendHealth(backend_id, url.rstrip("/"), models)
+        backend = BackendHealth(backend_id, url, models)
         self.backends[backend_id] = backend
         return backend
 
