@@ -122,8 +122,16 @@ async def test_completions_and_embeddings(sim):
     (json.dumps(chat(max_tokens=0)).encode(), 400, "max_tokens"),
     (json.dumps(chat(max_tokens=1000)).encode(), 400, "max_tokens"),
     (json.dumps({"model": MODEL, "messages": "hi"}).encode(), 400, "messages"),
+    (json.dumps({"model": MODEL, "messages": [{"role": "user", "content": [5]}]}).encode(), 400, "messages"),
+    (json.dumps({"model": MODEL, "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}).encode(),
+     400, "messages"),
+    (json.dumps({"model": MODEL, "messages": [{"role": "user", "content": {"text": "hi"}}]}).encode(), 400, "messages"),
+    (json.dumps({"model": MODEL, "messages": [{"role": 5, "content": "hi"}]}).encode(), 400, "messages"),
+    (json.dumps(chat(stream=True, stream_options=5)).encode(), 400, "stream_options"),
+    (json.dumps(chat(stream="yes")).encode(), 400, "stream"),
 ])
 async def test_bad_requests_get_openai_errors(sim, payload, status, param):
+    """Each of the malformed messages was a 500, which a gateway reads as the engine failing (and retries)."""
     http, _, _ = sim
     async with http.post("/v1/chat/completions", data=payload) as resp:
         body = await resp.json()

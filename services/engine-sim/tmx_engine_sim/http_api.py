@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tmx_engine_sim.domain.engine import Sequence, SequenceTooLong
-from tmx_engine_sim.domain.tokenizer import continuation, generated_word, render_chat, tokenize
+from tmx_engine_sim.domain.tokenizer import continuation, generated_word, message_problem, render_chat, tokenize
 from tmx_engine_sim.faults import Faults
 from tmx_engine_sim.runner import DONE, EngineRunner
 from tmx_engine_sim.settings import Settings
@@ -89,6 +89,9 @@ class SimApi:
             messages = body.get("messages")
             if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
                 raise ApiError(400, "messages must be a non-empty list of message objects", param="messages")
+            for i, message in enumerate(messages):
+                if (problem := message_problem(message)) is not None:
+                    raise ApiError(400, f"messages.{i}: {problem}", param="messages")
             if body.get("continue_final_message"):
                 # a deterministic model continues a prefix exactly as it would have generated it: the same
                 # seed (the conversation before the prefix) and the word index where the prefix stops
@@ -128,6 +131,10 @@ class SimApi:
         whitespace) starts with a space, as a real tokenizer's next word would."""
         if not tokens:
             raise ApiError(400, "prompt is empty", param="prompt" if not chat else "messages")
+        if not isinstance(body.get("stream", False), bool):
+            raise ApiError(400, "stream must be a boolean", param="stream")
+        if not isinstance(body.get("stream_options") or {}, dict):
+            raise ApiError(400, "stream_options must be an object", param="stream_options")
         max_tokens = self._max_tokens(body, len(tokens))
         await self._apply_faults()
         seq = Sequence(uuid.uuid4().hex, tokens, max_tokens)

@@ -23,6 +23,23 @@ def generated_word(seed: int, index: int) -> str:
     return _WORDS[(seed * 31 + index * 17) % len(_WORDS)]
 
 
+def message_problem(message: dict) -> str | None:
+    """Why a chat message is malformed (as vLLM's request validation would refuse it), or None."""
+    if not isinstance(message.get("role", "user"), str):
+        return "role must be a string"
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return None
+    if not isinstance(content, list):
+        return "content must be a string or a list of content parts"
+    for part in content:
+        if not isinstance(part, dict) or not isinstance(part.get("type", "text"), str):
+            return "a content part must be an object with a type"
+        if part.get("type", "text") == "text" and not isinstance(part.get("text"), str):
+            return "a text part's text must be a string"
+    return None
+
+
 def message_text(message: dict) -> str:
     content = message.get("content") or ""
     if isinstance(content, list):
