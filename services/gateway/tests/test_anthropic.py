@@ -140,3 +140,26 @@ async def test_a_client_leaving_an_anthropic_stream_cancels_the_upstream_stream(
             gw.metrics.flush()  # the request path tallies its metrics (see metrics.Children)
             assert gw.metrics.requests.labels(MODEL, "s1", "499")._value.get() == 1
     assert runner.core.cache.usage == 0
+
+
+async def test_with_tenants_an_anthropic_client_authenticates_with_its_x_api_key(asgi_server, tmp_path):
+    from tmx_config.fleet import TenantSpec
+
+    tenants = (TenantSpec(name="acme", api_keys=("sk-acme",)),)
+    async with engine_sims(asgi_server, 1) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])], tenants=tenants) as (http, _):
+            base = str(http._base_url).rstrip("/")
+            keyed = anthropic.AsyncAnthropic(base_url=base, api_key="sk-acme", max_retries=0)
+            reply = await keyed.messages.create(model=MODEL, max_tokens=2, messages=[{"role": "user", "content": "x"}])
+            async with http.post("/v1/messages", json={"model": MODEL, "max_tokens": 2,
+                                                       "messages": [{"role": "user", "content": "x"}]}) as resp:
+                missing = await resp.json()
+            wrong = anthropic.AsyncAnthropic(base_url=base, api_key="sk-other", max_retries=0)
+            with pytest.raises(anthropic.AuthenticationError) as refused:
+                await wrong.messages.create(model=MODEL, max_tokens=2, messages=[{"role": "user", "content": "x"}])
+            await keyed.close()
+            await wrong.close()
+    assert reply.usage.output_tokens == 2
+    assert resp.status == 401 and missing["error"] == {"type": "authentication_error",
+                                                       "message": "missing API key (x-api-key)"}
+    assert refused.value.body["error"]["message"] == "invalid API key"

@@ -147,8 +147,8 @@ class GatewayApi:
             translated = anthropic.to_openai(raw)
             body = json.dumps(translated).encode()
             payload, body, model, stream = self._parse(body)
-        except Unauthorized as exc:
-            return _anthropic_error(401, str(exc))
+        except Unauthorized as exc:  # Anthropic clients send their key as x-api-key
+            return _anthropic_error(401, str(exc).replace("Authorization: Bearer ...", "x-api-key"))
         except anthropic.AnthropicRequestError as exc:
             return _anthropic_error(400, exc.message)
         except (ValueError, UnicodeDecodeError) as exc:
