@@ -243,7 +243,9 @@ class GatewayApi:
                     self._abandoned(ctx, backend, decision)
                     raise
                 upstream.release()
-                self._release(ctx, failed=upstream.status != 429)  # 429 is load, not ill health
+                # 429 is load, not ill health (nor an answer to the request); a 500 may be the request's own doing
+                self._release(ctx, failed=upstream.status != 429, verdict=upstream.status != 429,
+                              defer=upstream.status == 500)
                 self.metrics.retries.labels(str(upstream.status)).inc()
                 last_error = f"{backend.id}: HTTP {upstream.status}"
                 self._failed_attempt(ctx, backend, upstream.status, f"HTTP {upstream.status}")
@@ -292,7 +294,7 @@ class GatewayApi:
             upstream.release()
         usage = usage_from_body(data) if upstream.status == 200 else Usage()
         ctx.attempt.answered(time.monotonic(), usage)  # observes nothing without usage
-        self._release(ctx, failed=upstream.status >= 500)
+        self._release(ctx, failed=upstream.status >= 500, defer=upstream.status == 500)
         self._finish(ctx, backend, upstream.status, usage, 0.0, "", decision)
         return UpstreamAnswer(data, upstream.status, headers, upstream.headers.get("content-type", "application/json"))
 
@@ -473,10 +475,18 @@ class GatewayApi:
             return min(int(header) / 1000, self.settings.request_deadline_s)
         return self.settings.request_deadline_s
 
-    def _release(self, ctx: _Context, failed: bool, *, refused: bool = False, verdict: bool = True) -> None:
+    def _release(self, ctx: _Context, failed: bool, *, refused: bool = False, verdict: bool = True,
+                 defer: bool = False) -> None:
         """The current attempt ended. `failed`: the backend failed it (5xx, broken connection) — its breaker counts
         it; `refused`: it refused the connection — the breaker opens at once; `verdict=False`: no evidence either
-        way (the client left)."""
+        way (the client left).
+
+        `defer`: the backend answered HTTP 500, which a request can cause (a query of death: input an engine
+        crashes on) as well as a sick backend. Its breaker counts it only once another backend has answered the
+        same request (`ctx.suspects` until then): that is evidence the request was servable. A request no backend
+        answered leaves their breakers as they were, so a few such requests retried across the fleet cannot open
+        every breaker and take the fleet from everyone else; `_finish` counts it in `requests_at_fault`.
+        Connection failures, timeouts and the other 5xx count at once, as before."""
         if ctx.prefill_timer is not None:
             ctx.prefill_timer.cancel()
             ctx.prefill_timer = None
@@ -484,12 +494,20 @@ class GatewayApi:
         attempt.ended()
         backend = attempt.backend
         self.metrics.inflight_of(backend.id).dec()
-        if not verdict:
+        if defer:
+            backend.breaker.release_trial()
+            ctx.suspects = [*(ctx.suspects or ()), backend]
+        elif not verdict:
             backend.breaker.release_trial()
         elif failed:
             backend.breaker.failure(time.monotonic(), hard=refused)
         else:
             backend.breaker.success()
+            if ctx.suspects:  # another backend answered it: the 500s were those backends' failures
+                now = time.monotonic()
+                for suspect in ctx.suspects:
+                    suspect.breaker.failure(now)
+                ctx.suspects = None
         if failed:
             backend.failed += 1
         else:
@@ -508,6 +526,9 @@ class GatewayApi:
             used = usage.prompt_tokens + usage.completion_tokens
             self.limiter.settle(ctx.caller.tenant, ctx.reserved, used or (ctx.reserved if status < 500 else 0))
             ctx.reserved = 0
+        if ctx.suspects:  # backends answered it with 500 and none otherwise: not counted against them
+            ctx.suspects = None
+            self.metrics.requests_at_fault.inc()
         m = self.metrics
         if backend is not None and 200 <= status < 300:
             backend.observe_latency(latency * 1000, ttft_ms)
@@ -714,7 +735,7 @@ class _Resume:
 
 class _Context:
     __slots__ = ("request_id", "caller", "model", "endpoint", "stream", "started", "client_ip", "route", "reserved",
-                 "attempt", "prefill_timer")
+                 "attempt", "prefill_timer", "suspects")
 
     def __init__(self, request_id: str, caller: Caller, model: str, endpoint: str, stream: bool, started: float,
                  client_ip: str, route: RouteRequest) -> None:
@@ -723,6 +744,7 @@ class _Context:
         self.reserved = 0  # tokens reserved against the tenant's per-minute limit, settled when it finishes
         self.attempt: Attempt | None = None  # the attempt under way (attempts follow one another)
         self.prefill_timer: asyncio.TimerHandle | None = None  # presumes a non-streamed attempt prefilled
+        self.suspects: list[Backend] | None = None  # answered 500, not yet counted (see GatewayApi._release)
 
 
 def not_found(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,67 @@
+"""A request that makes every engine fail (a query of death) must not take the fleet from everyone else: its 500s
+count against no backend's circuit breaker unless another backend answered the same request."""
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from .test_gateway_http import MODEL, chat, gateway  # noqa: TID252
+
+COMPLETION = {"id": "chatcmpl-1", "object": "chat.completion", "model": MODEL,
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+              "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+
+
+def engine(crashes_on: str, seen: list) -> Starlette:
+    """An engine that answers 500 to any request whose body holds `crashes_on` (every request if it is "")."""
+    async def answer(request):
+        body = await request.body()
+        seen.append(body)
+        if crashes_on.encode() in body:
+            return JSONResponse({"error": {"message": "engine crashed", "type": "InternalServerError"}}, 500)
+        return JSONResponse(COMPLETION)
+    return Starlette(routes=[Route("/v1/chat/completions", answer, methods=["POST"])])
+
+
+def poison() -> dict:
+    return chat(messages=[{"role": "user", "content": "\u2620 crash the tokenizer"}])
+
+
+async def test_requests_every_backend_fails_open_no_breaker(asgi_server, tmp_path):
+    seen: list = []
+    async with asgi_server(engine("\\u2620", seen), lifespan="off") as (a, _), \
+            asgi_server(engine("\\u2620", seen), lifespan="off") as (b, _), \
+            asgi_server(engine("\\u2620", seen), lifespan="off") as (c, _):
+        async with gateway(asgi_server, tmp_path, [("a", a), ("b", b), ("c", c)], breaker_threshold=3,
+                           max_attempts=3, retry_budget_ratio=10.0) as (http, gw):
+            for _ in range(5):  # before: three of these opened all three breakers, and the fleet answered 503
+                async with http.post("/v1/chat/completions", json=poison()) as resp:
+                    assert resp.status == 500 and (await resp.json())["error"]["message"] == "engine crashed"
+            breakers = {b.id: (b.breaker.state, b.breaker.failures) for b in gw.fleet.backends.values()}
+            async with http.post("/v1/chat/completions", json=chat()) as resp:
+                assert resp.status == 200
+            at_fault = gw.metrics.requests_at_fault._value.get()
+    assert len(seen) == 5 * 3 + 1  # each was still tried on every backend: one might have served it
+    assert breakers == {"a": ("closed", 0), "b": ("closed", 0), "c": ("closed", 0)}
+    assert at_fault == 5
+
+
+@pytest.mark.parametrize("sick", ["a", "b"])
+async def test_a_backend_that_fails_what_another_serves_is_still_counted(asgi_server, tmp_path, sick):
+    seen: list = []
+    async with asgi_server(engine("" if sick == "a" else "\\u2620", seen), lifespan="off") as (a, _), \
+            asgi_server(engine("" if sick == "b" else "\\u2620", seen), lifespan="off") as (b, _):
+        async with gateway(asgi_server, tmp_path, [("a", a), ("b", b)], breaker_threshold=3,
+                           retry_budget_ratio=10.0) as (http, gw):
+            answers = []
+            for _ in range(6):  # `a` first, as round robin starts; then it takes every other request
+                async with http.post("/v1/chat/completions", json=poison() if sick == "b" else chat(),
+                                     headers={"x-tmx-routing": "weighted_round_robin"}) as resp:
+                    answers.append(resp.status)
+            state = gw.fleet.backends[sick].breaker.state
+            at_fault = gw.metrics.requests_at_fault._value.get()
+    if sick == "a":  # what failed on `a` was served by `b`: each failure counts, and `a`'s breaker opens
+        assert answers == [200] * 6 and state == "open" and at_fault == 0
+    else:  # the poison request fails on both: no verdict on either, whichever took it first
+        assert answers == [500] * 6 and state == "closed" and at_fault == 6
