@@ -65,3 +65,39 @@ async def test_a_backend_that_fails_what_another_serves_is_still_counted(asgi_se
         assert answers == [200] * 6 and state == "open" and at_fault == 0
     else:  # the poison request fails on both: no verdict on either, whichever took it first
         assert answers == [500] * 6 and state == "closed" and at_fault == 6
+
+
+async def test_the_health_service_hears_which_outcomes_were_the_requests_fault(asgi_server, tmp_path, nats_url,
+                                                                              tmx_async_wait):
+    """Every outcome of a request all backends failed carries request_at_fault (the health service's passive
+    signal ignores those); a 500 another backend made up for is published as a plain failure."""
+    from tmx_eventbus import EventBus, decode_all, subjects
+
+    bus = await EventBus.connect(nats_url, name="test")
+    await bus.provision()
+    outcomes: list = []
+
+    async def on_outcome(msg):
+        outcomes.extend(decode_all(msg.data, msg.headers))
+
+    sub = await bus.nc.subscribe(subjects.ALL_SIGNAL, cb=on_outcome)
+    seen: list = []
+    async with asgi_server(engine("\\u2620", seen), lifespan="off") as (a, _), \
+            asgi_server(engine("", seen), lifespan="off") as (sick, _), \
+            asgi_server(engine("\\u2620", seen), lifespan="off") as (c, _):
+        async with gateway(asgi_server, tmp_path, [("a", a), ("sick", sick), ("c", c)], nats_url=nats_url,
+                           retry_budget_ratio=10.0) as (http, gw):
+            await tmx_async_wait(gw.ready, 10, what="gateway ready")
+            async with http.post("/v1/chat/completions", json=poison()) as resp:
+                poisoned = resp.headers["x-tmx-request-id"]
+            headers = {"x-tmx-routing": "weighted_round_robin"}  # starts with a: a, then sick, then c
+            for _ in range(2):
+                async with http.post("/v1/chat/completions", json=chat(), headers=headers) as resp:
+                    assert resp.status == 200
+            await tmx_async_wait(lambda: sum(o.request_id != poisoned for o in outcomes) >= 3, 10, what="outcomes")
+    await sub.unsubscribe()
+    await bus.close()
+    of_poison = [(o.backend_id, o.http_status, o.request_at_fault) for o in outcomes if o.request_id == poisoned]
+    assert sorted(of_poison) == [("a", 500, True), ("c", 500, True), ("sick", 500, True)]
+    others = [(o.backend_id, o.http_status, o.request_at_fault) for o in outcomes if o.request_id != poisoned]
+    assert ("sick", 500, False) in others and all(not at_fault for _, _, at_fault in others)

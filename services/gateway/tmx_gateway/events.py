@@ -30,7 +30,7 @@ PACK_SLICE = 64  # requests packed per step of a pass: packing a whole pass at o
 
 # record attributes that become the columns of the same name (at_ms becomes occurred_at_unix_ms)
 _OUTCOME_FIELDS = ("request_id", "backend_id", "model", "endpoint", "http_status", "streamed", "latency_ms", "ttft_ms",
-                   "prompt_tokens", "completion_tokens", "cached_tokens", "error")
+                   "prompt_tokens", "completion_tokens", "cached_tokens", "error", "request_at_fault")
 _AUDIT_FIELDS = ("request_id", "tenant", "api_key_id", "model", "endpoint", "backend_id", "http_status", "streamed",
                  "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip",
                  "routing_scores", "cached_tokens", "predicted_cached_tokens")
@@ -69,6 +69,7 @@ class RequestRecord:
     routing_scores: dict | None = None
     predicted_cached_tokens: int = 0
     at_ms: int = 0  # when it finished (set by EventPublisher.record)
+    request_at_fault: bool = False  # see RequestOutcome.request_at_fault
 
 
 @dataclass(slots=True)
@@ -88,6 +89,7 @@ class FailedAttempt:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    request_at_fault: bool = False
 
 
 class EventPublisher:
@@ -136,11 +138,12 @@ class EventPublisher:
         self._enqueue(r, urgent=r.http_status >= 500)
 
     def record_failed_attempt(self, request_id: str, backend_id: str, model: str, endpoint: str, http_status: int,
-                              error: str, latency_ms: float) -> None:
+                              error: str, latency_ms: float, request_at_fault: bool = False) -> None:
         """An attempt that failed over to another backend: only a RequestOutcome (the health service's
         passive signal); the request's audit event records where it was finally served."""
         self._enqueue(FailedAttempt(request_id, backend_id, model, endpoint, http_status, error, latency_ms,
-                                    int(time.time() * 1000)), urgent=True)
+                                    int(time.time() * 1000), request_at_fault=request_at_fault),
+                      urgent=not request_at_fault)
 
     def _enqueue(self, item: RequestRecord | FailedAttempt, urgent: bool) -> None:
         """Queue an event for the next pass. A failure is urgent (the health service's passive signal): it

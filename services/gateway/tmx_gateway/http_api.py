@@ -248,7 +248,8 @@ class GatewayApi:
                               defer=upstream.status == 500)
                 self.metrics.retries.labels(str(upstream.status)).inc()
                 last_error = f"{backend.id}: HTTP {upstream.status}"
-                self._failed_attempt(ctx, backend, upstream.status, f"HTTP {upstream.status}")
+                if upstream.status != 500:  # a 500's outcome is published once it is judged (see _judge_suspects)
+                    self._failed_attempt(ctx, backend, upstream.status, f"HTTP {upstream.status}")
                 continue
             out_headers = {"x-tmx-backend": backend.id, "x-tmx-request-id": request_id}
             if admission.limit_requests:
@@ -482,11 +483,8 @@ class GatewayApi:
         way (the client left).
 
         `defer`: the backend answered HTTP 500, which a request can cause (a query of death: input an engine
-        crashes on) as well as a sick backend. Its breaker counts it only once another backend has answered the
-        same request (`ctx.suspects` until then): that is evidence the request was servable. A request no backend
-        answered leaves their breakers as they were, so a few such requests retried across the fleet cannot open
-        every breaker and take the fleet from everyone else; `_finish` counts it in `requests_at_fault`.
-        Connection failures, timeouts and the other 5xx count at once, as before."""
+        crashes on) as well as a sick backend; its verdict waits in `ctx.suspects` for `_judge_suspects`.
+        Connection failures, timeouts and the other 5xx count at once."""
         if ctx.prefill_timer is not None:
             ctx.prefill_timer.cancel()
             ctx.prefill_timer = None
@@ -496,27 +494,48 @@ class GatewayApi:
         self.metrics.inflight_of(backend.id).dec()
         if defer:
             backend.breaker.release_trial()
-            ctx.suspects = [*(ctx.suspects or ()), backend]
+            ctx.suspects = [*(ctx.suspects or ()), (backend, (time.perf_counter() - ctx.started) * 1000)]
         elif not verdict:
             backend.breaker.release_trial()
         elif failed:
             backend.breaker.failure(time.monotonic(), hard=refused)
         else:
             backend.breaker.success()
-            if ctx.suspects:  # another backend answered it: the 500s were those backends' failures
-                now = time.monotonic()
-                for suspect in ctx.suspects:
-                    suspect.breaker.failure(now)
-                ctx.suspects = None
+            if ctx.suspects:
+                self._judge_suspects(ctx, answered=True)
         if failed:
             backend.failed += 1
         else:
             backend.served += 1
 
-    def _failed_attempt(self, ctx: _Context, backend: Backend, status: int, error: str) -> None:
+    def _judge_suspects(self, ctx: _Context, answered: bool, final: Backend | None = None) -> bool:
+        """The verdict on the backends that answered this request HTTP 500 (`_release(defer=True)`). If another
+        backend answered it (`answered`), the request was servable: each 500 counts against its backend's breaker
+        and is published as a failed attempt, as any failure is. If no backend answered it and at least two
+        answered 500, the request is at fault, not they: no breaker counts it, and its outcomes are published
+        with `request_at_fault`, which the health service's passive signal ignores; so a few such requests retried
+        across the fleet cannot open every breaker and take the fleet from everyone else. A single 500 with no
+        other answer counts, as before (a one-replica pool still notices a replica that fails every request).
+        `final`: the backend whose 500 is the request's answer (its outcome is the request's own). Returns
+        whether the request was judged at fault."""
+        suspects, ctx.suspects = ctx.suspects, None
+        at_fault = not answered and len(suspects) >= 2
+        now = time.monotonic()
+        for backend, latency_ms in suspects:
+            if not at_fault:
+                backend.breaker.failure(now)
+            if backend is not final:
+                self._failed_attempt(ctx, backend, 500, "HTTP 500", latency_ms, at_fault)
+        if at_fault:
+            self.metrics.requests_at_fault.inc()
+        return at_fault
+
+    def _failed_attempt(self, ctx: _Context, backend: Backend, status: int, error: str,
+                        latency_ms: float | None = None, at_fault: bool = False) -> None:
         if self.publisher is not None:
-            self.publisher.record_failed_attempt(ctx.request_id, backend.id, ctx.model, ctx.endpoint, status, error,
-                                                 (time.perf_counter() - ctx.started) * 1000)
+            self.publisher.record_failed_attempt(
+                ctx.request_id, backend.id, ctx.model, ctx.endpoint, status, error,
+                (time.perf_counter() - ctx.started) * 1000 if latency_ms is None else latency_ms, at_fault)
 
     def _finish(self, ctx: _Context, backend: Backend | None, status: int, usage: Usage, ttft_ms: float,
                 error: str, decision: Decision | None = None) -> None:
@@ -526,9 +545,7 @@ class GatewayApi:
             used = usage.prompt_tokens + usage.completion_tokens
             self.limiter.settle(ctx.caller.tenant, ctx.reserved, used or (ctx.reserved if status < 500 else 0))
             ctx.reserved = 0
-        if ctx.suspects:  # backends answered it with 500 and none otherwise: not counted against them
-            ctx.suspects = None
-            self.metrics.requests_at_fault.inc()
+        at_fault = self._judge_suspects(ctx, answered=False, final=backend) if ctx.suspects else False
         m = self.metrics
         if backend is not None and 200 <= status < 300:
             backend.observe_latency(latency * 1000, ttft_ms)
@@ -557,7 +574,7 @@ class GatewayApi:
             completion_tokens=usage.completion_tokens, cached_tokens=usage.cached_tokens,
             routing_strategy=decision.strategy if decision else "", routing_reason=decision.reason if decision else "",
             client_ip=ctx.client_ip, error=error, routing_scores=decision.scores if decision else None,
-            predicted_cached_tokens=decision.predicted_cached_tokens if decision else 0,
+            predicted_cached_tokens=decision.predicted_cached_tokens if decision else 0, request_at_fault=at_fault,
         ))
 
     # --- the rest of the surface ---------------------------------------------------------------------
@@ -744,7 +761,8 @@ class _Context:
         self.reserved = 0  # tokens reserved against the tenant's per-minute limit, settled when it finishes
         self.attempt: Attempt | None = None  # the attempt under way (attempts follow one another)
         self.prefill_timer: asyncio.TimerHandle | None = None  # presumes a non-streamed attempt prefilled
-        self.suspects: list[Backend] | None = None  # answered 500, not yet counted (see GatewayApi._release)
+        # the backends that answered 500, with when, not yet judged (see GatewayApi._judge_suspects)
+        self.suspects: list[tuple[Backend, float]] | None = None
 
 
 def not_found(request: Request, exc: Exception) -> Response:

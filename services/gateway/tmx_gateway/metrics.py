@@ -29,8 +29,8 @@ class GatewayMetrics:
             "Streams that broke mid-way: continued on another backend, continuation failed, or impossible",
             ["outcome"], registry=r)
         self.requests_at_fault = Counter(
-            "tmx_gateway_requests_at_fault", "Requests that backends answered with HTTP 500 and none answered "
-            "otherwise: judged the request's fault, not counted against their circuit breakers", registry=r)
+            "tmx_gateway_requests_at_fault", "Requests that two or more backends answered with HTTP 500 and none "
+            "answered otherwise: judged the request's fault, counted against no backend's health", registry=r)
         self.retries = Counter("tmx_gateway_upstream_retries", "Attempts moved to another backend", ["reason"],
                                registry=r)
         self.tokens = Counter("tmx_gateway_tokens", "Tokens metered", ["tenant", "model", "kind"], registry=r)

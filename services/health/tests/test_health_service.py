@@ -147,16 +147,19 @@ async def test_passive_signals_model_discovery_and_draining(asgi_server, tmp_pat
             backend = await stub.GetBackend(health_pb2.GetBackendRequest(id="live"))
             assert list(backend.models) == ["m"] and backend.context_length == 512
             # gateways report failed requests: passive signals take it down before any probe fails. A gateway
-            # sends its outcomes as columns; a client error says nothing about health, nor does an unknown backend
+            # sends its outcomes as columns; a client error says nothing about health, nor does an unknown backend,
+            # nor a 500 to a request every backend failed (a query of death: the gateway marks it at fault)
             data, headers = encode_columns(events_pb2.RequestOutcome, {
-                "event_id": ["o1", "o2", "o3"], "backend_id": ["live", "live", "ghost"],
-                "http_status": [500, 404, 500], "error": ["HTTP 500", "", ""]})
+                "event_id": ["o1", "o2", "o3", "o4", "o5"], "backend_id": ["live", "live", "ghost", "live", "live"],
+                "http_status": [500, 404, 500, 500, 500], "error": ["HTTP 500", "", "", "HTTP 500", "HTTP 500"],
+                "request_at_fault": [False, False, False, True, True]})
             await bus.js.publish(subjects.signal_backend("live"), data, headers=headers)
             await bus.publish(subjects.signal_backend("live"), events_pb2.RequestOutcome(
                 backend_id="live", http_status=500, error="HTTP 500"))
             down = await tmx_async_wait(lambda: next((e for e in events if e.current ==
                                                       events_pb2.BACKEND_STATE_UNHEALTHY), None), 10, what="down")
             assert "failed requests" in down.reason
+            assert (await stub.GetBackend(health_pb2.GetBackendRequest(id="live"))).passive_failures == 2
             # probes still pass, so it recovers: unhealthy -> recovering -> healthy
             await tmx_async_wait(lambda: states()[-2:] == [events_pb2.BACKEND_STATE_RECOVERING,
                                                            events_pb2.BACKEND_STATE_HEALTHY], 10, what="recovery")

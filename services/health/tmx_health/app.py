@@ -29,7 +29,8 @@ SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["HealthService"].full_name
 def _passive_handler(monitor: Monitor):
     async def handle(outcomes: list) -> None:
         await monitor.passive([(o.backend_id, verdict, o.error or f"HTTP {o.http_status}") for o in outcomes
-                               if o.backend_id and (verdict := passive_verdict(o.http_status)) is not None])
+                               if o.backend_id and
+                               (verdict := passive_verdict(o.http_status, o.request_at_fault)) is not None])
 
     return handle
 

@@ -80,9 +80,12 @@ HEALTH_SIGNALS = ConsumerDecl(stream=TMX_SIGNAL.name, durable="health-signals", 
                               ack_wait_s=10.0, max_deliver=3, backoff_s=())
 
 
-def passive_verdict(http_status: int) -> bool | None:
+def passive_verdict(http_status: int, request_at_fault: bool = False) -> bool | None:
     """What the status of a gateway's request outcome says about the backend: 5xx or no response is a
-    failure, 2xx a success; 4xx, 429 and client disconnects say nothing about the backend's health."""
+    failure, 2xx a success; 4xx, 429, client disconnects and a request every backend failed (the gateway's
+    `request_at_fault`: a query of death) say nothing about the backend's health."""
+    if request_at_fault:
+        return None
     if http_status == 0 or http_status >= 500:
         return False
     if 200 <= http_status < 300:

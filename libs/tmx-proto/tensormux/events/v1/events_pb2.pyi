@@ -68,7 +68,7 @@ class BackendStateChanged(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., backend_id: _Optional[str] = ..., url: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., previous: _Optional[_Union[BackendState, str]] = ..., current: _Optional[_Union[BackendState, str]] = ..., reason: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., consecutive_successes: _Optional[int] = ..., context_length: _Optional[int] = ...) -> None: ...
 
 class RequestOutcome(_message.Message):
-    __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "gateway_id", "backend_id", "model", "endpoint", "http_status", "streamed", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cached_tokens", "error")
+    __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "gateway_id", "backend_id", "model", "endpoint", "http_status", "streamed", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cached_tokens", "error", "request_at_fault")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,7 @@ class RequestOutcome(_message.Message):
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_AT_FAULT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at_unix_ms: int
     request_id: str
@@ -99,7 +100,8 @@ class RequestOutcome(_message.Message):
     completion_tokens: int
     cached_tokens: int
     error: str
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., gateway_id: _Optional[str] = ..., backend_id: _Optional[str] = ..., model: _Optional[str] = ..., endpoint: _Optional[str] = ..., http_status: _Optional[int] = ..., streamed: _Optional[bool] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    request_at_fault: bool
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., gateway_id: _Optional[str] = ..., backend_id: _Optional[str] = ..., model: _Optional[str] = ..., endpoint: _Optional[str] = ..., http_status: _Optional[int] = ..., streamed: _Optional[bool] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., error: _Optional[str] = ..., request_at_fault: _Optional[bool] = ...) -> None: ...
 
 class RequestAudited(_message.Message):
     __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "tenant", "api_key_id", "model", "endpoint", "backend_id", "http_status", "streamed", "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip", "routing_scores", "cached_tokens", "predicted_cached_tokens")
@@ -259,7 +261,7 @@ class EventBatch(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., event_type: _Optional[str] = ..., events: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class RequestOutcomeColumns(_message.Message):
-    __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "gateway_id", "backend_id", "model", "endpoint", "http_status", "streamed", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cached_tokens", "error")
+    __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "gateway_id", "backend_id", "model", "endpoint", "http_status", "streamed", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cached_tokens", "error", "request_at_fault")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -275,6 +277,7 @@ class RequestOutcomeColumns(_message.Message):
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_AT_FAULT_FIELD_NUMBER: _ClassVar[int]
     event_id: _containers.RepeatedScalarFieldContainer[str]
     occurred_at_unix_ms: _containers.RepeatedScalarFieldContainer[int]
     request_id: _containers.RepeatedScalarFieldContainer[str]
@@ -290,7 +293,8 @@ class RequestOutcomeColumns(_message.Message):
     completion_tokens: _containers.RepeatedScalarFieldContainer[int]
     cached_tokens: _containers.RepeatedScalarFieldContainer[int]
     error: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, event_id: _Optional[_Iterable[str]] = ..., occurred_at_unix_ms: _Optional[_Iterable[int]] = ..., request_id: _Optional[_Iterable[str]] = ..., gateway_id: _Optional[_Iterable[str]] = ..., backend_id: _Optional[_Iterable[str]] = ..., model: _Optional[_Iterable[str]] = ..., endpoint: _Optional[_Iterable[str]] = ..., http_status: _Optional[_Iterable[int]] = ..., streamed: _Optional[_Iterable[bool]] = ..., latency_ms: _Optional[_Iterable[float]] = ..., ttft_ms: _Optional[_Iterable[float]] = ..., prompt_tokens: _Optional[_Iterable[int]] = ..., completion_tokens: _Optional[_Iterable[int]] = ..., cached_tokens: _Optional[_Iterable[int]] = ..., error: _Optional[_Iterable[str]] = ...) -> None: ...
+    request_at_fault: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, event_id: _Optional[_Iterable[str]] = ..., occurred_at_unix_ms: _Optional[_Iterable[int]] = ..., request_id: _Optional[_Iterable[str]] = ..., gateway_id: _Optional[_Iterable[str]] = ..., backend_id: _Optional[_Iterable[str]] = ..., model: _Optional[_Iterable[str]] = ..., endpoint: _Optional[_Iterable[str]] = ..., http_status: _Optional[_Iterable[int]] = ..., streamed: _Optional[_Iterable[bool]] = ..., latency_ms: _Optional[_Iterable[float]] = ..., ttft_ms: _Optional[_Iterable[float]] = ..., prompt_tokens: _Optional[_Iterable[int]] = ..., completion_tokens: _Optional[_Iterable[int]] = ..., cached_tokens: _Optional[_Iterable[int]] = ..., error: _Optional[_Iterable[str]] = ..., request_at_fault: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class RequestAuditedColumns(_message.Message):
     __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "tenant", "api_key_id", "model", "endpoint", "backend_id", "http_status", "streamed", "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip", "routing_scores_count", "cached_tokens", "predicted_cached_tokens", "routing_scores_keys", "routing_scores_values")
