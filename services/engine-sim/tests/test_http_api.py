@@ -167,3 +167,17 @@ async def test_metrics_use_vllm_names(sim):
                  "vllm:time_to_first_token_seconds_bucket", "vllm:time_per_output_token_seconds_bucket"):
         assert name in text
     assert f'vllm:generation_tokens_total{{model_name="{MODEL}"}} 5.0' in text
+
+
+async def test_tokenize_counts_what_a_completion_of_the_same_prompt_reads(sim):
+    http, _, _ = sim
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say something"}]
+    async with http.post("/tokenize", json={"model": MODEL, "messages": messages}) as resp:
+        counted = await resp.json()
+    async with http.post("/v1/chat/completions", json={"model": MODEL, "messages": messages, "max_tokens": 1}) as resp:
+        read = (await resp.json())["usage"]["prompt_tokens"]
+    assert counted["count"] == len(counted["tokens"]) == read and counted["max_model_len"] == 512
+    async with http.post("/tokenize", json={"model": MODEL, "prompt": "Once upon a time"}) as resp:
+        assert (await resp.json())["count"] == 4
+    async with http.post("/tokenize", json={"model": MODEL}) as resp:
+        assert resp.status == 400 and (await resp.json())["error"]["param"] == "prompt"

@@ -228,6 +228,28 @@ class SimApi:
         finally:
             self.runner.abort(tracked)
 
+    async def tokenize(self, request: Request) -> Response:
+        """vLLM's /tokenize: a prompt's tokens, or a chat's as its completion would see them (generation prompt
+        included), with the count and the context length."""
+        try:
+            body = await self._json_body(request)
+            messages, prompt = body.get("messages"), body.get("prompt")
+            if messages is not None:
+                if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+                    raise ApiError(400, "messages must be a list of message objects", param="messages")
+                for i, message in enumerate(messages):
+                    if (problem := message_problem(message)) is not None:
+                        raise ApiError(400, f"messages.{i}: {problem}", param="messages")
+                tokens = tokenize(render_chat(messages))
+            elif isinstance(prompt, str):
+                tokens = tokenize(prompt)
+            else:
+                raise ApiError(400, "either prompt (a string) or messages is required", param="prompt")
+            return JSONResponse({"count": len(tokens), "max_model_len": self.settings.max_model_len,
+                                 "tokens": tokens})
+        except ApiError as exc:
+            return _error(exc)
+
     async def embeddings(self, request: Request) -> Response:
         try:
             body = await self._json_body(request)
@@ -285,6 +307,7 @@ class SimApi:
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
                 Route("/v1/completions", self.completions, methods=["POST"]),
                 Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+                Route("/tokenize", self.tokenize, methods=["POST"]),
                 Route("/v1/models", self.models, methods=["GET"]),
                 Route("/health", self.health, methods=["GET"]),
                 Route("/metrics", self.metrics, methods=["GET"]),

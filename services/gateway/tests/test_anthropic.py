@@ -163,3 +163,41 @@ async def test_with_tenants_an_anthropic_client_authenticates_with_its_x_api_key
     assert resp.status == 401 and missing["error"] == {"type": "authentication_error",
                                                        "message": "missing API key (x-api-key)"}
     assert refused.value.body["error"]["message"] == "invalid API key"
+
+
+async def test_count_tokens_counts_what_the_same_messages_request_reads(asgi_server, tmp_path):
+    """By the backend's own tokenizer (vLLM's /tokenize): the count equals the input tokens a Messages request
+    with the same system prompt and messages is billed for."""
+    async with engine_sims(asgi_server, 2) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0]), ("s2", sims[1][0])]) as (http, _):
+            client = anthropic.AsyncAnthropic(base_url=str(http._base_url).rstrip("/"), api_key="unused",
+                                              max_retries=0)
+            asked = {"model": MODEL, "system": "You are terse.",
+                     "messages": [{"role": "user", "content": "Hello there"},
+                                  {"role": "assistant", "content": "Hi."}, {"role": "user", "content": "And?"}]}
+            counted = await client.messages.count_tokens(**asked)
+            reply = await client.messages.create(max_tokens=2, **asked)
+            async with http.post("/v1/messages/count_tokens", json={"model": MODEL, "messages": "x"}) as resp:
+                refused = await resp.json()
+            async with http.post("/v1/messages/count_tokens", json={"model": "nope", "messages": [
+                    {"role": "user", "content": "x"}]}) as resp:
+                unknown = resp.status, (await resp.json())["error"]["type"]
+            async with http.post("/tokenize", json={"model": "alias", "prompt": "Once upon a time"}) as resp:
+                tokenized = resp.status, (await resp.json())["count"], resp.headers["x-tmx-backend"]
+            await client.close()
+    assert counted.input_tokens == reply.usage.input_tokens > 10
+    assert refused["type"] == "error" and "messages" in refused["error"]["message"]
+    assert unknown == (404, "not_found_error")
+    assert tokenized[:2] == (200, 4) and tokenized[2] in ("s1", "s2")  # OpenAI-side /tokenize passes through
+
+
+async def test_count_tokens_says_so_when_the_engine_cannot_tokenize(asgi_server, tmp_path):
+    from starlette.applications import Starlette
+
+    async with asgi_server(Starlette(), lifespan="off") as (url, _):  # an engine with no /tokenize: every path 404s
+        async with gateway(asgi_server, tmp_path, [("bare", url)]) as (http, _):
+            async with http.post("/v1/messages/count_tokens", json={"model": MODEL, "messages": [
+                    {"role": "user", "content": "x"}]}) as resp:
+                body = await resp.json()
+    assert resp.status == 501 and body["type"] == "error"
+    assert body["error"]["message"] == "backend bare cannot count tokens: it has no /tokenize endpoint"

@@ -136,38 +136,11 @@ class GatewayApi:
 
     async def messages(self, request: Request) -> Response:
         """The Anthropic Messages API, translated to the backends' OpenAI chat completions."""
-        started = time.perf_counter()
-        headers = _headers(request)
-        try:
-            caller = self._tenancy().identify(headers.get("x-api-key") and f"Bearer {headers['x-api-key']}"
-                                              or headers.get("authorization"))
-            raw = json_bodies.parse_exact(await self._read_body(request, headers))
-            if not isinstance(raw, dict):
-                raise anthropic.AnthropicRequestError("request body must be a JSON object")
-            translated = anthropic.to_openai(raw)
-            body = json.dumps(translated).encode()
-            payload, body, model, stream = self._parse(body)
-        except Unauthorized as exc:  # Anthropic clients send their key as x-api-key
-            return _anthropic_error(401, str(exc).replace("Authorization: Bearer ...", "x-api-key"))
-        except anthropic.AnthropicRequestError as exc:
-            return _anthropic_error(400, exc.message)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _anthropic_error(400, f"invalid JSON body: {exc}")
-        except GatewayError as exc:
-            return _anthropic_error(exc.status, exc.message)
-        except ClientDisconnect:
-            return Response(status_code=499)
-        response = await self._unless_disconnected(
-            request, self.forward(request, headers, caller, payload, body, model, stream, "/v1/chat/completions",
-                                  started))
-        if response.status_code == 499:
+        raw, response = await self._anthropic_call(request, anthropic.to_openai, "/v1/chat/completions")
+        if raw is None:
             return response
         if response.status_code != 200:
-            try:
-                message = json_bodies.parse(response.body)["error"]["message"]
-            except (ValueError, KeyError, TypeError, AttributeError):
-                message = f"upstream returned HTTP {response.status_code}"
-            return _anthropic_error(response.status_code, message, response.headers)
+            return _anthropic_failure(response)
         if isinstance(response, RelayedStream):
             return RelayedStream(_anthropic_stream(response.body_iterator, raw["model"]),
                                  headers=_gateway_headers(response.headers))
@@ -178,6 +151,54 @@ class GatewayApi:
                 "backend": response.headers.get("x-tmx-backend"), "error": str(exc)})
             return _anthropic_error(502, f"the backend's answer is not a chat completion ({exc})", response.headers)
         return JSONResponse(message, headers=_gateway_headers(response.headers))
+
+    async def count_tokens(self, request: Request) -> Response:
+        """Anthropic's token counting, by a backend's own tokenizer and chat template (vLLM's /tokenize):
+        the prompt tokens a Messages request with these messages, system prompt and tools would read."""
+        raw, response = await self._anthropic_call(request, anthropic.to_tokenize, "/tokenize")
+        if raw is None:
+            return response
+        if response.status_code in (404, 405):  # an engine without /tokenize (vLLM has it; not every engine does)
+            return _anthropic_error(501, f"backend {response.headers.get('x-tmx-backend')} cannot count tokens: "
+                                         "it has no /tokenize endpoint", response.headers)
+        if response.status_code != 200:
+            return _anthropic_failure(response)
+        try:
+            count = json_bodies.parse(response.body)["count"]
+            if type(count) is not int or count < 0:
+                raise ValueError(f"count {count!r}")
+        except (ValueError, KeyError, TypeError) as exc:
+            return _anthropic_error(502, f"the backend's /tokenize answer has no token count ({exc})",
+                                    response.headers)
+        return JSONResponse({"input_tokens": count}, headers=_gateway_headers(response.headers))
+
+    async def _anthropic_call(self, request: Request, translate: Callable[[dict], dict],
+                              endpoint: str) -> tuple[dict | None, Response]:
+        """An Anthropic request translated (`translate`) to an OpenAI-shaped one and forwarded to `endpoint`:
+        (the Anthropic body, the answer as the gateway would give it an OpenAI client), or (None, the refusal in
+        Anthropic's error shape) when the request went nowhere."""
+        started = time.perf_counter()
+        headers = _headers(request)
+        try:
+            caller = self._tenancy().identify(headers.get("x-api-key") and f"Bearer {headers['x-api-key']}"
+                                              or headers.get("authorization"))
+            raw = json_bodies.parse_exact(await self._read_body(request, headers))
+            if not isinstance(raw, dict):
+                raise anthropic.AnthropicRequestError("request body must be a JSON object")
+            body = json.dumps(translate(raw)).encode()
+            payload, body, model, stream = self._parse(body)
+        except Unauthorized as exc:  # Anthropic clients send their key as x-api-key
+            return None, _anthropic_error(401, str(exc).replace("Authorization: Bearer ...", "x-api-key"))
+        except anthropic.AnthropicRequestError as exc:
+            return None, _anthropic_error(400, exc.message)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return None, _anthropic_error(400, f"invalid JSON body: {exc}")
+        except GatewayError as exc:
+            return None, _anthropic_error(exc.status, exc.message)
+        except ClientDisconnect:
+            return None, Response(status_code=499)
+        return raw, await self._unless_disconnected(
+            request, self.forward(request, headers, caller, payload, body, model, stream, endpoint, started))
 
     async def forward(self, request: Request, request_headers: dict[str, str], caller: Caller, payload: dict,
                       body: bytes, model: str, stream: bool, endpoint: str, started: float) -> Response:
@@ -669,6 +690,9 @@ class GatewayApi:
             Route("/v1/completions", self.proxy, methods=["POST"]),
             Route("/v1/embeddings", self.proxy, methods=["POST"]),
             Route("/v1/messages", self.messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
+            Route("/tokenize", self.proxy, methods=["POST"]),
+            Route("/detokenize", self.proxy, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/models/{model:path}", self.model, methods=["GET"]),
             Route("/admin/backends", self.backends, methods=["GET"]),
@@ -690,6 +714,18 @@ def _engine_costs(fit: CostFit) -> dict:
     return {"factor": round(fit.factor, 4), "prefill_ms_per_token": round(costs.prefill_ms_per_token, 5),
             "step_ms": round(costs.step_ms, 3), "step_ms_per_seq": round(costs.step_ms_per_seq, 4),
             "overhead_ms": round(fit.overhead_ms, 3), "observations": fit.samples}
+
+
+def _anthropic_failure(response: Response) -> Response:
+    """A failed answer (an OpenAI-shaped error from a backend or the gateway) in Anthropic's error shape; a 499
+    (the client left) as it is."""
+    if response.status_code == 499:
+        return response
+    try:
+        message = json_bodies.parse(response.body)["error"]["message"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        message = f"upstream returned HTTP {response.status_code}"
+    return _anthropic_error(response.status_code, message, response.headers)
 
 
 def _anthropic_error(status: int, message: str, headers=None) -> Response:

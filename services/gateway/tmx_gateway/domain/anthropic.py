@@ -155,6 +155,15 @@ def to_openai(body: dict) -> dict:
     return result
 
 
+def to_tokenize(body: dict) -> dict:
+    """An Anthropic /v1/messages/count_tokens body as a vLLM /tokenize body: the messages, system prompt and
+    tools a Messages request would send, rendered by the backend's chat template with its generation prompt,
+    as a completion of them would read them. It has no max_tokens or stream to check."""
+    translated = to_openai({**body, "max_tokens": 1, "stream": False})
+    return {"model": translated["model"], "messages": translated["messages"], "add_generation_prompt": True,
+            **({"tools": translated["tools"]} if "tools" in translated else {})}
+
+
 def _usage(usage) -> dict:
     """An OpenAI usage as Anthropic's; what cannot be read as a count (see `metering.usage_from_obj`) counts 0."""
     read = usage_from_obj(usage) or Usage()
