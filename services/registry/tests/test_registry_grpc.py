@@ -188,6 +188,12 @@ async def test_provenance_runs_decisions_and_revocation_over_grpc(registry):
             (reg.RevokeKernel, registry_pb2.RevokeKernelRequest(id=second.id), grpc.StatusCode.INVALID_ARGUMENT),
             (reg.ListRuns, registry_pb2.ListRunsRequest(kernel_id="nope"), grpc.StatusCode.NOT_FOUND),
             (reg.GetOpSpec, registry_pb2.GetOpSpecRequest(name="softmax"), grpc.StatusCode.NOT_FOUND),
+            (reg.GetOpSpec, registry_pb2.GetOpSpecRequest(), grpc.StatusCode.INVALID_ARGUMENT),
+            (reg.GetKernel, registry_pb2.GetKernelRequest(), grpc.StatusCode.INVALID_ARGUMENT),
+            (reg.ListRuns, registry_pb2.ListRunsRequest(), grpc.StatusCode.INVALID_ARGUMENT),
+            (reg.RevokeKernel, registry_pb2.RevokeKernelRequest(reason="why"), grpc.StatusCode.INVALID_ARGUMENT),
+            (reg.ResolveKernel, registry_pb2.ResolveKernelRequest(op="rmsnorm", dtype="float32"),
+             grpc.StatusCode.INVALID_ARGUMENT),
             (reg.PublishKernel, request("c", 1.5, [registry_pb2.Run(kind="vibes", shape=[1])]),
              grpc.StatusCode.INVALID_ARGUMENT)):
         with pytest.raises(grpc.aio.AioRpcError) as info:

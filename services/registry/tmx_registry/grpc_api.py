@@ -8,6 +8,7 @@ import functools
 from tensormux.events.v1 import events_pb2
 from tensormux.forge.v1 import forge_pb2, forge_pb2_grpc
 from tensormux.registry.v1 import registry_pb2, registry_pb2_grpc
+from tmx_errors import InvalidArgument
 from tmx_grpcserver import grpc_errors
 from tmx_registry.domain.jobs import JobSpec
 from tmx_registry.domain.kernels import DecisionRecord, Environment, OpSpec, Provenance, RunRecord
@@ -76,6 +77,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @grpc_errors
     async def GetKernel(self, r, context):
+        _required(id=r.id)
         return _kernel(await asyncio.to_thread(self.repo.get_kernel, r.id))
 
     @grpc_errors
@@ -85,10 +87,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @grpc_errors
     async def ResolveKernel(self, r, context):
+        _required(op=r.op, dtype=r.dtype, hardware=r.hardware)
         return _kernel(await asyncio.to_thread(self.repo.resolve, r.op, r.dtype, r.hardware, tuple(r.shape)))
 
     @grpc_errors
     async def RevokeKernel(self, r, context):
+        _required(id=r.id)
         return _kernel(await asyncio.to_thread(self.repo.revoke, r.id, r.reason, r.actor))
 
     @grpc_errors
@@ -98,15 +102,25 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @grpc_errors
     async def ListRuns(self, r, context):
+        _required(kernel_id=r.kernel_id)
         return registry_pb2.ListRunsResponse(runs=[_run(x) for x in await asyncio.to_thread(self.repo.list_runs,
                                                                                             r.kernel_id)])
 
     @grpc_errors
     async def GetOpSpec(self, r, context):
+        _required(name=r.name)
         spec = await asyncio.to_thread(self.repo.get_op_spec, r.name, r.reference_hash)
         return registry_pb2.OpSpec(name=spec.name, reference_hash=spec.reference_hash,
                                    reference_source=spec.reference_source, tolerance_json=spec.tolerance_json,
                                    created_at_unix_ms=spec.created_at_ms)
+
+
+def _required(**fields: str) -> None:
+    """INVALID_ARGUMENT naming the first of `fields` left empty (an empty id or op matched nothing: NOT_FOUND, as
+    if the caller had named something that does not exist)."""
+    for name, value in fields.items():
+        if not value:
+            raise InvalidArgument(name, "is required")
 
 
 class ForgeServicer(forge_pb2_grpc.ForgeServiceServicer):
