@@ -151,3 +151,25 @@ async def test_a_broken_stream_whose_request_only_orjson_can_read_ends_with_an_s
     assert events[0].startswith('data: {"id": "c1"') and len(events) == 2, raw
     error = json.loads(events[1][6:])["error"]
     assert error["code"] == "upstream_stream_broken" and "nested too deeply" in error["message"]
+
+
+@pytest.mark.parametrize("sent", [b"", b'{"model": "sim'])
+async def test_a_body_that_never_finishes_arriving_is_a_408(asgi_server, tmp_path, sent):
+    """A client that sends headers and then trickles its body (or none of it) does not hold a request open
+    forever: after body_read_timeout_s the gateway answers 408 and the connection is free to go."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    async with gateway(asgi_server, tmp_path, [("s1", "http://127.0.0.1:9")], body_read_timeout_s=0.2) as (http, _):
+        url = urlsplit(str(http._base_url))
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                     b"content-length: 100\r\n\r\n" + sent)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(
+            b"content-length")))
+        error = json.loads(await asyncio.wait_for(reader.readexactly(length), 5))["error"]
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 408") and error["code"] == "request_timeout" and error["type"] == "timeout_error"
+    assert error["message"] == "the request body did not arrive within 0.2 s"

@@ -115,6 +115,7 @@ class Gateway:
         if self.settings.fleet_reload_s > 0:
             self._tasks.append(asyncio.create_task(self._watch_fleet_file(), name="fleet-watch"))
         self._tasks.append(asyncio.create_task(self._flush_metrics(), name="metrics-flush"))
+        self._tasks.append(asyncio.create_task(self.api.body_deadlines.run(), name="body-deadlines"))
         try:
             with _collector_tuned(self.settings.gc_gen0_threshold):
                 yield

@@ -29,6 +29,7 @@ from tmx_gateway.domain.resilience import RetryBudget
 from tmx_gateway.domain.routing import Decision, RouteRequest, Router, UnknownStrategy
 from tmx_gateway.domain.routing.prompt import estimate_tokens, prompt_text
 from tmx_gateway.domain.sse import split_events
+from tmx_gateway.deadlines import Deadlines
 from tmx_gateway.disconnect import FinalChunk, RelayedStream, cancelled_if_client_leaves
 from tmx_gateway.domain.tenancy import Caller, Forbidden, Tenancy, Unauthorized
 from tmx_gateway.errors import GatewayError
@@ -66,6 +67,9 @@ class GatewayApi:
         self.session: aiohttp.ClientSession | None = None  # opened by the app's lifespan
         self.retry_budget = RetryBudget(ratio=settings.retry_budget_ratio)
         self.peers = peers  # with several workers: what they tell each other
+        # request bodies must arrive within body_read_timeout_s, kept to a quarter of it (at most 1 s) by the
+        # sweep the app's lifespan runs (see deadlines.py)
+        self.body_deadlines = Deadlines(min(1.0, settings.body_read_timeout_s / 4))
 
     # --- request intake ------------------------------------------------------------------------------
     async def _read_body(self, request: Request, headers: dict[str, str]) -> bytes:
@@ -74,11 +78,22 @@ class GatewayApi:
         if declared and declared.isdigit() and int(declared) > limit:
             raise GatewayError(413, f"request body exceeds {limit} bytes", code="request_too_large")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise GatewayError(413, f"request body exceeds {limit} bytes", code="request_too_large")
-            chunks.append(chunk)
+        task = asyncio.current_task()
+        # all of it within the timeout: a client trickling a body (or none) cannot hold a request open forever
+        self.body_deadlines.watch(task, self.settings.body_read_timeout_s)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise GatewayError(413, f"request body exceeds {limit} bytes", code="request_too_large")
+                chunks.append(chunk)
+        except asyncio.CancelledError:
+            if not self.body_deadlines.expired(task):
+                raise
+            raise GatewayError(408, f"the request body did not arrive within {self.settings.body_read_timeout_s:g} s",
+                               code="request_timeout") from None
+        finally:
+            self.body_deadlines.unwatch(task)
         return b"".join(chunks)
 
     def _parse(self, body: bytes) -> tuple[dict, bytes, str, bool]:

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     nats_url: str = ""  # empty: run without events (no audit stream, no health feed)
     nats_startup_grace_s: float = 10.0  # NATS unreachable at start: serve on the fleet file after this long
     max_body_bytes: int = 4 * 1024 * 1024
+    body_read_timeout_s: float = Field(default=30.0, gt=0)  # a request body still arriving after this long: 408
     upstream_connect_timeout_s: float = 2.0
     upstream_timeout_s: float = 600.0
     max_attempts: int = 3  # backends tried per request before giving up
