@@ -181,3 +181,32 @@ async def test_tokenize_counts_what_a_completion_of_the_same_prompt_reads(sim):
         assert (await resp.json())["count"] == 4
     async with http.post("/tokenize", json={"model": MODEL}) as resp:
         assert resp.status == 400 and (await resp.json())["error"]["param"] == "prompt"
+
+
+async def test_the_responses_api_through_the_official_client(sim):
+    """/v1/responses as vLLM serves it: the same answer as the chat completion of its input, as a Response or
+    as the stream of typed events the openai client assembles."""
+    import openai
+
+    http, _, _ = sim
+    client = openai.AsyncOpenAI(base_url=f"{str(http._base_url).rstrip('/')}/v1", api_key="x", max_retries=0)
+    reply = await client.responses.create(model=MODEL, instructions="Be brief.", input="Say something",
+                                          max_output_tokens=3)
+    async with http.post("/v1/chat/completions", json={"model": MODEL, "max_tokens": 3, "messages": [
+            {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say something"}]}) as resp:
+        chat = await resp.json()
+    assert reply.output_text == chat["choices"][0]["message"]["content"] and reply.status == "completed"
+    assert (reply.usage.input_tokens, reply.usage.output_tokens) == (chat["usage"]["prompt_tokens"], 3)
+    stream = await client.responses.create(model=MODEL, instructions="Be brief.", max_output_tokens=3,
+                                           input=[{"role": "user", "content": [{"type": "input_text",
+                                                                                "text": "Say something"}]}],
+                                           stream=True)
+    events = [event async for event in stream]
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    done = events[-1]
+    assert [e.type for e in events][:2] == ["response.created", "response.in_progress"]
+    assert done.type == "response.completed" and deltas == done.response.output_text == reply.output_text
+    assert done.response.usage.output_tokens == 3 and [e.sequence_number for e in events] == list(range(len(events)))
+    with pytest.raises(openai.BadRequestError):
+        await client.responses.create(model=MODEL, input=[{"role": "robot", "content": "x"}])
+    await client.close()

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from tmx_engine_sim.domain.engine import Sequence, SequenceTooLong
 from tmx_engine_sim.domain.tokenizer import continuation, generated_word, message_problem, render_chat, tokenize
+from tmx_engine_sim import responses_api
 from tmx_engine_sim.faults import Faults
 from tmx_engine_sim.runner import DONE, EngineRunner
 from tmx_engine_sim.settings import Settings
@@ -107,6 +108,27 @@ class SimApi:
             return await self._generate(request, body, prompt, tokenize(prompt), chat=True)
         except ApiError as exc:
             return _error(exc)
+
+    async def responses(self, request: Request) -> Response:
+        """OpenAI's Responses API, as vLLM serves it: answered as the chat completion of its input (see
+        responses_api)."""
+        try:
+            body = await self._json_body(request)
+            try:
+                messages = responses_api.messages_of(body)
+            except responses_api.InputError as exc:
+                raise ApiError(400, str(exc), param="input") from None
+            prompt = render_chat(messages)
+            answer = await self._generate(request, responses_api.chat_body(body, messages), prompt, tokenize(prompt),
+                                          chat=True)
+        except ApiError as exc:
+            return _error(exc)
+        if isinstance(answer, StreamingResponse):
+            return StreamingResponse(responses_api.events_of(answer.body_iterator, body),
+                                     media_type="text/event-stream")
+        if answer.status_code != 200:
+            return answer
+        return Response(_dumps(responses_api.response_of(json.loads(answer.body), body)), media_type="application/json")
 
     async def completions(self, request: Request) -> Response:
         try:
@@ -308,6 +330,7 @@ class SimApi:
                 Route("/v1/completions", self.completions, methods=["POST"]),
                 Route("/v1/embeddings", self.embeddings, methods=["POST"]),
                 Route("/tokenize", self.tokenize, methods=["POST"]),
+                Route("/v1/responses", self.responses, methods=["POST"]),
                 Route("/v1/models", self.models, methods=["GET"]),
                 Route("/health", self.health, methods=["GET"]),
                 Route("/metrics", self.metrics, methods=["GET"]),

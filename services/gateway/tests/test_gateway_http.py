@@ -247,6 +247,45 @@ async def test_metrics_count_requests_tokens_and_inflight(asgi_server, tmp_path)
     assert samples['tmx_gateway_inflight{backend="s1"}'] == 0
 
 
+async def test_the_responses_api_through_the_gateway_is_routed_metered_and_streamed(asgi_server, tmp_path,
+                                                                                    nats_url, tmx_async_wait):
+    """OpenAI's Responses API (vLLM serves it) with the official client: by alias, streamed and not, its usage
+    (input_tokens / output_tokens, in the final event's response when streamed) metered and audited."""
+    import openai
+
+    bus = await EventBus.connect(nats_url, name="test")
+    await bus.provision()
+    audits: list = []
+
+    async def on_audit(msg):
+        audits.extend(decode_all(msg.data, msg.headers))
+
+    sub = await bus.nc.subscribe(subjects.ALL_AUDIT, cb=on_audit)
+    async with engine_sims(asgi_server, 2) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0]), ("s2", sims[1][0])],
+                           nats_url=nats_url) as (http, gw):
+            await tmx_async_wait(gw.ready, 10, what="gateway ready")
+            client = openai.AsyncOpenAI(base_url=f"{str(http._base_url).rstrip('/')}/v1", api_key="x", max_retries=0)
+            reply = await client.responses.create(model="alias", instructions="Be brief.", input="Say something",
+                                                  max_output_tokens=3)
+            stream = await client.responses.create(model=MODEL, instructions="Be brief.", input="Say something",
+                                                   max_output_tokens=3, stream=True)
+            events = [event async for event in stream]
+            await client.close()
+            await tmx_async_wait(lambda: len({a.event_id for a in audits}) == 2, 10, what="audits")
+            async with http.get("/metrics") as resp:
+                text = await resp.text()
+    await sub.unsubscribe()
+    await bus.close()
+    done = events[-1]
+    assert reply.status == "completed" and len(reply.output_text.split()) == 3
+    assert done.type == "response.completed" and done.response.output_text == reply.output_text  # deterministic
+    audits = list({a.event_id: a for a in audits}.values())  # at least once on the wire; JetStream dedupes by id
+    assert [(a.endpoint, a.streamed, a.prompt_tokens, a.completion_tokens) for a in audits] == [
+        ("/v1/responses", False, reply.usage.input_tokens, 3), ("/v1/responses", True, reply.usage.input_tokens, 3)]
+    assert f'tmx_gateway_tokens_total{{kind="completion",model="{MODEL}",tenant="default"}} 6.0' in text
+
+
 async def test_api_keys_select_tenants(asgi_server, tmp_path):
     async with engine_sims(asgi_server, 1) as sims:
         tenants = (TenantSpec(name="acme", api_keys=("sk-acme",)),)

@@ -226,7 +226,7 @@ class GatewayApi:
         except UnknownStrategy as exc:
             return GatewayError(400, str(exc), param="x-tmx-routing", code="unknown_routing_strategy").response()
         text = prompt_text(payload) if policy.needs_prompt else ""
-        max_tokens = payload.get("max_completion_tokens", payload.get("max_tokens"))
+        max_tokens = payload.get("max_completion_tokens", payload.get("max_tokens", payload.get("max_output_tokens")))
         route = RouteRequest(model=model, endpoint=endpoint, prompt_chars=len(body),
                              session_key=request_headers.get("x-session-id", "") or str(payload.get("user") or ""),
                              prompt_text=text, prompt_tokens=estimate_tokens(text, len(body)),
@@ -704,6 +704,7 @@ class GatewayApi:
             Route("/v1/chat/completions", self.proxy, methods=["POST"]),
             Route("/v1/completions", self.proxy, methods=["POST"]),
             Route("/v1/embeddings", self.proxy, methods=["POST"]),
+            Route("/v1/responses", self.proxy, methods=["POST"]),
             Route("/v1/messages", self.messages, methods=["POST"]),
             Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
             Route("/tokenize", self.proxy, methods=["POST"]),
@@ -830,7 +831,7 @@ def build_starlette(api: GatewayApi, lifespan) -> Edge:
     return Edge(app, {route.path: route.endpoint for route in routes if route.path in _HOT_PATHS})
 
 
-_HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/messages"})
+_HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/messages"})
 
 
 class Edge:

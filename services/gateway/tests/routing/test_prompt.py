@@ -20,3 +20,12 @@ def test_parts_that_are_not_text_render_as_nothing_rather_than_failing():
 def test_a_completion_renders_its_prompt_and_token_ids_render_as_nothing():
     assert prompt_text({"prompt": "Once"}) == "Once" and prompt_text({"prompt": ["Once"]}) == "Once"
     assert prompt_text({"prompt": [1, 2, 3]}) == "" and prompt_text({"prompt": {"a": 1}}) == ""
+
+
+def test_a_responses_request_renders_as_the_chat_it_stands_for():
+    """Instructions and input render as the system and user messages would: the same prefix, the same backend."""
+    chat = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}
+    assert prompt_text({"instructions": "Be brief.", "input": "Hi"}) == prompt_text(chat)
+    assert prompt_text({"instructions": "Be brief.", "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "Hi"}]}]}) == prompt_text(chat)
+    assert prompt_text({"input": 5}) == ""

@@ -28,15 +28,18 @@ def _count(value) -> int | None:
 
 
 def usage_from_obj(usage) -> Usage | None:
-    """A `usage` object as Usage; None if it is not an object. A count it cannot read (see `_count`) counts 0, and
-    a cached count it cannot read was not reported."""
+    """A `usage` object as Usage; None if it is not an object. Chat and completion usage (prompt_tokens,
+    completion_tokens, prompt_tokens_details) or the Responses API's (input_tokens, output_tokens,
+    input_tokens_details). A count it cannot read (see `_count`) counts 0, and a cached count it cannot read was
+    not reported."""
     if not isinstance(usage, dict):
         return None
-    details = usage.get("prompt_tokens_details")
+    responses = "prompt_tokens" not in usage and "input_tokens" in usage
+    details = usage.get("input_tokens_details" if responses else "prompt_tokens_details")
     cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
     return Usage(
-        prompt_tokens=_count(usage.get("prompt_tokens")) or 0,
-        completion_tokens=_count(usage.get("completion_tokens")) or 0,
+        prompt_tokens=_count(usage.get("input_tokens" if responses else "prompt_tokens")) or 0,
+        completion_tokens=_count(usage.get("output_tokens" if responses else "completion_tokens")) or 0,
         cached_tokens=cached or 0,
         cached_reported=cached is not None,
     )
@@ -77,9 +80,10 @@ class StreamMeter:
             self._pending = buffer
             return b""
         complete, self._pending = buffer[:end], buffer[end + 2:]
-        # an event starts the chunk (after any blank lines the last chunk's end left) or follows a blank line
+        # an event's data line starts the chunk (after any blank lines the last chunk's end left) or follows a
+        # newline: the blank line before it, or its event's `event:` line (the Responses API)
         head = complete.lstrip(b"\n")  # (the same bytes object unless there were blank lines to strip)
-        self.events += head.startswith(b"data:") + head.count(b"\n\ndata:")
+        self.events += head.startswith(b"data:") + head.count(b"\ndata:")  # one data line per event
         dones = complete.count(b"[DONE]")
         if dones == 1:  # the usual end: `data: [DONE]` as the last event
             last = complete.rfind(b"\n\n")
@@ -105,6 +109,8 @@ class StreamMeter:
             obj = parse(data)
         except ValueError:
             return
+        if isinstance(obj, dict) and "usage" not in obj and isinstance(obj.get("response"), dict):
+            obj = obj["response"]  # a Responses API stream's usage is its final event's response's
         parsed = usage_from_obj(obj.get("usage")) if isinstance(obj, dict) else None
         if parsed is not None:
             self.usage = parsed

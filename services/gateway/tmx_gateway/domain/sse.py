@@ -1,4 +1,5 @@
-"""Server-sent events as the OpenAI streaming API frames them: `data: <json>` events ended by a blank line."""
+"""Server-sent events as the OpenAI streaming APIs frame them: events ended by a blank line, each with one
+`data: <json>` line (chat and completions: that line alone; the Responses API: after an `event: <type>` line)."""
 
 from __future__ import annotations
 
@@ -10,5 +11,8 @@ def split_events(data: bytes) -> tuple[list[bytes], bytes]:
 
 
 def payload(event: bytes) -> bytes | None:
-    """What a `data:` event carries (`[DONE]` included), or None for any other field."""
-    return event[5:].strip() if event.startswith(b"data:") else None
+    """What an event's `data:` line carries (`[DONE]` included), or None for an event without one."""
+    if event.startswith(b"data:"):
+        return event[5:].strip()
+    at = event.find(b"\ndata:")
+    return event[at + 6:].strip() if at >= 0 else None

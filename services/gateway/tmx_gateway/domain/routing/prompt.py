@@ -9,6 +9,11 @@ CHARS_PER_TOKEN = 4
 
 def prompt_text(payload: dict) -> str:
     messages = payload.get("messages")
+    if messages is None and "input" in payload:  # the Responses API: instructions, then the input's messages
+        given = payload["input"]
+        messages = [{"role": "user", "content": given}] if isinstance(given, str) else given
+        if isinstance(messages, list) and isinstance(payload.get("instructions"), str):
+            messages = [{"role": "system", "content": payload["instructions"]}, *messages]
     if isinstance(messages, list):
         parts = []
         for message in messages:
