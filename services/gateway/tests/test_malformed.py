@@ -173,3 +173,25 @@ async def test_a_body_that_never_finishes_arriving_is_a_408(asgi_server, tmp_pat
         writer.close()
     assert head.startswith(b"HTTP/1.1 408") and error["code"] == "request_timeout" and error["type"] == "timeout_error"
     assert error["message"] == "the request body did not arrive within 0.2 s"
+
+
+async def test_a_clients_trace_context_and_request_id_reach_the_backend_and_nothing_else_does(asgi_server, tmp_path):
+    seen: list = []
+
+    async def answer(request):
+        seen.append(dict(request.headers))
+        return Response(b'{"choices": []}', media_type="application/json")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", answer, methods=["POST"])])
+    trace = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "vendor=1",
+             "x-request-id": "client-42"}
+    async with asgi_server(app, lifespan="off") as (url, _):
+        async with gateway(asgi_server, tmp_path, [("s1", url)]) as (http, _):
+            async with http.post("/v1/chat/completions", json=chat(), headers={**trace, "authorization": "Bearer k",
+                                                                               "cookie": "a=b", "x-other": "1"}):
+                pass
+            async with http.post("/v1/chat/completions", json=chat()):
+                pass
+    assert {k: seen[0].get(k) for k in trace} == trace
+    assert not {"authorization", "cookie", "x-other"} & set(seen[0])  # a client's credentials stay at the edge
+    assert not set(trace) & set(seen[1])  # none invented for a client that sent none

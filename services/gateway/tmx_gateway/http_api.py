@@ -39,7 +39,10 @@ from tmx_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_FORWARDED_HEADERS = ("content-type", "accept")
+# what reaches the backend of the client's headers: the body's type, and (when the client sent them) its W3C trace
+# context, so an engine that traces (vLLM's --otlp-traces-endpoint) continues the client's trace, and its request
+# id, which vLLM adopts as its own (--enable-request-id-headers) so engine logs can be found by it
+_FORWARDED_HEADERS = ("content-type", "accept", "traceparent", "tracestate", "x-request-id")
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
