@@ -61,6 +61,25 @@ async def gateway(asgi_server, tmp_path, backends, nats_url="", tenants=(), wrap
             yield http, gw
 
 
+@contextlib.asynccontextmanager
+async def events_on(nats_url: str, subject: str):
+    """The events published on `subject` (a wildcard will do) while in the block, decoded, as they arrive (at
+    least once each: the publisher's ack barrier repeats a batch's last event)."""
+    bus = await EventBus.connect(nats_url, name="test")
+    await bus.provision()
+    events: list = []
+
+    async def take(msg):
+        events.extend(decode_all(msg.data, msg.headers))
+
+    sub = await bus.nc.subscribe(subject, cb=take)
+    try:
+        yield events
+    finally:
+        await sub.unsubscribe()
+        await bus.close()
+
+
 def chat(**extra):
     return {"model": MODEL, "messages": [{"role": "user", "content": "Say something"}], **extra}
 
@@ -253,15 +272,7 @@ async def test_the_responses_api_through_the_gateway_is_routed_metered_and_strea
     (input_tokens / output_tokens, in the final event's response when streamed) metered and audited."""
     import openai
 
-    bus = await EventBus.connect(nats_url, name="test")
-    await bus.provision()
-    audits: list = []
-
-    async def on_audit(msg):
-        audits.extend(decode_all(msg.data, msg.headers))
-
-    sub = await bus.nc.subscribe(subjects.ALL_AUDIT, cb=on_audit)
-    async with engine_sims(asgi_server, 2) as sims:
+    async with events_on(nats_url, subjects.ALL_AUDIT) as audits, engine_sims(asgi_server, 2) as sims:
         async with gateway(asgi_server, tmp_path, [("s1", sims[0][0]), ("s2", sims[1][0])],
                            nats_url=nats_url) as (http, gw):
             await tmx_async_wait(gw.ready, 10, what="gateway ready")
@@ -275,8 +286,6 @@ async def test_the_responses_api_through_the_gateway_is_routed_metered_and_strea
             await tmx_async_wait(lambda: len({a.event_id for a in audits}) == 2, 10, what="audits")
             async with http.get("/metrics") as resp:
                 text = await resp.text()
-    await sub.unsubscribe()
-    await bus.close()
     done = events[-1]
     assert reply.status == "completed" and len(reply.output_text.split()) == 3
     assert done.type == "response.completed" and done.response.output_text == reply.output_text  # deterministic

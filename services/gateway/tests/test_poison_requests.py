@@ -6,7 +6,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .test_gateway_http import MODEL, chat, gateway  # noqa: TID252
+from .test_gateway_http import MODEL, chat, events_on, gateway  # noqa: TID252
 
 COMPLETION = {"id": "chatcmpl-1", "object": "chat.completion", "model": MODEL,
               "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
@@ -71,18 +71,11 @@ async def test_the_health_service_hears_which_outcomes_were_the_requests_fault(a
                                                                               tmx_async_wait):
     """Every outcome of a request all backends failed carries request_at_fault (the health service's passive
     signal ignores those); a 500 another backend made up for is published as a plain failure."""
-    from tmx_eventbus import EventBus, decode_all, subjects
+    from tmx_eventbus import subjects
 
-    bus = await EventBus.connect(nats_url, name="test")
-    await bus.provision()
-    outcomes: list = []
-
-    async def on_outcome(msg):
-        outcomes.extend(decode_all(msg.data, msg.headers))
-
-    sub = await bus.nc.subscribe(subjects.ALL_SIGNAL, cb=on_outcome)
     seen: list = []
-    async with asgi_server(engine("\\u2620", seen), lifespan="off") as (a, _), \
+    async with events_on(nats_url, subjects.ALL_SIGNAL) as outcomes, \
+            asgi_server(engine("\\u2620", seen), lifespan="off") as (a, _), \
             asgi_server(engine("", seen), lifespan="off") as (sick, _), \
             asgi_server(engine("\\u2620", seen), lifespan="off") as (c, _):
         async with gateway(asgi_server, tmp_path, [("a", a), ("sick", sick), ("c", c)], nats_url=nats_url,
@@ -95,8 +88,6 @@ async def test_the_health_service_hears_which_outcomes_were_the_requests_fault(a
                 async with http.post("/v1/chat/completions", json=chat(), headers=headers) as resp:
                     assert resp.status == 200
             await tmx_async_wait(lambda: sum(o.request_id != poisoned for o in outcomes) >= 3, 10, what="outcomes")
-    await sub.unsubscribe()
-    await bus.close()
     of_poison = [(o.backend_id, o.http_status, o.request_at_fault) for o in outcomes if o.request_id == poisoned]
     assert sorted(of_poison) == [("a", 500, True), ("c", 500, True), ("sick", 500, True)]
     others = [(o.backend_id, o.http_status, o.request_at_fault) for o in outcomes if o.request_id != poisoned]
