@@ -59,7 +59,8 @@ def _rpc(call, request, timeout: float = 10.0):
     try:
         return call(request, timeout=timeout)
     except grpc.RpcError as exc:
-        _fail(f"{exc.code().name}: {exc.details()}")
+        hint = "; is the stack up? (`tmx up` starts it)" if exc.code() == grpc.StatusCode.UNAVAILABLE else ""
+        _fail(f"{exc.code().name}: {exc.details()}{hint}")
 
 
 @app.command()
@@ -165,10 +166,15 @@ async def _audit_tail(nats_url: str, tenant: str, count: int, from_start: bool) 
     from tmx_eventbus import EventBus, decode_all, subjects
     from tmx_eventbus.streams import TMX_AUDIT
 
-    try:
-        bus = await EventBus.connect(nats_url, name="tmx-audit-tail")
+    async def quiet(exc: Exception) -> None:  # nats-py logs each failed try with its traceback by default
+        pass
+
+    try:  # a command fails fast: a service's connection would retry an unreachable server forever
+        bus = await EventBus.connect(nats_url, name="tmx-audit-tail", allow_reconnect=False,
+                                     max_reconnect_attempts=1, error_cb=quiet)
     except Exception as exc:
-        _fail(f"cannot reach NATS at {nats_url}: {exc}")
+        _fail(f"cannot reach NATS at {nats_url} ({exc or type(exc).__name__}); is the stack up? `tmx up` prints "
+              "the NATS URL it uses")
     queue: asyncio.Queue = asyncio.Queue()
 
     async def on_msg(msg) -> None:

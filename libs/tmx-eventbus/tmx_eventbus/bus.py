@@ -34,14 +34,11 @@ class EventBus:
 
     @classmethod
     async def connect(cls, url: str, name: str, *, connect_timeout: float = 2.0, **options) -> EventBus:
-        nc = await nats.connect(
-            url,
-            name=name,
-            connect_timeout=connect_timeout,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            **options,
-        )
+        """Connected to `url`; a service's connection reconnects forever (`options` override nats.connect's
+        arguments: a command that must fail fast passes `allow_reconnect=False, max_reconnect_attempts=1`, without
+        which nats-py retries even the first connection forever)."""
+        nc = await nats.connect(url, name=name, connect_timeout=connect_timeout,
+                                **{"max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, **options})
         return cls(nc)
 
     @property
