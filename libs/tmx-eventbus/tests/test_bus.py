@@ -175,3 +175,25 @@ async def test_a_consumer_stops_when_cancelled_even_if_the_fetch_swallowed_the_c
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert task in done and task.cancelled()
+
+
+async def test_an_outage_is_logged_once_not_once_per_retry(nats_server, caplog, tmx_async_wait):
+    import logging
+
+    bus = await EventBus.connect(nats_server.url, name="test")
+    watch = bus.connection_log
+    try:
+        with caplog.at_level(logging.INFO, logger="tmx_eventbus.bus"):
+            nats_server.stop()
+            await tmx_async_wait(lambda: watch.errors >= 6, 20, what="several failed reconnects")
+            during = [r.getMessage() for r in caplog.records]
+            errors = [r.error for r in caplog.records if r.getMessage().startswith("NATS connection error")]
+            nats_server.start()
+            await tmx_async_wait(lambda: bus.connected, 20, what="reconnected")
+            await tmx_async_wait(lambda: any("restored" in r.getMessage() for r in caplog.records), 5, what="log")
+    finally:
+        await bus.close()
+    assert during.count("NATS connection lost; reconnecting") == 1
+    # each distinct error once (the server's EOF, then the refused reconnects), of the >= 6 nats-py reported
+    assert errors and len(set(errors)) == len(errors) < 6 and any("ConnectionRefused" in e for e in errors)
+    assert not any(r.exc_info for r in caplog.records)  # no traceback per retry

@@ -24,6 +24,32 @@ Handler = Callable[[Message], Awaitable[None]]
 RowsHandler = Callable[[list[tuple]], Awaitable[None]]
 
 
+class ConnectionLog:
+    """A NATS connection's troubles, logged once per outage: a warning when it drops, each distinct error once
+    while it lasts, and a line when it is back. nats-py's default logs every failed reconnect, twice a second,
+    with a traceback, which buries everything else in a service's log while NATS is away."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url, self.name = url, name
+        self.errors = 0  # every error nats-py reported (logged or not)
+        self._logged: set[str] = set()  # the errors already logged in this outage
+
+    async def error(self, exc: Exception) -> None:
+        self.errors += 1
+        key = f"{type(exc).__name__}: {exc}"
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning("NATS connection error (retrying; logged once per outage)",
+                        extra={"nats_url": self.url, "client": self.name, "error": key})
+
+    async def disconnected(self) -> None:
+        log.warning("NATS connection lost; reconnecting", extra={"nats_url": self.url, "client": self.name})
+
+    async def reconnected(self) -> None:
+        self._logged.clear()
+        log.info("NATS connection restored", extra={"nats_url": self.url, "client": self.name})
+
+
 class EventBus:
     """Wraps a connected nats client. Build it with `EventBus.connect` in a service's composition root."""
 
@@ -31,15 +57,22 @@ class EventBus:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self._subscriptions: list = []
+        self.connection_log: ConnectionLog | None = None  # set by `connect`
 
     @classmethod
     async def connect(cls, url: str, name: str, *, connect_timeout: float = 2.0, **options) -> EventBus:
-        """Connected to `url`; a service's connection reconnects forever (`options` override nats.connect's
-        arguments: a command that must fail fast passes `allow_reconnect=False, max_reconnect_attempts=1`, without
-        which nats-py retries even the first connection forever)."""
+        """Connected to `url`; a service's connection reconnects forever, and says so once per outage
+        (`ConnectionLog`). `options` override nats.connect's arguments: a command that must fail fast passes
+        `allow_reconnect=False, max_reconnect_attempts=1`, without which nats-py retries even the first
+        connection forever."""
+        watch = ConnectionLog(url, name)
         nc = await nats.connect(url, name=name, connect_timeout=connect_timeout,
-                                **{"max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, **options})
-        return cls(nc)
+                                **{"max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, "error_cb": watch.error,
+                                   "disconnected_cb": watch.disconnected, "reconnected_cb": watch.reconnected,
+                                   **options})
+        bus = cls(nc)
+        bus.connection_log = watch
+        return bus
 
     @property
     def connected(self) -> bool:
