@@ -336,6 +336,8 @@ class GatewayApi:
         ctx.attempt.answered(time.monotonic(), usage)  # observes nothing without usage
         self._release(ctx, failed=upstream.status >= 500, defer=upstream.status == 500)
         self._finish(ctx, backend, upstream.status, usage, 0.0, "", decision)
+        if upstream.status in (429, 503) and (wait := upstream.headers.get("retry-after")):
+            headers["retry-after"] = wait  # the backend's own word on when to come back, for the client's backoff
         return UpstreamAnswer(data, upstream.status, headers, upstream.headers.get("content-type", "application/json"))
 
     async def _relay(self, upstream, backend: Backend, decision: Decision, ctx: _Context,

@@ -1,5 +1,6 @@
-"""A request that makes every engine fail (a query of death) must not take the fleet from everyone else: its 500s
-count against no backend's circuit breaker unless another backend answered the same request."""
+"""Backends that fail or refuse: a request that makes every engine fail (a query of death) must not take the fleet
+from everyone else (its 500s count against no backend's circuit breaker unless another backend answered the same
+request), and busy backends' 429s reach the client with their retry-after, counting against no one."""
 
 import pytest
 from starlette.applications import Starlette
@@ -92,3 +93,19 @@ async def test_the_health_service_hears_which_outcomes_were_the_requests_fault(a
     assert sorted(of_poison) == [("a", 500, True), ("c", 500, True), ("sick", 500, True)]
     others = [(o.backend_id, o.http_status, o.request_at_fault) for o in outcomes if o.request_id != poisoned]
     assert ("sick", 500, False) in others and all(not at_fault for _, _, at_fault in others)
+
+
+async def test_when_every_backend_is_busy_the_client_gets_their_429_and_retry_after(asgi_server, tmp_path):
+    async def busy(request):
+        await request.body()
+        return JSONResponse({"error": {"message": "too many requests", "type": "rate_limit_error"}}, 429,
+                            headers={"retry-after": "7"})
+
+    app = Starlette(routes=[Route("/v1/chat/completions", busy, methods=["POST"])])
+    async with asgi_server(app, lifespan="off") as (a, _), asgi_server(app, lifespan="off") as (b, _):
+        async with gateway(asgi_server, tmp_path, [("a", a), ("b", b)], retry_budget_ratio=10.0) as (http, gw):
+            async with http.post("/v1/chat/completions", json=chat()) as resp:
+                answer = resp.status, resp.headers.get("retry-after"), (await resp.json())["error"]["message"]
+            breakers = {b.id: (b.breaker.state, b.breaker.failures) for b in gw.fleet.backends.values()}
+    assert answer == (429, "7", "too many requests")  # tried on both, then the last one's answer, as it gave it
+    assert breakers == {"a": ("closed", 0), "b": ("closed", 0)}  # load is not ill health
