@@ -23,6 +23,12 @@ class ServedModel:
     context_length: int
 
 
+def _context_length(value) -> int:
+    """A model's max_model_len as an engine reports it; 0 (unknown) for anything but a positive integer (a
+    malformed one raised, which failed that probe cycle before its result was counted)."""
+    return value if type(value) is int and value > 0 else 0
+
+
 class Prober:
     def __init__(self, session: aiohttp.ClientSession, path: str, timeout_s: float) -> None:
         self.session, self.path = session, path
@@ -36,13 +42,13 @@ class Prober:
                 if resp.status != 200:
                     return None
                 body = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError, RecursionError):
             return None
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             return None
-        return [ServedModel(str(m["id"]), int(m.get("max_model_len") or 0)) for m in data
-                if isinstance(m, dict) and "id" in m]
+        return [ServedModel(m["id"], _context_length(m.get("max_model_len"))) for m in data
+                if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]]
 
     async def metrics(self, base_url: str, timeout_s: float | None = None) -> dict[str, float] | None:
         """The engine's /metrics as {sample name: value summed over labels}; None when it has none."""
