@@ -29,3 +29,11 @@ def test_older_vllm_and_sglang_names():
 
 def test_an_engine_without_known_metrics_has_no_load():
     assert engine_load({"process_cpu_seconds_total": 3.0}) is None
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0])
+def test_a_value_that_is_not_a_count_is_not_reported(value):
+    """A NaN or infinite gauge would reach every gateway's routing scores; a load without it is no load."""
+    assert engine_load({**VLLM, "vllm:num_requests_running": value}) is None
+    partial = engine_load({**VLLM, "vllm:kv_cache_usage_perc": value})
+    assert (partial.running, partial.kv_cache_usage) == (3, 0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # name -> what it measures, per engine (first match wins; older vLLM called the KV gauge gpu_cache_usage_perc)
@@ -32,9 +33,12 @@ class EngineLoad:
 
 
 def _first(samples: dict[str, float], names: tuple[str, ...]) -> float | None:
+    """The first of `names` the engine reports, if its value is a count or a share: finite and not negative (a NaN
+    or an infinity would reach every gateway's routing scores as one)."""
     for name in names:
         if name in samples:
-            return samples[name]
+            value = samples[name]
+            return value if math.isfinite(value) and value >= 0 else None
     return None
 
 
