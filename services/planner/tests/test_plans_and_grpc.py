@@ -247,6 +247,8 @@ async def test_a_well_formed_config_still_plans_as_the_catalogue_entry_it_descri
 
     model = model_from_hf_config("mine", {**LLAMA_CONFIG, "tie_word_embeddings": False})
     known = find_model("Llama-3.1-8B")
+    dense = model_from_hf_config("dense", {**LLAMA_CONFIG, "num_experts_per_tok": 2})  # unused without experts
+    assert dense.experts == 0 and dense.params_b == model.params_b
     assert (model.layers, model.hidden, model.heads, model.kv_heads, model.head_dim, model.context_length) == \
         (known.layers, known.hidden, known.heads, known.kv_heads, known.head_dim, known.context_length)
     assert model.params_b == pytest.approx(known.params_b, rel=0.01)

@@ -156,7 +156,7 @@ def model_from_hf_config(name: str, config: dict) -> Model:
     inter = size("intermediate_size", 4 * hidden)
     experts = size("n_routed_experts", 0) or size("num_local_experts", 0) or size("num_experts", 0)
     per_token = size("num_experts_per_tok", 0) or size("experts_per_token", 0)
-    if per_token > max(experts, 1):
+    if experts and per_token > experts:  # (a dense model's config may carry an unused experts-per-token)
         raise InvalidArgument("config", f"{per_token} experts per token of {experts}")
     moe_inter = size("moe_intermediate_size", inter)
     shared = size("n_shared_experts", 0)
