@@ -37,6 +37,16 @@ def _error(exc: ApiError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status)
 
 
+def _messages(messages) -> list[dict]:
+    """A request's chat messages, checked as vLLM's validation checks them; ApiError 400 naming the first problem."""
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise ApiError(400, "messages must be a non-empty list of message objects", param="messages")
+    for i, message in enumerate(messages):
+        if (problem := message_problem(message)) is not None:
+            raise ApiError(400, f"messages.{i}: {problem}", param="messages")
+    return messages
+
+
 def _dumps(obj) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
@@ -87,12 +97,7 @@ class SimApi:
     async def chat_completions(self, request: Request) -> Response:
         try:
             body = await self._json_body(request)
-            messages = body.get("messages")
-            if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-                raise ApiError(400, "messages must be a non-empty list of message objects", param="messages")
-            for i, message in enumerate(messages):
-                if (problem := message_problem(message)) is not None:
-                    raise ApiError(400, f"messages.{i}: {problem}", param="messages")
+            messages = _messages(body.get("messages"))
             if body.get("continue_final_message"):
                 # a deterministic model continues a prefix exactly as it would have generated it: the same
                 # seed (the conversation before the prefix) and the word index where the prefix stops
@@ -257,12 +262,7 @@ class SimApi:
             body = await self._json_body(request)
             messages, prompt = body.get("messages"), body.get("prompt")
             if messages is not None:
-                if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-                    raise ApiError(400, "messages must be a list of message objects", param="messages")
-                for i, message in enumerate(messages):
-                    if (problem := message_problem(message)) is not None:
-                        raise ApiError(400, f"messages.{i}: {problem}", param="messages")
-                tokens = tokenize(render_chat(messages))
+                tokens = tokenize(render_chat(_messages(messages)))
             elif isinstance(prompt, str):
                 tokens = tokenize(prompt)
             else:

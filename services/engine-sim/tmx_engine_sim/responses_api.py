@@ -72,8 +72,13 @@ def response_of(completion: dict, body: dict, text: str | None = None, usage: di
             if status == "completed" else None}
 
 
+def _item_id(rid: str) -> str:
+    """The id of a response's (one) output message."""
+    return "msg_" + rid.removeprefix("resp_")
+
+
 def _message(rid: str, text: str, status: str) -> dict:
-    return {"type": "message", "id": "msg_" + rid.removeprefix("resp_"), "status": status, "role": "assistant",
+    return {"type": "message", "id": _item_id(rid), "status": status, "role": "assistant",
             "content": [{"type": "output_text", "text": text, "annotations": []}]}
 
 
@@ -99,12 +104,12 @@ async def events_of(chunks: AsyncIterator[bytes], body: dict) -> AsyncIterator[b
             if first is None:
                 first = chunk
                 started = response_of(chunk, body, status="in_progress")
-                rid = started["id"]
+                rid, item_id = started["id"], _item_id(started["id"])
                 yield event("response.created", response=started)
                 yield event("response.in_progress", response=started)
                 yield event("response.output_item.added", output_index=0, item={**_message(rid, "", "in_progress"),
                                                                                   "content": []})
-                yield event("response.content_part.added", item_id=_message(rid, "", "")["id"], output_index=0,
+                yield event("response.content_part.added", item_id=item_id, output_index=0,
                             content_index=0, part={"type": "output_text", "text": "", "annotations": []})
             if chunk.get("usage"):
                 usage = chunk["usage"]
@@ -112,11 +117,10 @@ async def events_of(chunks: AsyncIterator[bytes], body: dict) -> AsyncIterator[b
                 delta = (choice.get("delta") or {}).get("content")
                 if delta:
                     text += delta
-                    yield event("response.output_text.delta", item_id="msg_" + rid.removeprefix("resp_"),
-                                output_index=0, content_index=0, delta=delta)
+                    yield event("response.output_text.delta", item_id=item_id, output_index=0, content_index=0,
+                                delta=delta)
     if first is None:
         return
-    item_id = "msg_" + rid.removeprefix("resp_")
     yield event("response.output_text.done", item_id=item_id, output_index=0, content_index=0, text=text)
     yield event("response.content_part.done", item_id=item_id, output_index=0, content_index=0,
                 part={"type": "output_text", "text": text, "annotations": []})

@@ -199,14 +199,14 @@ class GatewayApi:
         headers = _headers(request)
         try:
             caller = self._tenancy().identify(headers.get("x-api-key") and f"Bearer {headers['x-api-key']}"
-                                              or headers.get("authorization"))
+                                              or headers.get("authorization"), sent_as="x-api-key")
             raw = json_bodies.parse_exact(await self._read_body(request, headers))
             if not isinstance(raw, dict):
                 raise anthropic.AnthropicRequestError("request body must be a JSON object")
             body = json.dumps(translate(raw)).encode()
             payload, body, model, stream = self._parse(body)
-        except Unauthorized as exc:  # Anthropic clients send their key as x-api-key
-            return None, _anthropic_error(401, str(exc).replace("Authorization: Bearer ...", "x-api-key"))
+        except Unauthorized as exc:
+            return None, _anthropic_error(401, str(exc))
         except anthropic.AnthropicRequestError as exc:
             return None, _anthropic_error(400, exc.message)
         except (ValueError, UnicodeDecodeError) as exc:

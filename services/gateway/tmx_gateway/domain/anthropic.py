@@ -215,8 +215,8 @@ def from_openai(response, model: str) -> dict:
         content.append({"type": "text", "text": text})
     for call, function in map(_tool_call, _array(message.get("tool_calls"), "tool_calls")):
         try:
-            arguments = json.loads(function.get("arguments") or "{}")
-        except (ValueError, RecursionError):
+            arguments = json_bodies.parse_exact(function.get("arguments") or "{}")
+        except ValueError:
             arguments = {"_raw": function.get("arguments")}
         content.append({"type": "tool_use", "id": str(call.get("id", "")), "name": function.get("name", ""),
                         "input": arguments})

@@ -46,14 +46,16 @@ class Tenancy:
     def open(self) -> bool:
         return not self._by_key
 
-    def identify(self, authorization: str | None) -> Caller:
+    def identify(self, authorization: str | None, sent_as: str = "Authorization: Bearer ...") -> Caller:
+        """The caller a bearer `authorization` names; `sent_as`: where the client puts its key, for the error that
+        says it is missing (Anthropic clients send `x-api-key`)."""
         key = _bearer(authorization)
         key_id = hashlib.sha256(key.encode()).hexdigest()[:12] if key else ""
         if self.open:
             return Caller(DEFAULT_TENANT, key_id)
         tenant = self._by_key.get(key)
         if tenant is None:
-            raise Unauthorized("invalid API key" if key else "missing API key (Authorization: Bearer ...)")
+            raise Unauthorized("invalid API key" if key else f"missing API key ({sent_as})")
         return Caller(tenant, key_id)
 
     def admit_admin(self, authorization: str | None, admin_key: str) -> None:
