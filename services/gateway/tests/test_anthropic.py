@@ -191,6 +191,27 @@ async def test_count_tokens_counts_what_the_same_messages_request_reads(asgi_ser
     assert tokenized[:2] == (200, 4) and tokenized[2] in ("s1", "s2")  # OpenAI-side /tokenize passes through
 
 
+async def test_counting_tokens_spends_no_tokens_per_minute(asgi_server, tmp_path):
+    """It runs no model: a tenant's tokens-per-minute is untouched by it (and it is answered even with them spent),
+    while a Messages request reserves its prompt and max_tokens."""
+    from tmx_config.fleet import TenantSpec
+
+    tenant = TenantSpec(name="acme", api_keys=("sk-acme",), tpm_limit=1000)
+    asked = {"model": MODEL, "messages": [{"role": "user", "content": "Hello there"}]}
+    async with engine_sims(asgi_server, 1) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])], tenants=(tenant,)) as (http, _):
+            key = {"x-api-key": "sk-acme"}
+            remaining = []
+            for _ in range(2):
+                async with http.post("/v1/messages/count_tokens", json=asked, headers=key) as resp:
+                    assert resp.status == 200
+                    remaining.append(resp.headers["x-ratelimit-remaining-tokens"])
+            async with http.post("/v1/messages", json={**asked, "max_tokens": 900}, headers=key) as resp:
+                assert resp.status == 200
+                remaining.append(resp.headers["x-ratelimit-remaining-tokens"])
+    assert remaining[:2] == ["1000", "1000"] and int(remaining[2]) < 100
+
+
 async def test_count_tokens_says_so_when_the_engine_cannot_tokenize(asgi_server, tmp_path):
     from starlette.applications import Starlette
 

@@ -45,6 +45,19 @@ def test_tokens_are_reserved_then_settled_with_what_was_used():
     assert rl.admit("acme", 1, 0.0).retry_after_s == pytest.approx((1 + 600) * 60 / 1000)
 
 
+def test_a_request_needing_no_tokens_is_held_to_the_requests_limit_alone():
+    """Token counting runs no model: with a tenant's tokens spent (the bucket below zero), it is still admitted
+    and spends none; it still counts against the requests per minute."""
+    rl = limiter(acme=(0, 1000), beta=(1, 1000))
+    rl.admit("acme", 900, 0.0)
+    rl.settle("acme", 900, 1500)  # 500 tokens below zero
+    free = rl.admit("acme", 0, 0.0)
+    assert isinstance(free, Admission) and free.tokens == 0 and free.remaining_tokens == 0
+    assert rl.admit("acme", 1, 0.0).retry_after_s == pytest.approx((1 + 500) * 60 / 1000)  # none were spent
+    assert isinstance(rl.admit("beta", 0, 0.0), Admission)
+    assert rl.admit("beta", 0, 0.0).limit == "requests"
+
+
 def test_a_request_bigger_than_the_whole_limit_is_refused_without_retry_after():
     refusal = limiter(acme=(0, 1000)).admit("acme", 1001, 0.0)
     assert isinstance(refusal, Refusal) and refusal.retry_after_s == 0 and "1001" in refusal.message

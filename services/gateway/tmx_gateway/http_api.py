@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 # id, which vLLM adopts as its own (--enable-request-id-headers) so engine logs can be found by it
 _FORWARDED_HEADERS = ("content-type", "accept", "traceparent", "tracestate", "x-request-id")
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# endpoints that run no model: a tenant's tokens-per-minute is not spent on them (Anthropic does not count token
+# counting against a key's token limits either); each is still a request against its requests-per-minute
+_TOKEN_FREE = frozenset({"/tokenize", "/detokenize"})
 
 
 class GatewayApi:
@@ -236,7 +239,8 @@ class GatewayApi:
                              max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 256)
         ctx = _Context(request_id, caller, model, endpoint, stream, started,
                        (request.scope.get("client") or ("",))[0], route)
-        admission = self.limiter.admit(caller.tenant, route.prompt_tokens + route.max_tokens, time.monotonic())
+        admission = self.limiter.admit(
+            caller.tenant, 0 if endpoint in _TOKEN_FREE else route.prompt_tokens + route.max_tokens, time.monotonic())
         if type(admission) is Refusal:
             return self._refuse(ctx, admission)
         ctx.reserved = admission.tokens

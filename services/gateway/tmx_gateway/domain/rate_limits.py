@@ -86,7 +86,8 @@ class RateLimiter:
             buckets.pop(tenant, None)
 
     def admit(self, tenant: str, tokens: int, now: float) -> Admission | Refusal:
-        """Let a request needing about `tokens` through, or say which limit refuses it and for how long."""
+        """Let a request needing about `tokens` through, or say which limit refuses it and for how long. A request
+        needing none (it runs no model) is held to the requests limit alone, even when the tokens are spent."""
         requests, budget = self._requests.get(tenant), self._tokens.get(tenant)
         if requests is None and budget is None:
             return UNLIMITED
@@ -97,7 +98,7 @@ class RateLimiter:
         if requests is not None and requests.refill(now) < 1:
             wait = requests.wait_s(1)
             limit = "requests"
-        if budget is not None and budget.refill(now) < tokens and budget.wait_s(tokens) > wait:
+        if budget is not None and budget.refill(now) < tokens and tokens > 0 and budget.wait_s(tokens) > wait:
             wait = budget.wait_s(tokens)
             limit = "tokens"
         if wait > 0:
