@@ -61,8 +61,12 @@ class _Upstream:
 
     def __init__(self, stream: bool) -> None:
         self.body, content_type = ANSWERS[stream]
-        self.headers = {"content-type": content_type}
+        self.headers = {"content-type": content_type, "content-length": str(len(self.body))}
         self.content = _Content(self.body)
+
+    @property
+    def content_length(self) -> int:  # as aiohttp's reads it from the headers
+        return int(self.headers["content-length"])
 
     async def read(self) -> bytes:
         return self.body

@@ -2,6 +2,8 @@
 from everyone else (its 500s count against no backend's circuit breaker unless another backend answered the same
 request), and busy backends' 429s reach the client with their retry-after, counting against no one."""
 
+import asyncio
+
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
@@ -109,3 +111,79 @@ async def test_when_every_backend_is_busy_the_client_gets_their_429_and_retry_af
             breakers = {b.id: (b.breaker.state, b.breaker.failures) for b in gw.fleet.backends.values()}
     assert answer == (429, "7", "too many requests")  # tried on both, then the last one's answer, as it gave it
     assert breakers == {"a": ("closed", 0), "b": ("closed", 0)}  # load is not ill health
+
+
+def answering(mode: str):
+    """A backend whose answers are over the gateway's 2000-byte limit by content-length ("big"), chunked and
+    without end ("endless"), chunked and small ("chunked"), or a 503 refusal that never ends ("refusing")."""
+    from starlette.responses import StreamingResponse
+
+    async def forever():  # as good as: 5 MB, far past the limit, in 512-byte chunks
+        for _ in range(10_000):
+            yield b" " * 512
+            await asyncio.sleep(0)  # in the same process as the gateway: let it run
+
+    async def small():
+        for part in (b'{"id": "chatcmpl-1", ', b'"object": "chat.completion", "choices": []}'):
+            yield part
+
+    async def answer(request):
+        await request.body()
+        if mode == "big":
+            return JSONResponse({**COMPLETION, "padding": "x" * 5000})
+        if mode == "chunked":
+            return StreamingResponse(small(), media_type="application/json")
+        return StreamingResponse(forever(), 503 if mode == "refusing" else 200, media_type="application/json")
+    return Starlette(routes=[Route("/v1/chat/completions", answer, methods=["POST"])])
+
+
+async def test_an_answer_over_the_limit_is_refused_and_a_refusal_without_end_is_still_a_refusal(asgi_server,
+                                                                                              tmp_path):
+    """A whole answer is held in memory before it is sent: past max_response_bytes it is a 502 (no verdict on the
+    backend: the request may ask for that much), whether its length was declared or it never ends; a 503 whose
+    body never ends is read no further than that, and the request goes to another backend."""
+    answers = {}
+    for mode in ("big", "endless", "chunked", "refusing"):
+        async with asgi_server(answering(mode), lifespan="off") as (url, _), \
+                asgi_server(engine("\u2620", []), lifespan="off") as (healthy, _):
+            fleet = [("a", url)] + ([("b", healthy)] if mode == "refusing" else [])
+            async with gateway(asgi_server, tmp_path, fleet, max_response_bytes=2000,
+                               retry_budget_ratio=10.0) as (http, gw):
+                async with http.post("/v1/chat/completions", json=chat(),
+                                     headers={"x-tmx-routing": "weighted_round_robin"}) as resp:
+                    body = await resp.json()
+                    answers[mode] = (resp.status, resp.headers["x-tmx-backend"],
+                                     body["error"]["code"] if resp.status != 200 else body["object"])
+                answers[mode] += (gw.fleet.backends["a"].breaker.failures,)
+    too_large = (502, "a", "upstream_response_too_large", 0)
+    assert answers == {"big": too_large, "endless": too_large, "chunked": (200, "a", "chat.completion", 0),
+                       "refusing": (200, "b", "chat.completion", 1)}
+
+
+async def test_a_refusal_whose_body_breaks_still_sends_the_request_elsewhere(asgi_server, tmp_path):
+    """A 503 that declares 1000 bytes of body and sends 5 before the connection drops: the request is still
+    retried on the other backend (the broken read escaped the gateway as a 500)."""
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(
+            b"content-length:"))
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"err")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with asgi_server(engine("\u2620", []), lifespan="off") as (healthy, _):
+            async with gateway(asgi_server, tmp_path, [("a", f"http://127.0.0.1:{port}"), ("b", healthy)],
+                               retry_budget_ratio=10.0) as (http, gw):
+                async with http.post("/v1/chat/completions", json=chat(),
+                                     headers={"x-tmx-routing": "weighted_round_robin"}) as resp:
+                    answer = resp.status, resp.headers.get("x-tmx-backend")
+                failures = gw.fleet.backends["a"].breaker.failures
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert answer == (200, "b") and failures == 1

@@ -280,12 +280,10 @@ class GatewayApi:
             if upstream.status in _RETRYABLE_STATUS and attempt + 1 < self.settings.max_attempts and \
                     self.fleet.candidates(model, time.monotonic(), tried):  # another backend may answer instead
                 try:
-                    await upstream.read()
+                    await self._drain(upstream)
                 except asyncio.CancelledError:
-                    upstream.close()
                     self._abandoned(ctx, backend, decision)
                     raise
-                upstream.release()
                 # 429 is load, not ill health (nor an answer to the request); a 500 may be the request's own doing
                 self._release(ctx, failed=upstream.status != 429, verdict=upstream.status != 429,
                               defer=upstream.status == 500)
@@ -322,20 +320,57 @@ class GatewayApi:
         self._finish(ctx, None, err.status, Usage(), 0.0, err.message)
         return err.response({"x-tmx-request-id": request_id})
 
+    async def _read(self, upstream) -> bytes:
+        """A whole upstream answer, refused (`AnswerTooLarge`) once it is over max_response_bytes: a backend that
+        answers without end (or a request whose answer is that large) cannot take the gateway's memory."""
+        limit = self.settings.max_response_bytes
+        declared = upstream.content_length
+        if declared is not None and declared <= limit:
+            return await upstream.read()  # aiohttp reads exactly the declared length
+        if declared is None:
+            chunks, size = [], 0
+            while chunk := await upstream.content.readany():
+                size += len(chunk)
+                if size > limit:
+                    break
+                chunks.append(chunk)
+            else:
+                return b"".join(chunks)
+        raise AnswerTooLarge(f"the answer exceeds the gateway's limit of {limit} bytes (max_response_bytes)")
+
+    async def _drain(self, upstream) -> None:
+        """Read a refusal's body so that its connection is kept for another request; one whose body breaks, is
+        over max_response_bytes or is cancelled is closed instead (it was a refusal all the same)."""
+        try:
+            await self._read(upstream)
+        except (aiohttp.ClientError, asyncio.TimeoutError, AnswerTooLarge):
+            upstream.close()
+            return
+        except asyncio.CancelledError:
+            upstream.close()
+            raise
+        upstream.release()
+
     async def _respond(self, upstream, backend: Backend, decision: Decision, ctx: _Context, headers) -> Response:
         try:
-            data = await upstream.read()
+            data = await self._read(upstream)
+            upstream.release()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            upstream.close()
             self._release(ctx, failed=True)
             err = GatewayError(502, f"upstream {backend.id} failed mid-response: {type(exc).__name__}")
+            self._finish(ctx, backend, err.status, Usage(), 0.0, err.message, decision)
+            return err.response(headers)
+        except AnswerTooLarge as exc:  # no verdict on the backend: the request may ask for that much
+            upstream.close()
+            self._release(ctx, failed=False, verdict=False)
+            err = GatewayError(502, f"upstream {backend.id}: {exc}", code="upstream_response_too_large")
             self._finish(ctx, backend, err.status, Usage(), 0.0, err.message, decision)
             return err.response(headers)
         except asyncio.CancelledError:  # the client left: close the upstream connection mid-answer
             upstream.close()
             self._abandoned(ctx, backend, decision)
             raise
-        finally:
-            upstream.release()
         usage = usage_from_body(data) if upstream.status == 200 else Usage()
         ctx.attempt.answered(time.monotonic(), usage)  # observes nothing without usage
         self._release(ctx, failed=upstream.status >= 500, defer=upstream.status == 500)
@@ -437,8 +472,7 @@ class GatewayApi:
                 self._failed_attempt(ctx, backend, 0, type(exc).__name__)
                 continue
             if upstream.status != 200:
-                await upstream.read()
-                upstream.release()
+                await self._drain(upstream)
                 self._release(ctx, failed=upstream.status >= 500)
                 last_error = f"{backend.id}: HTTP {upstream.status}"
                 self._failed_attempt(ctx, backend, upstream.status, f"HTTP {upstream.status} to a continuation")
@@ -793,6 +827,10 @@ class UpstreamAnswer:
         raw.append((b"content-length", b"%d" % len(self.body)))
         await send({"type": "http.response.start", "status": self.status_code, "headers": raw})
         await send({"type": "http.response.body", "body": self.body})
+
+
+class AnswerTooLarge(Exception):
+    """A backend's whole answer is over the gateway's max_response_bytes."""
 
 
 class _Resume:

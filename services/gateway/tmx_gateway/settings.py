@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     nats_startup_grace_s: float = 10.0  # NATS unreachable at start: serve on the fleet file after this long
     max_body_bytes: int = 4 * 1024 * 1024
     body_read_timeout_s: float = Field(default=30.0, gt=0)  # a request body still arriving after this long: 408
+    # a backend's whole (not streamed) answer held in memory beyond this is refused: 502 (OpenAI's largest, 2048
+    # embeddings of 3072 dimensions as JSON, is ~130 MB)
+    max_response_bytes: int = Field(256 * 1024 * 1024, gt=0)
     upstream_connect_timeout_s: float = 2.0
     upstream_timeout_s: float = 600.0
     max_attempts: int = 3  # backends tried per request before giving up
