@@ -538,6 +538,32 @@ async def test_a_stream_cut_mid_way_ends_with_an_sse_error(asgi_server, tmp_path
     assert error["error"]["code"] == "upstream_stream_broken"
 
 
+async def test_a_responses_stream_cut_mid_way_ends_with_its_own_error_event(asgi_server, tmp_path):
+    """The Responses API's stream types its events: a broken one ends with an `error` event numbered after the
+    events relayed (it cannot be continued), which OpenAI's client raises."""
+    import openai
+
+    request = {"model": MODEL, "input": "Say something", "max_output_tokens": 6, "stream": True}
+    async with engine_sims(asgi_server, 1) as sims:
+        sims[0][1].update({"drop_after_tokens": 2})
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])]) as (http, _):
+            async with http.post("/v1/responses", json=request) as resp:
+                events = (await resp.read()).decode().strip().split("\n\n")
+            client = openai.AsyncOpenAI(base_url=f"{str(http._base_url).rstrip('/')}/v1", api_key="x", max_retries=0)
+            with pytest.raises(openai.APIError) as raised:
+                async for _ in await client.responses.create(**{k: v for k, v in request.items() if k != "model"},
+                                                             model=MODEL):
+                    pass
+            await client.close()
+    kind, data = events[-1].split("\n")
+    error = json.loads(data.removeprefix("data: "))
+    relayed = [json.loads(e.split("\ndata: ")[1]) for e in events[:-1]]
+    assert kind == "event: error" and error["type"] == "error" and error["code"] == "upstream_stream_broken"
+    assert [e["sequence_number"] for e in relayed] + [error["sequence_number"]] == list(range(len(events)))
+    assert relayed[0]["type"] == "response.created" and "not continued" in error["message"]
+    assert raised.value.message == error["message"] == error["error"]["message"]
+
+
 def sse_events(raw: bytes) -> list:
     return [json.loads(e[6:]) if e != "data: [DONE]" else e for e in raw.decode().strip().split("\n\n")]
 

@@ -34,4 +34,14 @@ class GatewayError(Exception):
                         headers=headers)
 
     def sse_event(self) -> bytes:
+        """The error as a chat or completions stream's last event (OpenAI's clients raise it)."""
         return f"data: {json.dumps(self.body())}\n\n".encode()
+
+    def responses_sse_event(self, sequence_number: int) -> bytes:
+        """The error as a Responses API stream's `error` event (type, code, message, param, sequence_number),
+        with the chat shape's `error` object beside them, which OpenAI's clients raise as they do a chat
+        stream's."""
+        body = self.body()
+        event = {"type": "error", "code": self.code, "message": self.message, "param": self.param,
+                 "sequence_number": sequence_number, **body}
+        return f"event: error\ndata: {json.dumps(event)}\n\n".encode()

@@ -445,7 +445,9 @@ class GatewayApi:
             return
         why = transcript.obstacle if transcript is not None else why_not
         self.metrics.stream_continuations.labels("impossible").inc()
-        yield GatewayError(502, f"{error}; not continued: {why}", code="upstream_stream_broken").sse_event()
+        broken = GatewayError(502, f"{error}; not continued: {why}", code="upstream_stream_broken")
+        # a Responses stream numbers its events from 0; each has one data line, as the meter counts them
+        yield broken.responses_sse_event(meter.events) if ctx.endpoint == "/v1/responses" else broken.sse_event()
         self._finish(ctx, backend, 502, meter.result(), ttft_ms, error, decision)
 
     async def _continue(self, ctx: _Context, resume: _Resume, body: dict, transcript, meter: StreamMeter,
