@@ -146,6 +146,17 @@ def test_metering_reads_usage_from_bodies_and_split_sse_chunks():
     assert counting.result().completion_tokens == 1 and counting.result().estimated
 
 
+def test_an_event_in_many_chunks_is_gathered_not_copied_again_and_again():
+    """8 MB of one event in 1 KiB chunks: each chunk used to be appended by copying all held so far (~32 GB
+    copied, minutes of a gateway's loop); gathered in place, it is whole when its blank line comes."""
+    meter, event = StreamMeter(), b"data: " + b"x" * (8 << 20)
+    for at in range(0, len(event), 1024):
+        assert meter.feed(event[at:at + 1024]) == b""
+    assert meter.pending_size == len(event) and meter.pending == event
+    assert meter.feed(b"\n") == b"" and meter.feed(b"\ndata: {") == event + b"\n\n"
+    assert meter.pending == b"data: {" and meter.events == 1
+
+
 def _metered_one_by_one(stream: bytes) -> tuple[int, bool, tuple | None]:
     """What a meter must find in a whole stream, event by event: the answer's data events, whether `[DONE]`
     ended it, and the last usage that was not null."""

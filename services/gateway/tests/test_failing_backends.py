@@ -3,6 +3,7 @@ from everyone else (its 500s count against no backend's circuit breaker unless a
 request), and busy backends' 429s reach the client with their retry-after, counting against no one."""
 
 import asyncio
+import json
 
 import pytest
 from starlette.applications import Starlette
@@ -115,7 +116,8 @@ async def test_when_every_backend_is_busy_the_client_gets_their_429_and_retry_af
 
 def answering(mode: str):
     """A backend whose answers are over the gateway's 2000-byte limit by content-length ("big"), chunked and
-    without end ("endless"), chunked and small ("chunked"), or a 503 refusal that never ends ("refusing")."""
+    without end ("endless"), chunked and small ("chunked"), a 503 refusal that never ends ("refusing"), or a
+    stream whose first event never ends ("event-without-end")."""
     from starlette.responses import StreamingResponse
 
     async def forever():  # as good as: 5 MB, far past the limit, in 512-byte chunks
@@ -133,6 +135,8 @@ def answering(mode: str):
             return JSONResponse({**COMPLETION, "padding": "x" * 5000})
         if mode == "chunked":
             return StreamingResponse(small(), media_type="application/json")
+        if mode == "event-without-end":
+            return StreamingResponse(forever(), media_type="text/event-stream")
         return StreamingResponse(forever(), 503 if mode == "refusing" else 200, media_type="application/json")
     return Starlette(routes=[Route("/v1/chat/completions", answer, methods=["POST"])])
 
@@ -187,3 +191,17 @@ async def test_a_refusal_whose_body_breaks_still_sends_the_request_elsewhere(asg
         server.close()
         await server.wait_closed()
     assert answer == (200, "b") and failures == 1
+
+
+async def test_a_stream_event_over_the_limit_ends_the_stream_with_an_error(asgi_server, tmp_path):
+    """An event is held until its blank line arrives, so the relay hands on whole events: one past
+    max_response_bytes (a stream that is not SSE, or a broken one) breaks the stream instead of filling memory."""
+    async with asgi_server(answering("event-without-end"), lifespan="off") as (url, _):
+        async with gateway(asgi_server, tmp_path, [("a", url)], max_response_bytes=2000) as (http, gw):
+            async with http.post("/v1/chat/completions", json=chat(stream=True)) as resp:
+                status, body = resp.status, await resp.read()
+            failures = gw.fleet.backends["a"].breaker.failures
+    error = json.loads(body.decode().removeprefix("data: "))["error"]
+    assert status == 200 and error["code"] == "upstream_stream_broken"
+    assert error["message"].startswith("upstream a broke mid-stream: an event exceeds the gateway's limit of 2000 bytes")
+    assert failures == 1

@@ -395,6 +395,9 @@ class GatewayApi:
                     ctx.attempt.first_token(time.monotonic())
                 events = meter.feed(chunk)
                 if not events:
+                    if meter.pending_size > self.settings.max_response_bytes:  # not an SSE stream, or a broken one
+                        raise AnswerTooLarge(f"an event exceeds the gateway's limit of "
+                                             f"{self.settings.max_response_bytes} bytes (max_response_bytes)")
                     continue
                 ctx.attempt.decoded(meter.events - 1)  # ~ a token per event; a chat stream's first is the role
                 if resume is not None:
@@ -408,6 +411,8 @@ class GatewayApi:
             complete = True
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             status, error = 502, f"upstream {backend.id} broke mid-stream: {type(exc).__name__}"
+        except AnswerTooLarge as exc:
+            status, error = 502, f"upstream {backend.id} broke mid-stream: {exc}"
         finally:
             if complete:
                 upstream.release()

@@ -66,19 +66,31 @@ class StreamMeter:
     """
 
     def __init__(self) -> None:
-        self._pending = b""
+        self._pending: bytes | bytearray = b""  # never holds a blank line: it is what follows the last one
         self.events = 0
         self.usage: Usage | None = None
         self.done = False
 
     def feed(self, chunk: bytes) -> bytes:
         """Meter `chunk`; returns the bytes of the events it completes (held-back bytes included), b"" while
-        an event is still unfinished. The unfinished rest is `pending`."""
-        buffer = self._pending + chunk if self._pending else chunk
-        end = buffer.rfind(b"\n\n")
-        if end < 0:
-            self._pending = buffer
-            return b""
+        an event is still unfinished. The unfinished rest is `pending`. An event arriving in many chunks costs
+        time linear in its length: its bytes are gathered in place and only the new ones searched."""
+        if self._pending:
+            held = self._pending
+            if type(held) is bytes:
+                held = self._pending = bytearray(held)
+            searched = len(held) - 1  # a blank line can only end in what arrives now
+            held += chunk
+            end = held.rfind(b"\n\n", searched)
+            if end < 0:
+                return b""
+            buffer = bytes(held)
+        else:
+            buffer = chunk
+            end = buffer.rfind(b"\n\n")
+            if end < 0:
+                self._pending = chunk
+                return b""
         complete, self._pending = buffer[:end], buffer[end + 2:]
         # an event's data line starts the chunk (after any blank lines the last chunk's end left) or follows a
         # newline: the blank line before it, or its event's `event:` line (the Responses API)
@@ -117,7 +129,11 @@ class StreamMeter:
 
     @property
     def pending(self) -> bytes:
-        return self._pending
+        return bytes(self._pending)
+
+    @property
+    def pending_size(self) -> int:
+        return len(self._pending)
 
     def discard_partial(self) -> None:
         """Forget an unfinished event (its stream broke; another stream's events follow)."""
