@@ -474,6 +474,26 @@ def forge_jobs(limit: Annotated[int, typer.Option(min=1, max=U32)] = 20, registr
     console.print(table)
 
 
+@forge_app.command("workers")
+def forge_workers(target: Annotated[str, typer.Option(help="only this target's workers")] = "",
+                  registry_addr: str = REGISTRY) -> None:
+    """The forge workers running now: their target, generators and the ops they can verify."""
+    with grpc.insecure_channel(registry_addr) as channel:
+        workers = _rpc(forge_pb2_grpc.ForgeServiceStub(channel).ListWorkers,
+                       forge_pb2.ListWorkersRequest(target=target)).workers
+    table = Table(title="forge workers")
+    for col in ("worker", "target", "generators", "torch", "triton", "up", "ops"):
+        table.add_column(col, overflow="fold")
+    now_ms = time.time() * 1000
+    for w in workers:
+        table.add_row(w.worker_id, w.target, " ".join(w.generators), w.torch, w.triton,
+                      f"{(now_ms - w.started_at_unix_ms) / 60_000:.0f} min", " ".join(w.ops))
+    console.print(table)
+    if not workers:
+        console.print(f"no forge worker{' of target ' + target if target else ''} is running; jobs wait in the "
+                      "queue until one starts (`tmx up` starts a cpu worker)")
+
+
 def _kernel_record(k) -> dict:
     return {"id": k.id, "op": k.op, "dtype": k.dtype, "hardware": k.hardware, "content_hash": k.content_hash,
             "config": json.loads(k.config_json or "{}"), "speedup": k.speedup, "job_id": k.job_id,

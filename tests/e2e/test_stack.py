@@ -230,6 +230,24 @@ def test_tmx_commands_against_the_stack(stack, tmp_path):
     assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr and "not valid Python" in bad.stderr
 
 
+def test_the_forge_worker_is_listed_and_an_op_it_lacks_is_refused_at_submission(stack, tmx_wait):
+    """The running worker announces its ops: `tmx forge workers` lists it, and a typo'd op is refused by the
+    registry at once (it was queued, then failed by the worker as "unknown op")."""
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tmx_cli.main", "forge", *args, "--registry-addr",
+                               stack.urls["registry"]], capture_output=True, text=True, timeout=30,
+                              env={**os.environ, "COLUMNS": "400"})
+
+    with grpc.insecure_channel(stack.urls["registry"]) as channel:  # the worker announces once torch is loaded
+        forge = forge_pb2_grpc.ForgeServiceStub(channel)
+        tmx_wait(lambda: forge.ListWorkers(forge_pb2.ListWorkersRequest(target="cpu")).workers, 120,
+                 what="the forge worker's record")
+    listed = cli("workers")
+    typo = cli("submit", "--op", "rmsnrom", "--shape", "8x64")
+    assert listed.returncode == 0 and "forge-0" in listed.stdout and "rmsnorm" in listed.stdout
+    assert typo.returncode == 1 and "INVALID_ARGUMENT: op: unknown op 'rmsnrom'; the cpu workers have" in typo.stderr
+
+
 def test_verified_kernels_export_lock_and_integrity_checked_load(stack, tmp_path):
     from tmx_artifacts import IntegrityError, LockError, from_registry
 

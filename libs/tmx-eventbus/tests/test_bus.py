@@ -6,7 +6,7 @@ from nats.js.api import RetentionPolicy, StreamConfig
 
 from tensormux.events.v1 import events_pb2
 from tmx_eventbus import STREAMS, EventBus, StreamMismatch, encode_batch, encode_columns, subjects
-from tmx_eventbus.streams import BACKENDS_BUCKET, ConsumerDecl
+from tmx_eventbus.streams import BACKENDS_BUCKET, FORGE_WORKER_TTL_S, FORGE_WORKERS_BUCKET, ConsumerDecl
 
 
 @pytest.fixture
@@ -18,8 +18,10 @@ async def bus(nats_url):
 
 async def test_provision_creates_every_stream_once(bus):
     created = await bus.provision()
-    assert set(created) == {s.name for s in STREAMS} | {f"KV_{BACKENDS_BUCKET}"}
+    assert set(created) == {s.name for s in STREAMS} | {f"KV_{BACKENDS_BUCKET}", f"KV_{FORGE_WORKERS_BUCKET}"}
     assert await bus.provision() == []  # verified, nothing to create
+    workers = await (await bus.forge_workers_kv()).status()
+    assert workers.ttl == FORGE_WORKER_TTL_S and workers.history == 1  # a dead worker's record lapses
     info = await bus.js.stream_info("TMX_FORGE_JOBS")
     assert info.config.retention == RetentionPolicy.WORK_QUEUE
     info = await bus.js.stream_info("TMX_HEALTH")

@@ -16,7 +16,7 @@ from nats.js.kv import KeyValue
 
 from tmx_eventbus.codec import DecodeError, decode_all, decode_rows, encode
 from tmx_eventbus.provision import provision
-from tmx_eventbus.streams import BACKENDS_BUCKET, ConsumerDecl
+from tmx_eventbus.streams import BACKENDS_BUCKET, FORGE_WORKERS_BUCKET, ConsumerDecl
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,9 @@ class EventBus:
 
     async def backends_kv(self) -> KeyValue:
         return await self.js.key_value(BACKENDS_BUCKET)
+
+    async def forge_workers_kv(self) -> KeyValue:
+        return await self.js.key_value(FORGE_WORKERS_BUCKET)
 
     async def consume(self, decl: ConsumerDecl, handler: Handler, *, batch: int = 16) -> None:
         """Run a durable pull consumer until cancelled, `handler` called on each event. A handler that raises

@@ -7,7 +7,7 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StreamConfig
 from nats.js.errors import NotFoundError
 
-from tmx_eventbus.streams import BACKENDS_BUCKET, STREAMS, StreamDecl
+from tmx_eventbus.streams import BACKENDS_BUCKET, FORGE_WORKER_TTL_S, FORGE_WORKERS_BUCKET, STREAMS, StreamDecl
 
 
 class StreamMismatch(RuntimeError):
@@ -41,7 +41,8 @@ def _differences(decl: StreamDecl, actual: StreamConfig) -> list[str]:
 
 
 async def provision(js: JetStreamContext, streams: tuple[StreamDecl, ...] = STREAMS) -> list[str]:
-    """Ensure every declared stream and the backends KV bucket exist as declared. Returns what was created."""
+    """Ensure every declared stream and the KV buckets (backends, forge workers) exist as declared. Returns what
+    was created."""
     created = []
     for decl in streams:
         try:
@@ -53,9 +54,11 @@ async def provision(js: JetStreamContext, streams: tuple[StreamDecl, ...] = STRE
         diffs = _differences(decl, info.config)
         if diffs:
             raise StreamMismatch(f"stream {decl.name} differs from its declaration: " + "; ".join(diffs))
-    try:
-        await js.key_value(BACKENDS_BUCKET)
-    except NotFoundError:
-        await js.create_key_value(KeyValueConfig(bucket=BACKENDS_BUCKET, history=1))
-        created.append(f"KV_{BACKENDS_BUCKET}")
+    for bucket in (KeyValueConfig(bucket=BACKENDS_BUCKET, history=1),
+                   KeyValueConfig(bucket=FORGE_WORKERS_BUCKET, history=1, ttl=FORGE_WORKER_TTL_S)):
+        try:
+            await js.key_value(bucket.bucket)
+        except NotFoundError:
+            await js.create_key_value(bucket)
+            created.append(f"KV_{bucket.bucket}")
     return created

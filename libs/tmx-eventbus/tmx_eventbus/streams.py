@@ -46,6 +46,10 @@ TMX_REGISTRY = StreamDecl("TMX_REGISTRY", (subjects.ALL_REGISTRY,), max_age_s=30
 STREAMS: tuple[StreamDecl, ...] = (TMX_HEALTH, TMX_LOAD, TMX_SIGNAL, TMX_AUDIT, TMX_FORGE_JOBS, TMX_FORGE_PROGRESS, TMX_REGISTRY)
 
 BACKENDS_BUCKET = "tmx-backends"
+# forge workers alive, by target (events.v1.ForgeWorker; keys from subjects.forge_worker_key): a worker's record
+# lapses this long after its last put, so one that died without deleting it drops out
+FORGE_WORKERS_BUCKET = "tmx-forge-workers"
+FORGE_WORKER_TTL_S = 60.0
 
 
 def forge_jobs_consumer(target: str) -> ConsumerDecl:

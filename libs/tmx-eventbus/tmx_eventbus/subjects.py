@@ -48,6 +48,16 @@ def forge_progress(job_id: str) -> str:
     return f"{ROOT}.forge.progress.{token(job_id)}"
 
 
+def forge_worker_key(target: str, worker_id: str) -> str:
+    """A forge worker's key in the workers bucket (streams.FORGE_WORKERS_BUCKET)."""
+    return f"{token(target)}.{token(worker_id)}"
+
+
+def forge_workers_of(target: str) -> str:
+    """The workers bucket's keys of one target's workers ("": every target's)."""
+    return f"{token(target)}.*" if target else ">"
+
+
 def registry_kernel(op: str) -> str:
     return f"{ROOT}.registry.kernel.{token(op)}"
 

@@ -10,6 +10,7 @@ import grpc
 
 from tmx_eventbus import EventBus
 from tmx_eventbus.streams import forge_jobs_consumer
+from tmx_forge.presence import describe, keep_present
 from tmx_forge.settings import Settings
 from tmx_forge.worker import JobRunner
 from tmx_telemetry import start_metrics_server
@@ -27,12 +28,14 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     runner = JobRunner(bus, channel, settings, http)
     start_metrics_server(settings.metrics_port)
     consuming = asyncio.create_task(bus.consume(forge_jobs_consumer(settings.target), runner.handle, batch=1))
+    present = asyncio.create_task(keep_present(bus, await asyncio.to_thread(describe, settings)))
     log.info("forge worker consuming", extra={"target": settings.target, "worker": settings.worker_id})
     try:
         await stop.wait()
     finally:
         consuming.cancel()
-        await asyncio.gather(consuming, return_exceptions=True)
+        present.cancel()
+        await asyncio.gather(consuming, present, return_exceptions=True)
         await channel.close()
         await http.close()
         await bus.close()

@@ -214,3 +214,31 @@ async def test_a_file_job_carries_its_candidate_to_the_workers(registry):
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await forge.SubmitJob(submit_request(generator="file", candidate_source="def launch(:"))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "candidate_source" in info.value.details()
+
+
+async def test_jobs_are_checked_against_the_forge_workers_alive(registry):
+    """What the workers of a target announce in the workers bucket: ListWorkers lists it, and SubmitJob refuses
+    an op none of them has (it was queued, then failed by a worker as "unknown op") or a generator none runs."""
+    forge, _, bus = registry
+    kv = await bus.forge_workers_kv()
+    worker = events_pb2.ForgeWorker(worker_id="w1", target="cpu", ops=["rmsnorm", "softmax"],
+                                    generators=["template", "file"], torch="2.13.0")
+    await kv.put(subjects.forge_worker_key("cpu", "w1"), worker.SerializeToString())
+    listed = await forge.ListWorkers(forge_pb2.ListWorkersRequest())
+    of_gpus = await forge.ListWorkers(forge_pb2.ListWorkersRequest(target="cuda-sm90"))
+    with pytest.raises(grpc.aio.AioRpcError) as typo:
+        await forge.SubmitJob(submit_request(op="rmsnrom"))
+    with pytest.raises(grpc.aio.AioRpcError) as agent:
+        await forge.SubmitJob(submit_request(generator="agent"))
+    accepted = await forge.SubmitJob(submit_request(op="softmax"))
+    waits = await forge.SubmitJob(submit_request(op="attention", target="cuda-sm90"))  # no such worker yet
+    await kv.delete(subjects.forge_worker_key("cpu", "w1"))  # the worker stopped: nothing to check against
+    unchecked = await forge.SubmitJob(submit_request(op="rmsnrom"))
+    assert list(listed.workers) == [worker] and list(of_gpus.workers) == []
+    assert typo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert typo.value.details() == ("op: unknown op 'rmsnrom'; the cpu workers have rmsnorm, softmax "
+                                    "(or send reference_source for a custom op)")
+    assert agent.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "'agent' generator" in agent.value.details()
+    assert [j.state for j in (accepted, waits, unchecked)] == [events_pb2.JOB_STATE_QUEUED] * 3
+    jobs = await forge.ListJobs(forge_pb2.ListJobsRequest())
+    assert sorted(j.op for j in jobs.jobs) == ["attention", "rmsnrom", "softmax"]  # none of the refused was stored

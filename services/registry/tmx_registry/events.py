@@ -7,14 +7,18 @@ import asyncio
 import logging
 from collections import defaultdict
 
+import nats.errors
+
 from tensormux.events.v1 import events_pb2
 from tmx_errors import Unavailable
 from tmx_eventbus import EventBus, subjects
 from tmx_eventbus.streams import REGISTRY_PROGRESS
-from tmx_registry.domain.jobs import JobState
+from tmx_registry.domain.jobs import JobState, WorkerInfo
 from tmx_registry.repository import Job, Kernel, Repository
 
 log = logging.getLogger(__name__)
+
+WORKERS_READ_TIMEOUT_S = 2.0  # a read of the forge workers bucket
 
 STATE_TO_PROTO = {
     JobState.QUEUED: events_pb2.JOB_STATE_QUEUED,
@@ -62,6 +66,30 @@ class JobWatchHub:
 class RegistryEvents:
     def __init__(self, bus: EventBus, repo: Repository, hub: JobWatchHub) -> None:
         self.bus, self.repo, self.hub = bus, repo, hub
+
+    async def workers(self, target: str = "") -> list[events_pb2.ForgeWorker]:
+        """The forge workers alive now (their records in the workers bucket), of `target` or every target.
+        Unavailable when the bucket cannot be read within WORKERS_READ_TIMEOUT_S."""
+        try:
+            return await asyncio.wait_for(self._workers(target), WORKERS_READ_TIMEOUT_S)
+        except (asyncio.TimeoutError, nats.errors.Error) as exc:
+            raise Unavailable(f"the forge workers cannot be read from NATS ({type(exc).__name__})") from None
+
+    async def _workers(self, target: str) -> list[events_pb2.ForgeWorker]:
+        kv = await self.bus.forge_workers_kv()
+        # each key's latest record, deleted ones left out; the first None marks the end of what is stored now
+        # (nats-py's `keys(filters=...)` matches filters as substrings, not as subject wildcards)
+        watcher = await kv.watch(subjects.forge_workers_of(target), ignore_deletes=True)
+        found = []
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    break
+                if entry.value:
+                    found.append(events_pb2.ForgeWorker.FromString(entry.value))
+        finally:
+            await watcher.stop()
+        return sorted(found, key=lambda w: (w.target, w.worker_id))
 
     async def dispatch(self, job: Job) -> bool:
         """Put a stored job on its target's work queue; on failure the outbox loop retries it."""
@@ -111,3 +139,7 @@ class RegistryEvents:
             kernel_id=kernel.id, op=kernel.op, dtype=kernel.dtype, hardware=kernel.hardware,
             content_hash=kernel.content_hash, speedup=kernel.speedup,
         ))
+
+
+def worker_info(worker: events_pb2.ForgeWorker) -> WorkerInfo:
+    return WorkerInfo(worker.worker_id, worker.target, frozenset(worker.ops), frozenset(worker.generators))

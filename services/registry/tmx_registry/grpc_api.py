@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 
 from tensormux.events.v1 import events_pb2
 from tensormux.forge.v1 import forge_pb2, forge_pb2_grpc
 from tensormux.registry.v1 import registry_pb2, registry_pb2_grpc
-from tmx_errors import InvalidArgument
+from tmx_errors import InvalidArgument, Unavailable
 from tmx_grpcserver import grpc_errors
-from tmx_registry.domain.jobs import JobSpec
+from tmx_registry.domain.jobs import JobSpec, check_against_workers, validate_job
 from tmx_registry.domain.kernels import DecisionRecord, Environment, OpSpec, Provenance, RunRecord
-from tmx_registry.events import STATE_TO_PROTO, JobWatchHub, RegistryEvents
+from tmx_registry.events import STATE_TO_PROTO, JobWatchHub, RegistryEvents, worker_info
 from tmx_registry.repository import Job, Kernel, Repository
+
+log = logging.getLogger(__name__)
 
 WATCH_POLL_S = 1.0  # WatchJob also re-reads the row, so updates applied by another replica are seen
 
@@ -133,10 +136,24 @@ class ForgeServicer(forge_pb2_grpc.ForgeServiceServicer):
                        target=r.target, generator=r.generator or "template", max_candidates=r.max_candidates or 4,
                        time_budget_s=r.time_budget_s or 300.0, candidate_source=r.candidate_source,
                        reference_source=r.reference_source)
+        check_against_workers(validate_job(spec), [worker_info(w) for w in await self._workers(spec.target)])
         job = await asyncio.to_thread(self.repo.create_job, spec)
         if await self.events.dispatch(job):
             job = await asyncio.to_thread(self.repo.get_job, job.id)
         return _job(job)
+
+    async def _workers(self, target: str) -> list[events_pb2.ForgeWorker]:
+        """The target's workers alive now; none known while NATS is unreachable (a job is still stored then, and
+        dispatched by the outbox once NATS is back, as when a worker is not yet running)."""
+        try:
+            return await self.events.workers(target)
+        except Unavailable as exc:
+            log.warning("forge workers unknown; the job is not checked against them", extra={"error": exc.message})
+            return []
+
+    @grpc_errors
+    async def ListWorkers(self, r, context):
+        return forge_pb2.ListWorkersResponse(workers=await self.events.workers(r.target))
 
     @grpc_errors
     async def GetJob(self, r, context):

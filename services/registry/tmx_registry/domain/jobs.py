@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from tmx_errors import InvalidArgument
+from tmx_errors import FailedPrecondition, InvalidArgument
 
 _OP = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _TARGET = re.compile(r"^(cpu|cuda-sm[0-9]{2,3}|rocm-gfx[0-9a-f]{3,4})$")
@@ -94,6 +94,36 @@ def _validate_module(field: str, source: str) -> None:
         ast.parse(source)
     except SyntaxError as exc:
         raise InvalidArgument(field, f"is not valid Python: line {exc.lineno}: {exc.msg}") from None
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What a forge worker alive now says it can do (its record in the workers bucket)."""
+    worker_id: str
+    target: str
+    ops: frozenset[str]
+    generators: frozenset[str]
+
+
+def check_against_workers(spec: JobSpec, workers: list[WorkerInfo]) -> None:
+    """Refuse at submission what every worker of the job's target would fail: an op none of them has (a typo
+    was accepted, then failed by the worker as "unknown op"), a custom op named like one they have, a generator
+    none of them runs. With no worker of the target alive the job is accepted: it waits in the queue for one,
+    whose own checks then apply."""
+    workers = [w for w in workers if w.target == spec.target]
+    if not workers:
+        return
+    ops = frozenset().union(*(w.ops for w in workers))
+    if spec.reference_source:
+        if spec.op in ops:
+            raise InvalidArgument("op", f"{spec.op} is a library op; a custom op needs a name of its own")
+    elif spec.op not in ops:
+        raise InvalidArgument("op", f"unknown op {spec.op!r}; the {spec.target} workers have {', '.join(sorted(ops))}"
+                                    " (or send reference_source for a custom op)")
+    if not any(spec.generator in w.generators and (spec.reference_source or spec.op in w.ops) for w in workers):
+        raise FailedPrecondition(f"no {spec.target} worker runs the {spec.generator!r} generator"
+                                 f"{'' if spec.reference_source else ' for ' + spec.op} (an agent needs "
+                                 "TMX_FORGE_AGENT_BASE_URL and TMX_FORGE_AGENT_MODEL on the worker)")
 
 
 def next_state(current: JobState, reported: JobState) -> JobState | None:

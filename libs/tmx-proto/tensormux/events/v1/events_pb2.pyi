@@ -208,6 +208,26 @@ class JobProgress(_message.Message):
     best_speedup: float
     def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., step: _Optional[str] = ..., message: _Optional[str] = ..., worker_id: _Optional[str] = ..., kernel_id: _Optional[str] = ..., best_speedup: _Optional[float] = ...) -> None: ...
 
+class ForgeWorker(_message.Message):
+    __slots__ = ("worker_id", "target", "ops", "generators", "torch", "triton", "started_at_unix_ms", "seen_at_unix_ms")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    OPS_FIELD_NUMBER: _ClassVar[int]
+    GENERATORS_FIELD_NUMBER: _ClassVar[int]
+    TORCH_FIELD_NUMBER: _ClassVar[int]
+    TRITON_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    SEEN_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    target: str
+    ops: _containers.RepeatedScalarFieldContainer[str]
+    generators: _containers.RepeatedScalarFieldContainer[str]
+    torch: str
+    triton: str
+    started_at_unix_ms: int
+    seen_at_unix_ms: int
+    def __init__(self, worker_id: _Optional[str] = ..., target: _Optional[str] = ..., ops: _Optional[_Iterable[str]] = ..., generators: _Optional[_Iterable[str]] = ..., torch: _Optional[str] = ..., triton: _Optional[str] = ..., started_at_unix_ms: _Optional[int] = ..., seen_at_unix_ms: _Optional[int] = ...) -> None: ...
+
 class KernelPromoted(_message.Message):
     __slots__ = ("event_id", "occurred_at_unix_ms", "kernel_id", "op", "dtype", "hardware", "content_hash", "speedup")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]

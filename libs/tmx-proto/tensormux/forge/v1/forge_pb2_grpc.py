@@ -59,6 +59,11 @@ class ForgeServiceStub:
                 request_serializer=tensormux_dot_forge_dot_v1_dot_forge__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=tensormux_dot_forge_dot_v1_dot_forge__pb2.Job.FromString,
                 _registered_method=True)
+        self.ListWorkers = channel.unary_unary(
+                '/tensormux.forge.v1.ForgeService/ListWorkers',
+                request_serializer=tensormux_dot_forge_dot_v1_dot_forge__pb2.ListWorkersRequest.SerializeToString,
+                response_deserializer=tensormux_dot_forge_dot_v1_dot_forge__pb2.ListWorkersResponse.FromString,
+                _registered_method=True)
 
 
 class ForgeServiceServicer:
@@ -94,6 +99,13 @@ class ForgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWorkers(self, request, context):
+        """The forge workers alive now (see events.v1.ForgeWorker), of one target or ("") all
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ForgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +133,11 @@ def add_ForgeServiceServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=tensormux_dot_forge_dot_v1_dot_forge__pb2.CancelJobRequest.FromString,
                     response_serializer=tensormux_dot_forge_dot_v1_dot_forge__pb2.Job.SerializeToString,
+            ),
+            'ListWorkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkers,
+                    request_deserializer=tensormux_dot_forge_dot_v1_dot_forge__pb2.ListWorkersRequest.FromString,
+                    response_serializer=tensormux_dot_forge_dot_v1_dot_forge__pb2.ListWorkersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +275,33 @@ class ForgeService:
             '/tensormux.forge.v1.ForgeService/CancelJob',
             tensormux_dot_forge_dot_v1_dot_forge__pb2.CancelJobRequest.SerializeToString,
             tensormux_dot_forge_dot_v1_dot_forge__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tensormux.forge.v1.ForgeService/ListWorkers',
+            tensormux_dot_forge_dot_v1_dot_forge__pb2.ListWorkersRequest.SerializeToString,
+            tensormux_dot_forge_dot_v1_dot_forge__pb2.ListWorkersResponse.FromString,
             options,
             channel_credentials,
             insecure,
