@@ -5,7 +5,14 @@ import json
 import anthropic
 import pytest
 
-from tmx_gateway.domain.anthropic import AnthropicRequestError, StreamTranslator, from_openai, to_openai
+from tmx_gateway.domain.anthropic import (
+    AnthropicRequestError,
+    NotACompletion,
+    StreamTranslator,
+    from_openai,
+    to_openai,
+    to_tokenize,
+)
 
 from .test_gateway_http import MODEL, engine_sims, gateway  # noqa: TID252
 
@@ -95,6 +102,102 @@ def test_stream_translation_emits_the_anthropic_event_sequence():
     assert parsed[4][1]["content_block"]["type"] == "tool_use" and parsed[4][1]["index"] == 1
     assert "".join(p[1]["delta"]["partial_json"] for p in parsed[5:7]) == "{\"a\": 1}"
     assert parsed[8][1]["delta"]["stop_reason"] == "tool_use" and parsed[8][1]["usage"]["output_tokens"] == 3
+
+
+def test_thinking_is_switched_through_the_chat_template_and_dropped_from_history():
+    body = {"model": "m", "max_tokens": 2048, "top_k": 5, "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "messages": [{"role": "user", "content": "Weather?"},
+                         {"role": "assistant", "content": [
+                             {"type": "thinking", "thinking": "The user wants weather.", "signature": "sig"},
+                             {"type": "redacted_thinking", "data": "opaque"},
+                             {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}]},
+                         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                                       "content": "18C"}]}]}
+    out = to_openai(body)
+    assert out["chat_template_kwargs"] == {"enable_thinking": True} and out["top_k"] == 5
+    assert out["messages"][1] == {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]}
+    off = to_openai({**body, "thinking": {"type": "disabled"}})
+    assert off["chat_template_kwargs"] == {"enable_thinking": False}
+    assert "chat_template_kwargs" not in to_openai({k: v for k, v in body.items() if k != "thinking"})
+    assert to_tokenize(body)["chat_template_kwargs"] == {"enable_thinking": True}  # no max_tokens to stay below
+    for thinking, why in [({"type": "enabled"}, "budget_tokens"), ({"type": "enabled", "budget_tokens": 512},
+                                                                     "at least 1024"),
+                          ({"type": "enabled", "budget_tokens": 4096}, "below max_tokens"), ({"type": "on"}, "type"),
+                          ("yes", "object")]:
+        with pytest.raises(AnthropicRequestError, match=why):
+            to_openai({**body, "thinking": thinking})
+
+
+def test_a_reasoning_models_reasoning_becomes_a_thinking_block():
+    for field in ("reasoning_content", "reasoning"):  # vLLM before 0.10 and SGLang; vLLM since
+        message = from_openai({"id": "chatcmpl-1", "choices": [{"finish_reason": "stop", "message": {
+            field: "2 + 2 is 4.", "content": "4"}}]}, "m")
+        assert message["content"] == [{"type": "thinking", "thinking": "2 + 2 is 4.", "signature": ""},
+                                      {"type": "text", "text": "4"}]
+    chunks = [{"choices": [{"delta": {"role": "assistant", "content": ""}}]},
+              {"choices": [{"delta": {"reasoning_content": "2 + 2"}}]},
+              {"choices": [{"delta": {"reasoning_content": " is 4."}}]},
+              {"choices": [{"delta": {"content": "4"}, "finish_reason": "stop"}]}]
+    translator = StreamTranslator("m")
+    events = translator.feed(b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks)) + translator.finish()
+    parsed = [(e.split(b"\n")[0].decode()[7:], json.loads(e.split(b"\n")[1][6:])) for e in events]
+    assert [name for name, _ in parsed] == [
+        "message_start", "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
+        "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+    assert parsed[1][1]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
+    assert [p[1]["delta"] for p in parsed[2:4]] == [{"type": "thinking_delta", "thinking": "2 + 2"},
+                                                     {"type": "thinking_delta", "thinking": " is 4."}]
+    assert parsed[5][1]["index"] == 1 and parsed[6][1]["delta"] == {"type": "text_delta", "text": "4"}
+    with pytest.raises(NotACompletion, match="reasoning is not a string"):
+        from_openai({"choices": [{"message": {"reasoning_content": 5}}]}, "m")
+
+
+async def test_an_anthropic_client_reads_a_reasoning_models_thinking(asgi_server, tmp_path):
+    """The official client, streamed and not, against an engine that answers reasoning apart from its text (as
+    vLLM does with a reasoning parser); the thinking it sends back in the next turn does not reach the engine."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    received = []
+
+    async def completions(request):
+        body = await request.json()
+        received.append(body)
+        if not body.get("stream"):
+            return JSONResponse({"id": "chatcmpl-1", "object": "chat.completion", "model": MODEL, "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "reasoning": "Add them.",
+                                                                  "content": "4"}}],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 5}})
+
+        async def events():
+            for delta in ({"role": "assistant", "content": ""}, {"reasoning_content": "Add"},
+                          {"reasoning_content": " them."}, {"content": "4"}):
+                yield f"data: {json.dumps({'id': 'c', 'object': 'chat.completion.chunk', 'choices': [{'index': 0, 'delta': delta}]})}\n\n"
+            yield "data: [DONE]\n\n"
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+    asked = [{"role": "user", "content": "2 + 2?"}]
+    async with asgi_server(app, lifespan="off") as (url, _):
+        async with gateway(asgi_server, tmp_path, [("r1", url)]) as (http, _):
+            client = anthropic.AsyncAnthropic(base_url=str(http._base_url).rstrip("/"), api_key="unused",
+                                              max_retries=0)
+            thinking = {"type": "enabled", "budget_tokens": 1024}
+            reply = await client.messages.create(model=MODEL, max_tokens=2000, thinking=thinking, messages=asked)
+            async with client.messages.stream(model=MODEL, max_tokens=2000, messages=asked) as stream:
+                final = await stream.get_final_message()
+            again = await client.messages.create(model=MODEL, max_tokens=2000, thinking=thinking, messages=[
+                *asked, {"role": "assistant", "content": [block.model_dump() for block in reply.content]},
+                {"role": "user", "content": "And 3 + 3?"}])
+            await client.close()
+    assert [(b.type, getattr(b, "thinking", None) or b.text) for b in reply.content] == [("thinking", "Add them."),
+                                                                                         ("text", "4")]
+    assert [(b.type, getattr(b, "thinking", None) or b.text) for b in final.content] == [("thinking", "Add them."),
+                                                                                         ("text", "4")]
+    assert again.content[1].text == "4" and received[0]["chat_template_kwargs"] == {"enable_thinking": True}
+    assert received[2]["messages"][1] == {"role": "assistant", "content": "4"}  # its thinking left out
 
 
 async def test_the_official_anthropic_client_through_the_gateway(asgi_server, tmp_path):

@@ -1,7 +1,15 @@
 """Anthropic Messages API <-> OpenAI chat completions, so Anthropic clients reach OpenAI-compatible engines.
 
 Pure translation: requests (system, text/image/tool_use/tool_result blocks, tools, tool_choice, stop
-sequences), responses (content blocks, stop reasons, usage) and the streaming event sequence."""
+sequences, extended thinking), responses (content blocks, stop reasons, usage) and the streaming event sequence.
+
+Extended thinking: a reasoning model behind vLLM or SGLang (run with a reasoning parser) answers its reasoning
+apart from its text (`reasoning_content`, or `reasoning` in newer vLLM); it becomes a `thinking` block before
+the text, as Anthropic's models give theirs. Its signature is empty: an engine signs nothing. Thinking blocks a
+client sends back in an assistant turn are dropped, as Anthropic drops earlier turns' thinking from the context.
+`thinking: {type: enabled|disabled}` reaches the chat template as `enable_thinking` (Qwen3's switch; templates
+without it ignore it); its `budget_tokens` is checked as Anthropic checks it but not enforced: the engines'
+chat APIs have no thinking budget."""
 
 from __future__ import annotations
 
@@ -73,6 +81,15 @@ def _checked(body: dict) -> None:
     choice = body.get("tool_choice")
     if choice is not None and not isinstance(choice, dict):
         raise AnthropicRequestError("tool_choice: must be an object")
+    thinking = body.get("thinking")
+    if thinking is not None:
+        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
+            raise AnthropicRequestError("thinking: must be an object of type 'enabled' or 'disabled'")
+        budget = thinking.get("budget_tokens")
+        max_tokens = body.get("max_tokens")
+        if thinking["type"] == "enabled" and (type(budget) is not int or budget < 1024 or (
+                type(max_tokens) is int and budget >= max_tokens)):
+            raise AnthropicRequestError("thinking.budget_tokens: must be an integer of at least 1024, below max_tokens")
 
 
 def _blocks(content) -> list[dict]:
@@ -120,6 +137,8 @@ def to_openai(body: dict) -> dict:
                 tool_calls.append({"id": block.get("id") or f"toolu_{uuid.uuid4().hex[:24]}", "type": "function",
                                    "function": {"name": block.get("name", ""),
                                                 "arguments": json.dumps(block.get("input") or {})}})
+            elif kind in ("thinking", "redacted_thinking") and role == "assistant":
+                continue  # an earlier turn's thinking: not part of the context (see the module's note)
             elif kind == "tool_result" and role == "user":
                 result = block.get("content", "")
                 tool_results.append({"role": "tool", "tool_call_id": block.get("tool_use_id", ""),
@@ -137,9 +156,11 @@ def to_openai(body: dict) -> dict:
               "stream": bool(body.get("stream"))}
     if result["stream"]:
         result["stream_options"] = {"include_usage": True}
-    for name in ("temperature", "top_p"):
-        if name in body:
+    for name in ("temperature", "top_p", "top_k"):  # top_k: vLLM's and SGLang's sampling parameter
+        if body.get(name) is not None:
             result[name] = body[name]
+    if body.get("thinking"):
+        result["chat_template_kwargs"] = {"enable_thinking": body["thinking"]["type"] == "enabled"}
     if body.get("stop_sequences"):
         result["stop"] = list(body["stop_sequences"])
     if (body.get("metadata") or {}).get("user_id"):
@@ -158,10 +179,11 @@ def to_openai(body: dict) -> dict:
 def to_tokenize(body: dict) -> dict:
     """An Anthropic /v1/messages/count_tokens body as a vLLM /tokenize body: the messages, system prompt and
     tools a Messages request would send, rendered by the backend's chat template with its generation prompt,
-    as a completion of them would read them. It has no max_tokens or stream to check."""
-    translated = to_openai({**body, "max_tokens": 1, "stream": False})
+    as a completion of them would read them (the thinking switch included). It has no max_tokens or stream to
+    check (any thinking budget is below the one given here)."""
+    translated = to_openai({**body, "max_tokens": 1 << 31, "stream": False})
     return {"model": translated["model"], "messages": translated["messages"], "add_generation_prompt": True,
-            **({"tools": translated["tools"]} if "tools" in translated else {})}
+            **{name: translated[name] for name in ("tools", "chat_template_kwargs") if name in translated}}
 
 
 def _usage(usage) -> dict:
@@ -202,12 +224,24 @@ def _tool_call(call) -> tuple[dict, dict]:
     return call, function
 
 
+def _reasoning(message: dict, what: str) -> str:
+    """A message's or a delta's reasoning, as vLLM (`reasoning_content`; `reasoning` since 0.10) or SGLang
+    (`reasoning_content`) sends it; "" without one."""
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if reasoning is not None and not isinstance(reasoning, str):
+        raise NotACompletion(f"{what}'s reasoning is not a string")
+    return reasoning or ""
+
+
 def from_openai(response, model: str) -> dict:
     """An OpenAI chat completion as an Anthropic message; NotACompletion where it is not shaped as one."""
     response = _object(response, "the answer")
     choice = _object((_array(response.get("choices"), "choices") or [{}])[0], "a choice")
     message = _object(choice.get("message"), "a choice's message")
     content = []
+    reasoning = _reasoning(message, "a message")
+    if reasoning:
+        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     text = message.get("content")
     if text is not None and not isinstance(text, str):
         raise NotACompletion("a message's content is not a string")
@@ -243,8 +277,8 @@ def _sse(event: str, data: dict) -> bytes:
 
 @dataclass
 class StreamTranslator:
-    """Feeds OpenAI SSE bytes in, yields Anthropic SSE events out (message_start, content blocks with text
-    and tool-input deltas, message_delta with the stop reason and usage, message_stop)."""
+    """Feeds OpenAI SSE bytes in, yields Anthropic SSE events out (message_start, content blocks with thinking,
+    text and tool-input deltas, message_delta with the stop reason and usage, message_stop)."""
 
     model: str
     message_id: str = field(default_factory=lambda: "msg_" + uuid.uuid4().hex)
@@ -313,6 +347,12 @@ class StreamTranslator:
             self._usage = chunk["usage"]
         for choice in _array(chunk.get("choices"), "choices"):
             delta = _object(_object(choice, "a choice").get("delta"), "a delta")
+            reasoning = _reasoning(delta, "a delta")
+            if reasoning:
+                if self._block_kind != "thinking":
+                    out += self._open_block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+                out.append(_sse("content_block_delta", {"type": "content_block_delta", "index": self._block,
+                                                        "delta": {"type": "thinking_delta", "thinking": reasoning}}))
             text = delta.get("content")
             if text is not None and not isinstance(text, str):
                 raise NotACompletion("a delta's content is not a string")
