@@ -78,6 +78,28 @@ def test_response_translation_with_tool_calls_and_cached_usage():
                                 "cache_creation_input_tokens": 0}
 
 
+def test_the_stop_sequence_that_ended_an_answer_is_named():
+    """vLLM names the stop string that matched in `stop_reason`, SGLang in `matched_stop`; a token id there (an
+    EOS) is no sequence of the client's."""
+    def stop(**choice):
+        message = from_openai({"choices": [{"message": {"content": "x"}, **choice}]}, "m")
+        return message["stop_reason"], message["stop_sequence"]
+
+    assert stop(finish_reason="stop", stop_reason="END") == ("stop_sequence", "END")
+    assert stop(finish_reason="stop", matched_stop="END") == ("stop_sequence", "END")
+    assert stop(finish_reason="stop", matched_stop=128001) == ("end_turn", None)
+    assert stop(finish_reason="stop", stop_reason=None) == ("end_turn", None)
+    assert stop(finish_reason="length", stop_reason="END") == ("max_tokens", None)
+    translator = StreamTranslator("m")
+    events = translator.feed(b'data: {"choices": [{"delta": {"content": "x"}, "finish_reason": "stop", '
+                             b'"stop_reason": "END"}]}\n\n') + translator.finish()
+    delta = json.loads(events[-2].split(b"\n")[1][6:])["delta"]
+    assert delta == {"stop_reason": "stop_sequence", "stop_sequence": "END"}
+    assert to_openai({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "tools": [
+        {"name": "f", "input_schema": {}}], "tool_choice": {"type": "auto", "disable_parallel_tool_use": True}})[
+        "parallel_tool_calls"] is False
+
+
 def test_stream_translation_emits_the_anthropic_event_sequence():
     chunks = [
         {"choices": [{"delta": {"role": "assistant", "content": ""}}]},

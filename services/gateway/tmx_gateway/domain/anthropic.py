@@ -173,6 +173,8 @@ def to_openai(body: dict) -> dict:
     if isinstance(choice, dict):
         result["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}.get(choice.get("type")) or \
             {"type": "function", "function": {"name": choice.get("name", "")}}
+        if choice.get("disable_parallel_tool_use") is True:
+            result["parallel_tool_calls"] = False
     return result
 
 
@@ -194,8 +196,15 @@ def _usage(usage) -> dict:
             "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0}
 
 
-def _stop_reason(finish_reason) -> str:
-    return STOP_REASONS.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
+def _stop(choice: dict) -> tuple[str, str | None]:
+    """A choice's stop reason as Anthropic's, and the stop sequence that ended it: vLLM names the stop string
+    that matched in `stop_reason`, SGLang in `matched_stop` (a token id there is no sequence of the client's)."""
+    finish_reason = choice.get("finish_reason")
+    if finish_reason == "stop":
+        matched = choice.get("stop_reason", choice.get("matched_stop"))
+        if isinstance(matched, str) and matched:
+            return "stop_sequence", matched
+    return (STOP_REASONS.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"), None
 
 
 def _object(value, what: str) -> dict:
@@ -256,9 +265,10 @@ def from_openai(response, model: str) -> dict:
                         "input": arguments})
     if not isinstance(response.get("id"), (str, type(None))):
         raise NotACompletion("the answer's id is not a string")
+    stop_reason, stop_sequence = _stop(choice)
     return {"id": "msg_" + (response.get("id") or uuid.uuid4().hex).removeprefix("chatcmpl-"), "type": "message",
             "role": "assistant", "model": model, "content": content,
-            "stop_reason": _stop_reason(choice.get("finish_reason")), "stop_sequence": None,
+            "stop_reason": stop_reason, "stop_sequence": stop_sequence,
             "usage": _usage(response.get("usage"))}
 
 
@@ -288,6 +298,7 @@ class StreamTranslator:
     _block_kind: str = ""
     _tools: dict[int, int] = field(default_factory=dict)  # OpenAI tool index -> Anthropic block index
     _stop: str = "end_turn"
+    _stop_sequence: str | None = None
     _usage: dict = field(default_factory=dict)
     _done: bool = False
 
@@ -374,7 +385,7 @@ class StreamTranslator:
                         "type": "content_block_delta", "index": self._tools[index],
                         "delta": {"type": "input_json_delta", "partial_json": function["arguments"]}}))
             if choice.get("finish_reason"):
-                self._stop = _stop_reason(choice["finish_reason"])
+                self._stop, self._stop_sequence = _stop(choice)
         return out
 
     def finish(self) -> list[bytes]:
@@ -384,7 +395,7 @@ class StreamTranslator:
         usage = _usage(self._usage)
         return self._start() + self._close_block() + [
             _sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": self._stop,
-                                                                       "stop_sequence": None},
+                                                                       "stop_sequence": self._stop_sequence},
                                    "usage": {"output_tokens": usage["output_tokens"]}}),
             _sse("message_stop", {"type": "message_stop"}),
         ]
