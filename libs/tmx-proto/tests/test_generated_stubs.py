@@ -22,7 +22,7 @@ def test_every_design_service_is_generated():
         "PlannerService": (planner_pb2, {"Plan", "Compare", "Estimate", "ListHardware", "ListModels", "FleetReport"}),
         "RegistryService": (registry_pb2, {"PublishKernel", "GetKernel", "ListKernels", "ResolveKernel",
                                            "RevokeKernel", "ListDecisions", "ListRuns", "GetOpSpec"}),
-        "ForgeService": (forge_pb2, {"SubmitJob", "GetJob", "ListJobs", "WatchJob", "CancelJob"}),
+        "ForgeService": (forge_pb2, {"SubmitJob", "GetJob", "ListJobs", "WatchJob", "CancelJob", "ListWorkers"}),
     }
     for name, (module, methods) in services.items():
         service = module.DESCRIPTOR.services_by_name[name]
