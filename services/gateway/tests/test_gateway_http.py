@@ -708,11 +708,14 @@ async def test_publishes_audit_and_outcome_and_follows_health(asgi_server, tmp_p
 
             sub_a = await bus.nc.subscribe(subjects.ALL_AUDIT, cb=on_audit)
             sub_o = await bus.nc.subscribe(subjects.ALL_SIGNAL, cb=on_outcome)
-            async with http.post("/v1/chat/completions", json=chat()) as resp:
+            trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            async with http.post("/v1/chat/completions", json=chat(),
+                                 headers={"x-request-id": "client-42", "traceparent": trace}) as resp:
                 request_id = resp.headers["x-tmx-request-id"]
             await tmx_async_wait(lambda: audits and outcomes, 10, what="events")
             assert (await bus.js.stream_info("TMX_AUDIT")).state.messages == 1  # stored, not just broadcast
             assert audits[0].request_id == request_id and audits[0].tenant == "default"
+            assert (audits[0].client_request_id, audits[0].traceparent) == ("client-42", trace)  # the client's handles
             assert audits[0].routing_strategy == "least_inflight" and audits[0].completion_tokens == 4
             assert outcomes[0].backend_id == audits[0].backend_id and outcomes[0].http_status == 200
             await bus.publish(subjects.health_backend("s1"), events_pb2.BackendStateChanged(

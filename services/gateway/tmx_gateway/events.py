@@ -33,7 +33,7 @@ _OUTCOME_FIELDS = ("request_id", "backend_id", "model", "endpoint", "http_status
                    "prompt_tokens", "completion_tokens", "cached_tokens", "error", "request_at_fault")
 _AUDIT_FIELDS = ("request_id", "tenant", "api_key_id", "model", "endpoint", "backend_id", "http_status", "streamed",
                  "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip",
-                 "routing_scores", "cached_tokens", "predicted_cached_tokens")
+                 "routing_scores", "cached_tokens", "predicted_cached_tokens", "client_request_id", "traceparent")
 _AUDITED_COLUMNS = events_pb2.RequestAuditedColumns.DESCRIPTOR.full_name
 _GETTERS = {fields: attrgetter(*fields, "at_ms") for fields in (_OUTCOME_FIELDS, _AUDIT_FIELDS)}
 
@@ -70,6 +70,8 @@ class RequestRecord:
     predicted_cached_tokens: int = 0
     at_ms: int = 0  # when it finished (set by EventPublisher.record)
     request_at_fault: bool = False  # see RequestOutcome.request_at_fault
+    client_request_id: str = ""  # the client's x-request-id
+    traceparent: str = ""  # the client's W3C trace context
 
 
 @dataclass(slots=True)

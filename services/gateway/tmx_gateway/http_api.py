@@ -238,7 +238,7 @@ class GatewayApi:
                              prompt_text=text, prompt_tokens=estimate_tokens(text, len(body)),
                              max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 256)
         ctx = _Context(request_id, caller, model, endpoint, stream, started,
-                       (request.scope.get("client") or ("",))[0], route)
+                       (request.scope.get("client") or ("",))[0], route, headers)
         admission = self.limiter.admit(
             caller.tenant, 0 if endpoint in _TOKEN_FREE else route.prompt_tokens + route.max_tokens, time.monotonic())
         if type(admission) is Refusal:
@@ -661,6 +661,7 @@ class GatewayApi:
             routing_strategy=decision.strategy if decision else "", routing_reason=decision.reason if decision else "",
             client_ip=ctx.client_ip, error=error, routing_scores=decision.scores if decision else None,
             predicted_cached_tokens=decision.predicted_cached_tokens if decision else 0, request_at_fault=at_fault,
+            client_request_id=ctx.forwarded.get("x-request-id", ""), traceparent=ctx.forwarded.get("traceparent", ""),
         ))
 
     # --- the rest of the surface ---------------------------------------------------------------------
@@ -858,12 +859,13 @@ class _Resume:
 
 class _Context:
     __slots__ = ("request_id", "caller", "model", "endpoint", "stream", "started", "client_ip", "route", "reserved",
-                 "attempt", "prefill_timer", "suspects")
+                 "attempt", "prefill_timer", "suspects", "forwarded")
 
     def __init__(self, request_id: str, caller: Caller, model: str, endpoint: str, stream: bool, started: float,
-                 client_ip: str, route: RouteRequest) -> None:
+                 client_ip: str, route: RouteRequest, forwarded: dict[str, str]) -> None:
         self.request_id, self.caller, self.model, self.endpoint = request_id, caller, model, endpoint
         self.stream, self.started, self.client_ip, self.route = stream, started, client_ip, route
+        self.forwarded = forwarded  # the client's headers passed to the backend (its request id, trace context)
         self.reserved = 0  # tokens reserved against the tenant's per-minute limit, settled when it finishes
         self.attempt: Attempt | None = None  # the attempt under way (attempts follow one another)
         self.prefill_timer: asyncio.TimerHandle | None = None  # presumes a non-streamed attempt prefilled

@@ -104,7 +104,7 @@ class RequestOutcome(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., gateway_id: _Optional[str] = ..., backend_id: _Optional[str] = ..., model: _Optional[str] = ..., endpoint: _Optional[str] = ..., http_status: _Optional[int] = ..., streamed: _Optional[bool] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., error: _Optional[str] = ..., request_at_fault: _Optional[bool] = ...) -> None: ...
 
 class RequestAudited(_message.Message):
-    __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "tenant", "api_key_id", "model", "endpoint", "backend_id", "http_status", "streamed", "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip", "routing_scores", "cached_tokens", "predicted_cached_tokens")
+    __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "tenant", "api_key_id", "model", "endpoint", "backend_id", "http_status", "streamed", "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip", "routing_scores", "cached_tokens", "predicted_cached_tokens", "client_request_id", "traceparent")
     class RoutingScoresEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +131,8 @@ class RequestAudited(_message.Message):
     ROUTING_SCORES_FIELD_NUMBER: _ClassVar[int]
     CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at_unix_ms: int
     request_id: str
@@ -150,7 +152,9 @@ class RequestAudited(_message.Message):
     routing_scores: _containers.ScalarMap[str, float]
     cached_tokens: int
     predicted_cached_tokens: int
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., api_key_id: _Optional[str] = ..., model: _Optional[str] = ..., endpoint: _Optional[str] = ..., backend_id: _Optional[str] = ..., http_status: _Optional[int] = ..., streamed: _Optional[bool] = ..., latency_ms: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., routing_reason: _Optional[str] = ..., client_ip: _Optional[str] = ..., routing_scores: _Optional[_Mapping[str, float]] = ..., cached_tokens: _Optional[int] = ..., predicted_cached_tokens: _Optional[int] = ...) -> None: ...
+    client_request_id: str
+    traceparent: str
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., api_key_id: _Optional[str] = ..., model: _Optional[str] = ..., endpoint: _Optional[str] = ..., backend_id: _Optional[str] = ..., http_status: _Optional[int] = ..., streamed: _Optional[bool] = ..., latency_ms: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., routing_reason: _Optional[str] = ..., client_ip: _Optional[str] = ..., routing_scores: _Optional[_Mapping[str, float]] = ..., cached_tokens: _Optional[int] = ..., predicted_cached_tokens: _Optional[int] = ..., client_request_id: _Optional[str] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class KernelJob(_message.Message):
     __slots__ = ("event_id", "occurred_at_unix_ms", "job_id", "op", "dtype", "shapes", "target", "generator", "max_candidates", "time_budget_s", "candidate_source", "reference_source")
@@ -317,7 +321,7 @@ class RequestOutcomeColumns(_message.Message):
     def __init__(self, event_id: _Optional[_Iterable[str]] = ..., occurred_at_unix_ms: _Optional[_Iterable[int]] = ..., request_id: _Optional[_Iterable[str]] = ..., gateway_id: _Optional[_Iterable[str]] = ..., backend_id: _Optional[_Iterable[str]] = ..., model: _Optional[_Iterable[str]] = ..., endpoint: _Optional[_Iterable[str]] = ..., http_status: _Optional[_Iterable[int]] = ..., streamed: _Optional[_Iterable[bool]] = ..., latency_ms: _Optional[_Iterable[float]] = ..., ttft_ms: _Optional[_Iterable[float]] = ..., prompt_tokens: _Optional[_Iterable[int]] = ..., completion_tokens: _Optional[_Iterable[int]] = ..., cached_tokens: _Optional[_Iterable[int]] = ..., error: _Optional[_Iterable[str]] = ..., request_at_fault: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class RequestAuditedColumns(_message.Message):
-    __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "tenant", "api_key_id", "model", "endpoint", "backend_id", "http_status", "streamed", "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip", "routing_scores_count", "cached_tokens", "predicted_cached_tokens", "routing_scores_keys", "routing_scores_values")
+    __slots__ = ("event_id", "occurred_at_unix_ms", "request_id", "tenant", "api_key_id", "model", "endpoint", "backend_id", "http_status", "streamed", "latency_ms", "prompt_tokens", "completion_tokens", "routing_strategy", "routing_reason", "client_ip", "routing_scores_count", "cached_tokens", "predicted_cached_tokens", "routing_scores_keys", "routing_scores_values", "client_request_id", "traceparent")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -339,6 +343,8 @@ class RequestAuditedColumns(_message.Message):
     PREDICTED_CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ROUTING_SCORES_KEYS_FIELD_NUMBER: _ClassVar[int]
     ROUTING_SCORES_VALUES_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     event_id: _containers.RepeatedScalarFieldContainer[str]
     occurred_at_unix_ms: _containers.RepeatedScalarFieldContainer[int]
     request_id: _containers.RepeatedScalarFieldContainer[str]
@@ -360,4 +366,6 @@ class RequestAuditedColumns(_message.Message):
     predicted_cached_tokens: _containers.RepeatedScalarFieldContainer[int]
     routing_scores_keys: _containers.RepeatedScalarFieldContainer[str]
     routing_scores_values: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, event_id: _Optional[_Iterable[str]] = ..., occurred_at_unix_ms: _Optional[_Iterable[int]] = ..., request_id: _Optional[_Iterable[str]] = ..., tenant: _Optional[_Iterable[str]] = ..., api_key_id: _Optional[_Iterable[str]] = ..., model: _Optional[_Iterable[str]] = ..., endpoint: _Optional[_Iterable[str]] = ..., backend_id: _Optional[_Iterable[str]] = ..., http_status: _Optional[_Iterable[int]] = ..., streamed: _Optional[_Iterable[bool]] = ..., latency_ms: _Optional[_Iterable[float]] = ..., prompt_tokens: _Optional[_Iterable[int]] = ..., completion_tokens: _Optional[_Iterable[int]] = ..., routing_strategy: _Optional[_Iterable[str]] = ..., routing_reason: _Optional[_Iterable[str]] = ..., client_ip: _Optional[_Iterable[str]] = ..., routing_scores_count: _Optional[_Iterable[int]] = ..., cached_tokens: _Optional[_Iterable[int]] = ..., predicted_cached_tokens: _Optional[_Iterable[int]] = ..., routing_scores_keys: _Optional[_Iterable[str]] = ..., routing_scores_values: _Optional[_Iterable[float]] = ...) -> None: ...
+    client_request_id: _containers.RepeatedScalarFieldContainer[str]
+    traceparent: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_id: _Optional[_Iterable[str]] = ..., occurred_at_unix_ms: _Optional[_Iterable[int]] = ..., request_id: _Optional[_Iterable[str]] = ..., tenant: _Optional[_Iterable[str]] = ..., api_key_id: _Optional[_Iterable[str]] = ..., model: _Optional[_Iterable[str]] = ..., endpoint: _Optional[_Iterable[str]] = ..., backend_id: _Optional[_Iterable[str]] = ..., http_status: _Optional[_Iterable[int]] = ..., streamed: _Optional[_Iterable[bool]] = ..., latency_ms: _Optional[_Iterable[float]] = ..., prompt_tokens: _Optional[_Iterable[int]] = ..., completion_tokens: _Optional[_Iterable[int]] = ..., routing_strategy: _Optional[_Iterable[str]] = ..., routing_reason: _Optional[_Iterable[str]] = ..., client_ip: _Optional[_Iterable[str]] = ..., routing_scores_count: _Optional[_Iterable[int]] = ..., cached_tokens: _Optional[_Iterable[int]] = ..., predicted_cached_tokens: _Optional[_Iterable[int]] = ..., routing_scores_keys: _Optional[_Iterable[str]] = ..., routing_scores_values: _Optional[_Iterable[float]] = ..., client_request_id: _Optional[_Iterable[str]] = ..., traceparent: _Optional[_Iterable[str]] = ...) -> None: ...
