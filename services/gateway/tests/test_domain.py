@@ -121,6 +121,17 @@ def test_a_prompts_prefill_eta_counts_the_prefill_queued_ahead_of_it():
     assert Attempt(b, 8000, 16).prefill_eta_s == pytest.approx((16000 * p + step + 2 * per_seq) / 1000)
 
 
+def test_usage_is_read_in_each_apis_shape():
+    read = lambda usage: (lambda u: (u.prompt_tokens, u.completion_tokens, u.cached_tokens))(  # noqa: E731
+        usage_from_body(json.dumps({"usage": usage}).encode()))
+    assert read({"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10,
+                 "prompt_tokens_details": {"cached_tokens": 4}}) == (7, 3, 4)  # chat and completions
+    assert read({"prompt_tokens": 12, "total_tokens": 12}) == (12, 0, 0)  # embeddings
+    assert read({"input_tokens": 7, "output_tokens": 3, "input_tokens_details": {"cached_tokens": 2}}) == (7, 3, 2)
+    assert read({"total_tokens": 30}) == (30, 0, 0)  # a rerank (vLLM's, Cohere's): all input
+    assert read({"completion_tokens": 3}) == (0, 3, 0)
+
+
 def test_metering_reads_usage_from_bodies_and_split_sse_chunks():
     body = b'{"usage": {"prompt_tokens": 7, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}}'
     usage = usage_from_body(body)

@@ -858,3 +858,40 @@ async def test_the_collector_is_tuned_while_the_gateway_runs_and_restored_after(
         assert gc.get_threshold() == (12_345, *before[1:])
         assert gc.get_freeze_count() > 0  # the start-up heap is out of the collector's way
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+async def test_rerank_and_pooling_endpoints_are_routed_metered_and_reserve_no_output(asgi_server, tmp_path):
+    """vLLM's rerank (and its Cohere-style /v2), score, classify and pooling routes reach the backend serving the
+    model; a rerank's usage (its total alone) is metered as input, and nothing is reserved for output tokens that
+    will never come (a tenant's per-minute limit was charged 256 of them per request)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    seen = []
+
+    async def pooling(request):
+        body = await request.json()
+        seen.append((request.url.path, body["model"]))
+        if "rerank" in request.url.path:
+            return JSONResponse({"id": "rerank-1", "model": body["model"], "usage": {"total_tokens": 30},
+                                 "results": [{"index": 1, "relevance_score": 0.9}, {"index": 0, "relevance_score": 0.1}]})
+        return JSONResponse({"id": "x", "object": "list", "data": [], "usage": {"prompt_tokens": 12, "total_tokens": 12}})
+
+    paths = ["/v1/rerank", "/rerank", "/v2/rerank", "/v1/score", "/score", "/classify", "/pooling", "/v1/embeddings"]
+    app = Starlette(routes=[Route(path, pooling, methods=["POST"]) for path in paths])
+    tenant = TenantSpec(name="acme", api_keys=("sk-acme",), tpm_limit=1000)
+    async with asgi_server(app, lifespan="off") as (url, _):
+        async with gateway(asgi_server, tmp_path, [("r1", url)], tenants=(tenant,)) as (http, gw):
+            answers = []
+            for path in paths:
+                async with http.post(path, json={"model": "alias", "query": "which?", "documents": ["a", "b"],
+                                                 "input": "a"}, headers={"Authorization": "Bearer sk-acme"}) as resp:
+                    answers.append((resp.status, resp.headers["x-tmx-backend"],
+                                    int(resp.headers["x-ratelimit-remaining-tokens"])))
+            gw.metrics.flush()
+            prompt = gw.metrics.tokens.labels("acme", MODEL, "prompt")._value.get()
+            completion = gw.metrics.tokens.labels("acme", MODEL, "completion")._value.get()
+    assert seen == [(path, MODEL) for path in paths]  # by alias, to the backend serving the model, as itself
+    assert all(status == 200 and backend == "r1" for status, backend, _ in answers)
+    assert answers[0][2] > 1000 - 40  # the request's estimate reserved: a handful of input tokens, no output
+    assert (prompt, completion) == (3 * 30 + 5 * 12, 0)

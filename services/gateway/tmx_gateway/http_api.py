@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 # id, which vLLM adopts as its own (--enable-request-id-headers) so engine logs can be found by it
 _FORWARDED_HEADERS = ("content-type", "accept", "traceparent", "tracestate", "x-request-id")
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# endpoints whose models read the input and generate nothing (embeddings; vLLM's and SGLang's rerank, score,
+# classification and pooling): no output tokens are reserved against a tenant's limit or counted as decode work
+# in flight on the backend
+_POOLING = frozenset({"/v1/embeddings", "/v1/rerank", "/rerank", "/v2/rerank", "/v1/score", "/score", "/classify",
+                      "/pooling"})
 # endpoints that run no model: a tenant's tokens-per-minute is not spent on them (Anthropic does not count token
 # counting against a key's token limits either); each is still a request against its requests-per-minute
 _TOKEN_FREE = frozenset({"/tokenize", "/detokenize"})
@@ -232,11 +237,15 @@ class GatewayApi:
         except UnknownStrategy as exc:
             return GatewayError(400, str(exc), param="x-tmx-routing", code="unknown_routing_strategy").response()
         text = prompt_text(payload) if policy.needs_prompt else ""
-        max_tokens = payload.get("max_completion_tokens", payload.get("max_tokens", payload.get("max_output_tokens")))
+        if endpoint in _POOLING:
+            max_tokens = 0
+        else:
+            max_tokens = payload.get("max_completion_tokens", payload.get("max_tokens",
+                                                                          payload.get("max_output_tokens")))
+            max_tokens = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 256
         route = RouteRequest(model=model, endpoint=endpoint, prompt_chars=len(body),
                              session_key=request_headers.get("x-session-id", "") or str(payload.get("user") or ""),
-                             prompt_text=text, prompt_tokens=estimate_tokens(text, len(body)),
-                             max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 256)
+                             prompt_text=text, prompt_tokens=estimate_tokens(text, len(body)), max_tokens=max_tokens)
         ctx = _Context(request_id, caller, model, endpoint, stream, started,
                        (request.scope.get("client") or ("",))[0], route, headers)
         admission = self.limiter.admit(
@@ -755,6 +764,7 @@ class GatewayApi:
             Route("/v1/chat/completions", self.proxy, methods=["POST"]),
             Route("/v1/completions", self.proxy, methods=["POST"]),
             Route("/v1/embeddings", self.proxy, methods=["POST"]),
+            *(Route(path, self.proxy, methods=["POST"]) for path in sorted(_POOLING - {"/v1/embeddings"})),
             Route("/v1/responses", self.proxy, methods=["POST"]),
             Route("/v1/messages", self.messages, methods=["POST"]),
             Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
@@ -887,7 +897,7 @@ def build_starlette(api: GatewayApi, lifespan) -> Edge:
     return Edge(app, {route.path: route.endpoint for route in routes if route.path in _HOT_PATHS})
 
 
-_HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/messages"})
+_HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages", *_POOLING})
 
 
 class Edge:

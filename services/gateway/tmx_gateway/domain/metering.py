@@ -27,19 +27,32 @@ def _count(value) -> int | None:
     return None
 
 
+# the names a usage object's counts go by: (prompt, completion, prompt details); the first whose prompt count is
+# present is read
+_USAGE_SHAPES = (
+    ("prompt_tokens", "completion_tokens", "prompt_tokens_details"),  # chat, completions, embeddings
+    ("input_tokens", "output_tokens", "input_tokens_details"),  # the Responses API
+    ("total_tokens", "", ""),  # a rerank's (vLLM's, as Cohere's API): its total, all input (nothing is generated)
+)
+
+
 def usage_from_obj(usage) -> Usage | None:
     """A `usage` object as Usage; None if it is not an object. Chat and completion usage (prompt_tokens,
-    completion_tokens, prompt_tokens_details) or the Responses API's (input_tokens, output_tokens,
-    input_tokens_details). A count it cannot read (see `_count`) counts 0, and a cached count it cannot read was
-    not reported."""
+    completion_tokens, prompt_tokens_details), the Responses API's (input_tokens, output_tokens,
+    input_tokens_details) or a rerank's (total_tokens). A count it cannot read (see `_count`) counts 0, and a
+    cached count it cannot read was not reported."""
     if not isinstance(usage, dict):
         return None
-    responses = "prompt_tokens" not in usage and "input_tokens" in usage
-    details = usage.get("input_tokens_details" if responses else "prompt_tokens_details")
-    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
+    for prompt, completion, details in _USAGE_SHAPES:
+        if prompt in usage:
+            break
+    else:
+        prompt, completion, details = _USAGE_SHAPES[0]
+    found = usage.get(details) if details else None
+    cached = _count(found.get("cached_tokens")) if isinstance(found, dict) else None
     return Usage(
-        prompt_tokens=_count(usage.get("input_tokens" if responses else "prompt_tokens")) or 0,
-        completion_tokens=_count(usage.get("output_tokens" if responses else "completion_tokens")) or 0,
+        prompt_tokens=_count(usage.get(prompt)) or 0,
+        completion_tokens=(_count(usage.get(completion)) or 0) if completion else 0,
         cached_tokens=cached or 0,
         cached_reported=cached is not None,
     )
