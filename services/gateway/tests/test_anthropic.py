@@ -126,6 +126,22 @@ def test_stream_translation_emits_the_anthropic_event_sequence():
     assert parsed[8][1]["delta"]["stop_reason"] == "tool_use" and parsed[8][1]["usage"]["output_tokens"] == 3
 
 
+def test_text_documents_are_read_as_text_and_a_pdf_is_refused_by_name():
+    def user(*blocks):
+        return to_openai({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": list(blocks)}]})
+
+    out = user({"type": "document", "title": "Notes", "source": {"type": "text", "media_type": "text/plain",
+                                                                  "data": "Line one."}},
+               {"type": "document", "context": "From the wiki", "source": {"type": "content", "content": [
+                   {"type": "text", "text": "Para A."}, {"type": "text", "text": "Para B."}]}},
+               {"type": "text", "text": "Summarise."})
+    assert out["messages"] == [{"role": "user",
+                                "content": "Notes\n\nLine one.\n\nFrom the wiki\n\nPara A.Para B.\n\nSummarise."}]
+    with pytest.raises(AnthropicRequestError, match="a document's source must be text or content blocks \\(got "
+                                                    "'base64'\\): an OpenAI-compatible engine reads no PDF"):
+        user({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}})
+
+
 def test_thinking_is_switched_through_the_chat_template_and_dropped_from_history():
     body = {"model": "m", "max_tokens": 2048, "top_k": 5, "thinking": {"type": "enabled", "budget_tokens": 1024},
             "messages": [{"role": "user", "content": "Weather?"},

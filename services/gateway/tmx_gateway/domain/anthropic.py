@@ -92,6 +92,22 @@ def _checked(body: dict) -> None:
             raise AnthropicRequestError("thinking.budget_tokens: must be an integer of at least 1024, below max_tokens")
 
 
+def _document_text(block: dict, i: int) -> str:
+    """A document block as the text an engine reads: a plain-text source, or a content source's text blocks,
+    after its title and context, set apart by blank lines. A PDF (base64, URL or file) has no text here: an engine takes none."""
+    source = block.get("source")
+    kind = source.get("type") if isinstance(source, dict) else None
+    if kind == "text" and isinstance(source.get("data"), str):
+        text = source["data"]
+    elif kind == "content":
+        text = _text_of(source.get("content", ""))
+    else:
+        raise AnthropicRequestError(f"messages.{i}: a document's source must be text or content blocks (got "
+                                    f"{kind!r}): an OpenAI-compatible engine reads no PDF; send its text")
+    heading = [value for name in ("title", "context") if isinstance(value := block.get(name), str) and value]
+    return "\n\n".join([*heading, text]) + "\n\n"  # set apart from what follows it
+
+
 def _blocks(content) -> list[dict]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
@@ -137,6 +153,8 @@ def to_openai(body: dict) -> dict:
                 tool_calls.append({"id": block.get("id") or f"toolu_{uuid.uuid4().hex[:24]}", "type": "function",
                                    "function": {"name": block.get("name", ""),
                                                 "arguments": json.dumps(block.get("input") or {})}})
+            elif kind == "document" and role == "user":
+                parts.append({"type": "text", "text": _document_text(block, i)})
             elif kind in ("thinking", "redacted_thinking") and role == "assistant":
                 continue  # an earlier turn's thinking: not part of the context (see the module's note)
             elif kind == "tool_result" and role == "user":
