@@ -25,6 +25,14 @@ def test_the_transcript_is_what_the_client_holds():
         "chatcmpl-1", 7, "m", "the of", 2, False, "")
 
 
+def test_a_transcript_of_crlf_events_is_the_same():
+    """A server on sse-starlette ends its lines in CRLF: read as it would be with LF (split as they were relayed)."""
+    crlf = [event.replace(b"\n", b"\r\n") for event in SENT]
+    t = read_transcript(crlf)
+    assert (t.text, t.deltas, t.finished, t.obstacle) == ("the of", 2, False, "")
+    assert read_transcript([b"".join(crlf)[:-1], b"\n" + sse(chunk({"content": "!"}))]).text == "the of!"
+
+
 def test_tool_calls_and_several_choices_cannot_be_continued():
     assert read_transcript([sse(chunk({"tool_calls": [{"index": 0}]}))]).obstacle == "a tool call in progress"
     assert read_transcript([sse(chunk({"content": "x"}, index=1))]).obstacle == "more than one choice"

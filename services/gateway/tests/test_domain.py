@@ -187,11 +187,13 @@ def _metered_one_by_one(stream: bytes) -> tuple[int, bool, tuple | None]:
     return events, done, usage
 
 
+@pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])
 @pytest.mark.parametrize("seed", range(40))
-def test_the_stream_meter_counts_in_bulk_what_a_reading_event_by_event_finds(seed):
+def test_the_stream_meter_counts_in_bulk_what_a_reading_event_by_event_finds(seed, crlf):
     """The meter counts events with substring counts and reads only the events that can matter; whatever the
     chunking, it must find what reading every event finds: content that mentions [DONE] or "usage" as text,
-    null usage on every chunk (OpenAI's include_usage), comments, extra blank lines, no [DONE] at all."""
+    null usage on every chunk (OpenAI's include_usage), comments, extra blank lines, no [DONE] at all; with
+    lines ending in LF or, as servers built on sse-starlette end them, CRLF (passed on as they came)."""
     rng = random.Random(seed)
     parts = []
     for i in range(rng.randrange(0, 12)):
@@ -210,12 +212,15 @@ def test_the_stream_meter_counts_in_bulk_what_a_reading_event_by_event_finds(see
     if rng.random() < 0.8:
         parts.append(b"data: [DONE]\n\n")
     stream = b"".join(parts)
+    sent = stream.replace(b"\n", b"\r\n") if crlf else stream
     meter, forwarded, at = StreamMeter(), [], 0
-    while at < len(stream):
-        step = rng.choice([1, 3, 17, 64, len(stream)])
-        forwarded.append(meter.feed(stream[at:at + step]))
+    while at < len(sent):
+        step = rng.choice([1, 3, 17, 64, len(sent)])
+        out = meter.feed(sent[at:at + step])
+        assert out == b"" or out.endswith(b"\r\n\r\n" if crlf else b"\n\n")  # whole events only
+        forwarded.append(out)
         at += step
-    assert b"".join(forwarded) == stream and meter.pending == b""
+    assert b"".join(forwarded) == sent and meter.pending == b""
     events, done, usage = _metered_one_by_one(stream)
     assert (meter.events, meter.done) == (events, done)
     result = meter.result()

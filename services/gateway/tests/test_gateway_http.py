@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import aiohttp
+import anthropic
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -864,9 +865,6 @@ async def test_rerank_and_pooling_endpoints_are_routed_metered_and_reserve_no_ou
     """vLLM's rerank (and its Cohere-style /v2), score, classify and pooling routes reach the backend serving the
     model; a rerank's usage (its total alone) is metered as input, and nothing is reserved for output tokens that
     will never come (a tenant's per-minute limit was charged 256 of them per request)."""
-    from starlette.applications import Starlette
-    from starlette.routing import Route
-
     seen = []
 
     async def pooling(request):
@@ -895,3 +893,48 @@ async def test_rerank_and_pooling_endpoints_are_routed_metered_and_reserve_no_ou
     assert all(status == 200 and backend == "r1" for status, backend, _ in answers)
     assert answers[0][2] > 1000 - 40  # the request's estimate reserved: a handful of input tokens, no output
     assert (prompt, completion) == (3 * 30 + 5 * 12, 0)
+
+
+async def test_a_server_whose_lines_end_in_crlf_is_streamed_as_it_sends(asgi_server, tmp_path):
+    """Servers built on sse-starlette (llama-cpp-python, Xinference) end SSE lines in CRLF: their events reach the
+    client one by one, byte for byte, with usage metered and the Anthropic edge translating them (no event was
+    found in such a stream: the client got all of it at its end, unmetered)."""
+    def event(obj) -> bytes:
+        return b"data: " + json.dumps(obj).encode() + b"\r\n\r\n"
+
+    first = event({"id": "c1", "object": "chat.completion.chunk", "model": MODEL,
+                   "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"}}]})
+    rest = (event({"id": "c1", "object": "chat.completion.chunk", "model": MODEL,
+                   "choices": [{"index": 0, "delta": {"content": " world"}, "finish_reason": "stop"}]}) +
+            event({"id": "c1", "object": "chat.completion.chunk", "model": MODEL, "choices": [],
+                   "usage": {"prompt_tokens": 6, "completion_tokens": 2, "total_tokens": 8}}) + b"data: [DONE]\r\n\r\n")
+    release = asyncio.Event()
+
+    async def completions(request):
+        await request.body()
+
+        async def events():
+            yield first
+            await release.wait()  # the rest only once the client holds the first event
+            yield rest
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+    async with asgi_server(app, lifespan="off") as (url, _):
+        async with gateway(asgi_server, tmp_path, [("crlf", url)]) as (http, gw):
+            async with http.post("/v1/chat/completions", json=chat(stream=True)) as resp:
+                got_first = await asyncio.wait_for(resp.content.readuntil(b"\r\n\r\n"), 10)
+                release.set()
+                got_rest = await resp.read()
+            release.clear()
+            client = anthropic.AsyncAnthropic(base_url=str(http._base_url).rstrip("/"), api_key="x", max_retries=0)
+            release.set()
+            async with client.messages.stream(model=MODEL, max_tokens=5,
+                                              messages=[{"role": "user", "content": "Hi"}]) as stream:
+                message = await stream.get_final_message()
+            await client.close()
+            gw.metrics.flush()
+            completion = gw.metrics.tokens.labels("default", MODEL, "completion")._value.get()
+    assert (got_first, got_rest) == (first, rest)
+    assert message.content[0].text == "Hello world" and message.usage.output_tokens == 2
+    assert completion == 2 + 2  # both streams' usage, read from their usage events

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from tmx_gateway.domain import json_bodies
 from tmx_gateway.domain.metering import Usage, usage_from_obj
+from tmx_gateway.domain.sse import split_events
 
 
 class AnthropicRequestError(ValueError):
@@ -346,8 +347,7 @@ class StreamTranslator:
         ends the stream with an error event: what follows it is not translated."""
         if self._done:
             return []
-        data = self._pending + chunk
-        *events, self._pending = data.split(b"\n\n")
+        events, self._pending = split_events(self._pending + chunk)
         out: list[bytes] = []
         for event in events:
             if not event.startswith(b"data:"):

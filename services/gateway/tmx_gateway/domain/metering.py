@@ -92,19 +92,25 @@ class StreamMeter:
             held = self._pending
             if type(held) is bytes:
                 held = self._pending = bytearray(held)
-            searched = len(held) - 1  # a blank line can only end in what arrives now
+            searched = max(len(held) - 3, 0)  # a blank line can only end in what arrives now
             held += chunk
-            end = held.rfind(b"\n\n", searched)
+            end, size = held.rfind(b"\n\n", searched), 2
             if end < 0:
-                return b""
+                end, size = held.rfind(b"\r\n\r\n", searched), 4
+                if end < 0:
+                    return b""
             buffer = bytes(held)
         else:
             buffer = chunk
-            end = buffer.rfind(b"\n\n")
+            end, size = buffer.rfind(b"\n\n"), 2
             if end < 0:
-                self._pending = chunk
-                return b""
-        complete, self._pending = buffer[:end], buffer[end + 2:]
+                end, size = buffer.rfind(b"\r\n\r\n"), 4  # a server whose lines end in CRLF (see sse.py)
+                if end < 0:
+                    self._pending = chunk
+                    return b""
+        complete, self._pending = buffer[:end], buffer[end + size:]
+        if size == 4:
+            complete = complete.replace(b"\r\n", b"\n")  # read as LF; the client gets the bytes as they came
         # an event's data line starts the chunk (after any blank lines the last chunk's end left) or follows a
         # newline: the blank line before it, or its event's `event:` line (the Responses API)
         head = complete.lstrip(b"\n")  # (the same bytes object unless there were blank lines to strip)
@@ -123,7 +129,7 @@ class StreamMeter:
                     self._end()
                 elif usage and b'"usage"' in event and (data := payload(event.lstrip(b"\n"))) is not None:
                     self._read_usage(data)
-        return buffer[:end + 2]
+        return buffer[:end + size]
 
     def _end(self) -> None:
         self.done = True

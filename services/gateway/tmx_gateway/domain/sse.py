@@ -1,11 +1,17 @@
 """Server-sent events as the OpenAI streaming APIs frame them: events ended by a blank line, each with one
-`data: <json>` line (chat and completions: that line alone; the Responses API: after an `event: <type>` line)."""
+`data: <json>` line (chat and completions: that line alone; the Responses API: after an `event: <type>` line).
+
+Lines end in LF (vLLM, SGLang, TensorRT-LLM) or CRLF (servers built on sse-starlette: llama-cpp-python,
+Xinference); what is parsed here is read with LF endings, while the bytes a client gets are the server's."""
 
 from __future__ import annotations
 
 
 def split_events(data: bytes) -> tuple[list[bytes], bytes]:
-    """The complete events in `data` (without their terminating blank line) and the unfinished rest."""
+    """The complete events in `data` (without their terminating blank line) and the unfinished rest, with LF
+    line endings."""
+    if b"\r\n" in data:
+        data = data.replace(b"\r\n", b"\n")
     *events, rest = data.split(b"\n\n")
     return events, rest
 
