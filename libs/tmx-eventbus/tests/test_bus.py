@@ -199,3 +199,14 @@ async def test_an_outage_is_logged_once_not_once_per_retry(nats_server, caplog, 
     # each distinct error once (the server's EOF, then the refused reconnects), of the >= 6 nats-py reported
     assert errors and len(set(errors)) == len(errors) < 6 and any("ConnectionRefused" in e for e in errors)
     assert not any(r.exc_info for r in caplog.records)  # no traceback per retry
+
+
+async def test_closing_the_bus_on_purpose_reports_no_outage(nats_url, caplog):
+    """A service stopping, or `tmx audit tail` done, closes its connection: nats-py calls the disconnect callback,
+    which said "NATS connection lost; reconnecting" as its last line."""
+    import logging
+
+    bus = await EventBus.connect(nats_url, name="test")
+    with caplog.at_level(logging.INFO, logger="tmx_eventbus.bus"):
+        await bus.close()
+    assert bus.nc.is_closed and [r.getMessage() for r in caplog.records] == []

@@ -33,6 +33,7 @@ class ConnectionLog:
         self.url, self.name = url, name
         self.errors = 0  # every error nats-py reported (logged or not)
         self._logged: set[str] = set()  # the errors already logged in this outage
+        self.closing = False  # the connection is being closed on purpose (EventBus.close): no outage to report
 
     async def error(self, exc: Exception) -> None:
         self.errors += 1
@@ -43,6 +44,8 @@ class ConnectionLog:
                         extra={"nats_url": self.url, "client": self.name, "error": key})
 
     async def disconnected(self) -> None:
+        if self.closing:
+            return
         log.warning("NATS connection lost; reconnecting", extra={"nats_url": self.url, "client": self.name})
 
     async def reconnected(self) -> None:
@@ -198,6 +201,8 @@ class EventBus:
         for sub in self._subscriptions:
             await _quietly_unsubscribe(sub)
         self._subscriptions.clear()
+        if self.connection_log is not None:
+            self.connection_log.closing = True
         if not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.drain(), timeout=5.0)
