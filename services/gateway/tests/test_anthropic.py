@@ -363,3 +363,32 @@ async def test_count_tokens_says_so_when_the_engine_cannot_tokenize(asgi_server,
                 body = await resp.json()
     assert resp.status == 501 and body["type"] == "error"
     assert body["error"]["message"] == "backend bare cannot count tokens: it has no /tokenize endpoint"
+
+
+async def test_an_anthropic_client_lists_and_retrieves_models_in_its_own_shape(asgi_server, tmp_path):
+    """Anthropic's models API through the gateway: its client (x-api-key, anthropic-version) gets the catalogue as
+    Anthropic lists models, and errors in Anthropic's shape; an OpenAI client still gets OpenAI's."""
+    from tmx_config.fleet import TenantSpec
+
+    tenants = (TenantSpec(name="acme", api_keys=("sk-acme",)),)
+    async with engine_sims(asgi_server, 1) as sims:
+        async with gateway(asgi_server, tmp_path, [("s1", sims[0][0])], tenants=tenants) as (http, _):
+            base = str(http._base_url).rstrip("/")
+            client = anthropic.AsyncAnthropic(base_url=base, api_key="sk-acme", max_retries=0)
+            listed = [m async for m in client.models.list()]
+            retrieved = await client.models.retrieve("alias")
+            with pytest.raises(anthropic.NotFoundError) as missing:
+                await client.models.retrieve("nope")
+            stranger = anthropic.AsyncAnthropic(base_url=base, api_key="sk-nope", max_retries=0)
+            with pytest.raises(anthropic.AuthenticationError) as refused:
+                await stranger.models.list()
+            await client.close()
+            await stranger.close()
+            async with http.get("/v1/models", headers={"Authorization": "Bearer sk-acme"}) as resp:
+                openai_shape = await resp.json()
+    assert [(m.type, m.id, m.display_name) for m in listed] == [("model", MODEL, MODEL)]
+    assert retrieved.id == MODEL and retrieved.created_at.year == 1970
+    assert missing.value.body == {"type": "error", "error": {"type": "not_found_error",
+                                                             "message": "The model `nope` does not exist"}}
+    assert refused.value.body["error"]["type"] == "authentication_error"
+    assert openai_shape["object"] == "list" and openai_shape["data"][0]["object"] == "model"

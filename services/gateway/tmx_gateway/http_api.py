@@ -675,35 +675,51 @@ class GatewayApi:
 
     # --- the rest of the surface ---------------------------------------------------------------------
     def _refused_view(self, request: Request, admin: bool) -> Response | None:
-        """The answer to a caller not allowed this view (see `Tenancy.admit_admin`, `admit_reader`); None if allowed."""
+        """The answer to a caller not allowed this view (see `Tenancy.admit_admin`, `admit_reader`); None if allowed.
+        A reader may send its key as an Anthropic client does (x-api-key) and is then answered in Anthropic's
+        error shape."""
         authorization = request.headers.get("authorization")
+        anthropic_client = not admin and _anthropic_client(request)
+        if anthropic_client and not authorization and (key := request.headers.get("x-api-key")):
+            authorization = f"Bearer {key}"
         try:
             if admin:
                 self._tenancy().admit_admin(authorization, self.settings.admin_key)
             else:
                 self._tenancy().admit_reader(authorization, self.settings.admin_key)
         except Unauthorized as exc:
-            return GatewayError(401, str(exc), code="invalid_api_key").response()
+            return _anthropic_error(401, str(exc)) if anthropic_client else \
+                GatewayError(401, str(exc), code="invalid_api_key").response()
         except Forbidden as exc:
             return GatewayError(403, str(exc), code="admin_disabled").response()
         return None
 
     async def models(self, request: Request) -> Response:
+        """The merged catalogue; to an Anthropic client (it sends `anthropic-version`), as Anthropic lists models."""
         if (refused := self._refused_view(request, admin=False)) is not None:
             return refused
+        catalogue = self.fleet.catalogue()
+        if _anthropic_client(request):
+            data = [_anthropic_model(e.name) for e in catalogue]
+            return JSONResponse({"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+                                 "last_id": data[-1]["id"] if data else None})
         now = time.monotonic()
-        return JSONResponse({"object": "list", "data": [self._model(e, now) for e in self.fleet.catalogue()]})
+        return JSONResponse({"object": "list", "data": [self._model(e, now) for e in catalogue]})
 
     async def model(self, request: Request) -> Response:
-        """One model of the catalogue (OpenAI's retrieve), by its name or an alias: the canonical entry."""
+        """One model of the catalogue (OpenAI's or Anthropic's retrieve), by its name or an alias: the canonical
+        entry."""
         if (refused := self._refused_view(request, admin=False)) is not None:
             return refused
         name = request.path_params["model"]
         canonical = self.fleet.resolve_model(name)
         entry = next((e for e in self.fleet.catalogue() if e.name == canonical), None)
         if entry is None:
-            return GatewayError(404, f"The model `{name}` does not exist", param="model",
-                                code="model_not_found").response()
+            message = f"The model `{name}` does not exist"
+            return _anthropic_error(404, message) if _anthropic_client(request) else \
+                GatewayError(404, message, param="model", code="model_not_found").response()
+        if _anthropic_client(request):
+            return JSONResponse(_anthropic_model(entry.name))
         return JSONResponse(self._model(entry, time.monotonic()))
 
     def _model(self, entry, now: float) -> dict:
@@ -791,6 +807,16 @@ def _engine_costs(fit: CostFit) -> dict:
     return {"factor": round(fit.factor, 4), "prefill_ms_per_token": round(costs.prefill_ms_per_token, 5),
             "step_ms": round(costs.step_ms, 3), "step_ms_per_seq": round(costs.step_ms_per_seq, 4),
             "overhead_ms": round(fit.overhead_ms, 3), "observations": fit.samples}
+
+
+def _anthropic_client(request: Request) -> bool:
+    """Anthropic's clients send the API version they speak on every request."""
+    return "anthropic-version" in request.headers
+
+
+def _anthropic_model(name: str) -> dict:
+    """A model as Anthropic's models API describes one (its creation time unknown here: the epoch)."""
+    return {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
 
 
 def _anthropic_failure(response: Response) -> Response:
