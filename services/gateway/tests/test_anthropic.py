@@ -212,7 +212,8 @@ async def test_an_anthropic_client_reads_a_reasoning_models_thinking(asgi_server
         async def events():
             for delta in ({"role": "assistant", "content": ""}, {"reasoning_content": "Add"},
                           {"reasoning_content": " them."}, {"content": "4"}):
-                yield f"data: {json.dumps({'id': 'c', 'object': 'chat.completion.chunk', 'choices': [{'index': 0, 'delta': delta}]})}\n\n"
+                chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}
+                yield f"data: {json.dumps(chunk)}\n\n"
             yield "data: [DONE]\n\n"
         return StreamingResponse(events(), media_type="text/event-stream")
 

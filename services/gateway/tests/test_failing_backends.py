@@ -203,5 +203,6 @@ async def test_a_stream_event_over_the_limit_ends_the_stream_with_an_error(asgi_
             failures = gw.fleet.backends["a"].breaker.failures
     error = json.loads(body.decode().removeprefix("data: "))["error"]
     assert status == 200 and error["code"] == "upstream_stream_broken"
-    assert error["message"].startswith("upstream a broke mid-stream: an event exceeds the gateway's limit of 2000 bytes")
+    too_large = "upstream a broke mid-stream: an event exceeds the gateway's limit of 2000 bytes (max_response_bytes)"
+    assert error["message"] == f"{too_large}; continuation failed (no other backend to continue on)"
     assert failures == 1

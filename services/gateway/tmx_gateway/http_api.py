@@ -468,7 +468,7 @@ class GatewayApi:
                         first_error: str):
         """Ask the other backends, in routing order, to continue the answer; relay the first that does."""
         data = json.dumps(body).encode()
-        last_error = first_error
+        last_error = "no other backend to continue on"  # until one is tried
         for _ in range(max(resume.attempts_left, 0)):
             candidates = self.fleet.candidates(ctx.model, time.monotonic(), resume.tried)
             if not candidates or time.perf_counter() >= resume.deadline:

@@ -11,7 +11,7 @@ from tensormux.forge.v1 import forge_pb2, forge_pb2_grpc
 from tensormux.registry.v1 import registry_pb2, registry_pb2_grpc
 from tmx_errors import InvalidArgument, Unavailable
 from tmx_grpcserver import grpc_errors
-from tmx_registry.domain.jobs import JobSpec, check_against_workers, validate_job
+from tmx_registry.domain.jobs import JobSpec
 from tmx_registry.domain.kernels import DecisionRecord, Environment, OpSpec, Provenance, RunRecord
 from tmx_registry.events import STATE_TO_PROTO, JobWatchHub, RegistryEvents, worker_info
 from tmx_registry.repository import Job, Kernel, Repository
@@ -136,8 +136,8 @@ class ForgeServicer(forge_pb2_grpc.ForgeServiceServicer):
                        target=r.target, generator=r.generator or "template", max_candidates=r.max_candidates or 4,
                        time_budget_s=r.time_budget_s or 300.0, candidate_source=r.candidate_source,
                        reference_source=r.reference_source)
-        check_against_workers(validate_job(spec), [worker_info(w) for w in await self._workers(spec.target)])
-        job = await asyncio.to_thread(self.repo.create_job, spec)
+        workers = [worker_info(w) for w in await self._workers(spec.target)]
+        job = await asyncio.to_thread(self.repo.create_job, spec, workers)
         if await self.events.dispatch(job):
             job = await asyncio.to_thread(self.repo.get_job, job.id)
         return _job(job)

@@ -6,6 +6,7 @@ import functools
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import create_engine, event, select
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tmx_errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from tmx_registry.db.models import KernelDecisionRow, KernelJobRow, KernelRow, KernelRunRow, OpSpecRow
-from tmx_registry.domain.jobs import JobSpec, JobState, next_state, validate_job
+from tmx_registry.domain.jobs import JobSpec, JobState, WorkerInfo, next_state, validate_job
 from tmx_registry.domain.kernels import (PROMOTED, REVOKED, SUPERSEDED, DecisionEntry, DecisionRecord, Eligible,
                                          Environment, OpSpec, Provenance, RunRecord, content_hash, on_publish,
                                          on_revoke, rank, reference_hash, validate_publication, validate_runs)
@@ -117,8 +118,9 @@ class Repository:
 
     # --- jobs ----------------------------------------------------------------------------------------
     @_db_errors
-    def create_job(self, spec: JobSpec) -> Job:
-        validate_job(spec)
+    def create_job(self, spec: JobSpec, workers: Sequence[WorkerInfo] = ()) -> Job:
+        """Store a valid job (`validate_job`, against the `workers` of its target alive now)."""
+        validate_job(spec, workers)
         now = _now_ms()
         row = KernelJobRow(
             id=uuid.uuid4().hex, op=spec.op, dtype=spec.dtype, shapes_json=json.dumps([list(s) for s in spec.shapes]),

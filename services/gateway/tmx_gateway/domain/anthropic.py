@@ -95,7 +95,8 @@ def _checked(body: dict) -> None:
 
 def _document_text(block: dict, i: int) -> str:
     """A document block as the text an engine reads: a plain-text source, or a content source's text blocks,
-    after its title and context, set apart by blank lines. A PDF (base64, URL or file) has no text here: an engine takes none."""
+    after its title and context, set apart by blank lines. A PDF (base64, URL or file) has no text here: an
+    engine takes none."""
     source = block.get("source")
     kind = source.get("type") if isinstance(source, dict) else None
     if kind == "text" and isinstance(source.get("data"), str):
@@ -342,6 +343,12 @@ class StreamTranslator:
         return out + [_sse("content_block_start", {"type": "content_block_start", "index": self._block,
                                                    "content_block": block})]
 
+    def _delta(self, kind: str, block: dict, delta: dict) -> list[bytes]:
+        """`delta` to the open block of `kind`, opening one (`block`) if another kind is open."""
+        out = self._open_block(kind, block) if self._block_kind != kind else []
+        return out + [_sse("content_block_delta", {"type": "content_block_delta", "index": self._block,
+                                                   "delta": delta})]
+
     def feed(self, chunk: bytes) -> list[bytes]:
         """The Anthropic events for `chunk`'s complete OpenAI events. An event that is not a chat completion chunk
         ends the stream with an error event: what follows it is not translated."""
@@ -378,18 +385,13 @@ class StreamTranslator:
             delta = _object(_object(choice, "a choice").get("delta"), "a delta")
             reasoning = _reasoning(delta, "a delta")
             if reasoning:
-                if self._block_kind != "thinking":
-                    out += self._open_block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
-                out.append(_sse("content_block_delta", {"type": "content_block_delta", "index": self._block,
-                                                        "delta": {"type": "thinking_delta", "thinking": reasoning}}))
+                out += self._delta("thinking", {"type": "thinking", "thinking": "", "signature": ""},
+                                   {"type": "thinking_delta", "thinking": reasoning})
             text = delta.get("content")
             if text is not None and not isinstance(text, str):
                 raise NotACompletion("a delta's content is not a string")
             if text:
-                if self._block_kind != "text":
-                    out += self._open_block("text", {"type": "text", "text": ""})
-                out.append(_sse("content_block_delta", {"type": "content_block_delta", "index": self._block,
-                                                        "delta": {"type": "text_delta", "text": text}}))
+                out += self._delta("text", {"type": "text", "text": ""}, {"type": "text_delta", "text": text})
             for call, function in map(_tool_call, _array(delta.get("tool_calls"), "tool_calls")):
                 index = call.get("index", 0)
                 if not isinstance(index, int):

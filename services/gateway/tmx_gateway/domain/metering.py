@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tmx_gateway.domain.json_bodies import parse
-from tmx_gateway.domain.sse import payload
+from tmx_gateway.domain.sse import last_blank_line, payload
 
 
 @dataclass(frozen=True)
@@ -94,23 +94,19 @@ class StreamMeter:
                 held = self._pending = bytearray(held)
             searched = max(len(held) - 3, 0)  # a blank line can only end in what arrives now
             held += chunk
-            end, size = held.rfind(b"\n\n", searched), 2
+            end, size = last_blank_line(held, searched)
             if end < 0:
-                end, size = held.rfind(b"\r\n\r\n", searched), 4
-                if end < 0:
-                    return b""
+                return b""
             buffer = bytes(held)
         else:
             buffer = chunk
-            end, size = buffer.rfind(b"\n\n"), 2
+            end, size = last_blank_line(buffer)
             if end < 0:
-                end, size = buffer.rfind(b"\r\n\r\n"), 4  # a server whose lines end in CRLF (see sse.py)
-                if end < 0:
-                    self._pending = chunk
-                    return b""
+                self._pending = chunk
+                return b""
         complete, self._pending = buffer[:end], buffer[end + size:]
-        if size == 4:
-            complete = complete.replace(b"\r\n", b"\n")  # read as LF; the client gets the bytes as they came
+        if size == 4:  # a server whose lines end in CRLF (see sse.py): read as LF, passed on as they came
+            complete = complete.replace(b"\r\n", b"\n")
         # an event's data line starts the chunk (after any blank lines the last chunk's end left) or follows a
         # newline: the blank line before it, or its event's `event:` line (the Responses API)
         head = complete.lstrip(b"\n")  # (the same bytes object unless there were blank lines to strip)

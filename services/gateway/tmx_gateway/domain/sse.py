@@ -7,6 +7,16 @@ Xinference); what is parsed here is read with LF endings, while the bytes a clie
 from __future__ import annotations
 
 
+def last_blank_line(data: bytes | bytearray, start: int = 0) -> tuple[int, int]:
+    """Where the last blank line at or after `start` begins, and its length (2 for LF, 4 for CRLF); (-1, 0)
+    without one: the events before it are complete."""
+    end = data.rfind(b"\n\n", start)
+    if end >= 0:
+        return end, 2
+    end = data.rfind(b"\r\n\r\n", start)
+    return (end, 4) if end >= 0 else (-1, 0)
+
+
 def split_events(data: bytes) -> tuple[list[bytes], bytes]:
     """The complete events in `data` (without their terminating blank line) and the unfinished rest, with LF
     line endings."""

@@ -9,7 +9,6 @@ from tmx_errors import InvalidArgument, NotFound
 from tmx_health.domain.state_machine import BackendHealth, State
 
 
-
 @dataclass(frozen=True)
 class ModelAvailability:
     name: str

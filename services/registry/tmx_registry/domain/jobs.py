@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -44,7 +45,9 @@ class JobSpec:
     reference_source: str = ""  # a custom op's own reference module (parsed here, run only in a worker sandbox)
 
 
-def validate_job(spec: JobSpec) -> JobSpec:
+def validate_job(spec: JobSpec, workers: Sequence[WorkerInfo] = ()) -> JobSpec:
+    """`spec` if it is a valid submission: well-formed, and runnable by the workers of its target alive now
+    (`workers`; see `check_against_workers`)."""
     if not _OP.match(spec.op):
         raise InvalidArgument("op", "must be a lower-case identifier such as 'rmsnorm'")
     if spec.dtype not in DTYPES:
@@ -68,6 +71,7 @@ def validate_job(spec: JobSpec) -> JobSpec:
         raise InvalidArgument("max_candidates", "must be within 1..64")
     if not 0 < spec.time_budget_s <= 24 * 3600:
         raise InvalidArgument("time_budget_s", "must be within (0, 86400]")
+    check_against_workers(spec, workers)
     return spec
 
 
@@ -105,7 +109,7 @@ class WorkerInfo:
     generators: frozenset[str]
 
 
-def check_against_workers(spec: JobSpec, workers: list[WorkerInfo]) -> None:
+def check_against_workers(spec: JobSpec, workers: Sequence[WorkerInfo]) -> None:
     """Refuse at submission what every worker of the job's target would fail: an op none of them has (a typo
     was accepted, then failed by the worker as "unknown op"), a custom op named like one they have, a generator
     none of them runs. With no worker of the target alive the job is accepted: it waits in the queue for one,
