@@ -7,7 +7,11 @@ Arms, side by side on the same fake upstream, JSON and streamed answers:
 - `bare`: `bare_proxy.py`'s app, the featureless forwarder `peer_overhead` measures as the Python floor;
 - `tensormux`: the gateway's app with routing (least_inflight), metering and metrics, no audit;
 - `tensormux-audit`: the same with its audit and outcome events published to NATS (an embedded nats-server
-  from the wheel), as `tmx up` runs it: the publisher's passes run in the same loop between requests.
+  from the wheel), as `tmx up` runs it: the publisher's passes run in the same loop between requests;
+- `tensormux-traced`: `tensormux` with tracing on, every request sampled (a request span and an attempt span,
+  batched and exported over OTLP/HTTP by the SDK's thread to a sink in another process, which answers 200);
+- `tensormux-traced-1pct`: the same, sampling 1% of traces (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`,
+  `OTEL_TRACES_SAMPLER_ARG=0.01`).
 Each arm: a warm-up, then 7 rounds of `--requests` requests one after another; the median round's microseconds
 per request. These figures are deterministic to ~1%, where requests/s through real sockets (`peer_overhead`)
 move by several percent from run to run: the tool for measuring a change to the request path.
@@ -117,6 +121,33 @@ def start_nats(store: str) -> tuple[subprocess.Popen, str]:
         time.sleep(0.05)
 
 
+# an OTLP/HTTP sink: reads each export and answers 200 with an empty protobuf response, as a collector does
+_SINK = """
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers['content-length']))
+        self.send_response(200); self.send_header('content-type', 'application/x-protobuf')
+        self.send_header('content-length', '0'); self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), Sink).serve_forever()
+"""
+
+
+def start_otlp_sink() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", _SINK, str(port)])
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"http://127.0.0.1:{port}/v1/traces"
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise SystemExit("the OTLP sink did not start")
+        time.sleep(0.05)
+
+
 def _scope(body: bytes) -> dict:
     return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
             "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions", "query_string": b"",
@@ -125,15 +156,21 @@ def _scope(body: bytes) -> dict:
                         (b"content-length", str(len(body)).encode())]}
 
 
-async def _measure(arm: str, stream: bool, requests: int, nats_url: str, spool_dir: str) -> float:
+async def _measure(arm: str, stream: bool, requests: int, nats_url: str, spool_dir: str, otlp: str) -> float:
     if arm == "bare":
         os.environ[UPSTREAM_ENV] = "http://backend"
         app = BareProxy()
         app.session = InstantSession()
         return await _time(app, stream, requests)
     settings = Settings(nats_url=nats_url if arm == "tensormux-audit" else "", fleet_file="", fleet_reload_s=0,
-                        spool_path=os.path.join(spool_dir, f"{arm}-{stream}.spool"))
+                        spool_path=os.path.join(spool_dir, f"{arm}-{stream}.spool"),
+                        otlp_traces_endpoint=otlp if arm.startswith("tensormux-traced") else "")
+    sampled = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"}
+    if arm == "tensormux-traced-1pct":
+        os.environ.update(sampled)  # read by the SDK when the gateway builds its tracer provider
     gateway = Gateway(settings, FleetFile(backends=(BackendSpec(id="b", url="http://backend", models=("m",)),)))
+    for name in sampled:
+        os.environ.pop(name, None)
     app = build_starlette(gateway.api, gateway.lifespan)
     async with gateway.lifespan(app.app):
         await gateway.api.session.close()
@@ -178,23 +215,27 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         nats, nats_url = start_nats(os.path.join(tmp, "nats"))
+        sink, otlp = start_otlp_sink()
         try:
             for stream in (False, True):
                 bare = None
-                for arm in ("bare", "tensormux", "tensormux-audit"):
-                    us = uvloop.run(_measure(arm, stream, args.requests, nats_url, tmp)) * 1e6
+                for arm in ("bare", "tensormux", "tensormux-audit", "tensormux-traced", "tensormux-traced-1pct"):
+                    us = uvloop.run(_measure(arm, stream, args.requests, nats_url, tmp, otlp)) * 1e6
                     bare = bare or us
                     rows.append({"arm": arm, "stream": stream, "us_per_request": round(us, 2),
                                  "vs_bare": round(us / bare, 2), "added_us": round(us - bare, 2)})
                     print(f"{'stream' if stream else 'json':6} {arm:16} {us:7.2f} us/request  {us / bare:5.2f}x "
                           f"bare  +{us - bare:.2f} us", flush=True)
         finally:
-            nats.terminate()
-            nats.wait(10)
+            for proc in (nats, sink):
+                proc.terminate()
+                proc.wait(10)
     save("gateway_path_cost", rows, f"the ASGI apps called in-process against an instant fake upstream session (no "
          f"HTTP server or client, no sockets); 7 rounds of {args.requests} sequential requests per arm, median "
          f"round; bare = bench/bare_proxy.py's app; tensormux = least_inflight routing, metering and metrics; "
-         f"-audit = plus audit and outcome events published to an embedded nats-server")
+         f"-audit = plus audit and outcome events published to an embedded nats-server; -traced = tensormux with "
+         f"every request traced (two spans) and exported over OTLP/HTTP to a sink process; -traced-1pct = 1% of "
+         f"traces sampled")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from tmx_gateway.metrics import GatewayMetrics
 from tmx_gateway.peering import PeerLink
 from tmx_gateway.settings import Settings
 from tmx_gateway.spool import Spool
+from tmx_gateway.tracing import RequestTraces
+from tmx_telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,11 @@ class Gateway:
                                             settings.audit_file, settings.spool_replay_interval_s,
                                             settings.event_linger_ms / 1000, settings.event_ack_interval_ms / 1000,
                                             settings.event_urgent_linger_ms / 1000)
+        self.tracing = configure_tracing("tensormux-gateway", settings.otlp_traces_endpoint,
+                                         instance=settings.gateway_id, instrumentation="tmx_gateway")
         self.api = GatewayApi(settings, self.fleet, lambda: self.router, lambda: self.tenancy, self.limiter,
-                              self.metrics, self.publisher, self.ready, self.peers)
+                              self.metrics, self.publisher, self.ready, self.peers,
+                              RequestTraces(self.tracing.tracer) if self.tracing else None)
         if self.peers is not None and not settings.nats_url:
             log.warning("no NATS: this worker routes on its own view only (its load, its prefixes, its spend)")
         self._tasks: list[asyncio.Task] = []
@@ -129,6 +134,8 @@ class Gateway:
             if self.bus:
                 await self.bus.close()
             await self.api.session.close()
+            if self.tracing:  # the spans still batched reach the collector (its export blocks: off the loop)
+                await asyncio.to_thread(self.tracing.shutdown)
 
     async def _connect_events(self) -> None:
         while self.bus is None:

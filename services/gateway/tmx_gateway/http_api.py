@@ -32,6 +32,7 @@ from tmx_gateway.domain.sse import split_events
 from tmx_gateway.deadlines import Deadlines
 from tmx_gateway.disconnect import FinalChunk, RelayedStream, cancelled_if_client_leaves
 from tmx_gateway.domain.tenancy import Caller, Forbidden, Tenancy, Unauthorized
+from tmx_gateway import tracing
 from tmx_gateway.errors import GatewayError
 from tmx_gateway.events import EventPublisher, RequestRecord
 from tmx_gateway.metrics import GatewayMetrics
@@ -66,6 +67,7 @@ class GatewayApi:
         publisher: EventPublisher | None,
         ready: Callable[[], bool],
         peers: PeerView | None = None,
+        traces: tracing.RequestTraces | None = None,
     ) -> None:
         self.settings = settings
         self.fleet = fleet
@@ -78,6 +80,7 @@ class GatewayApi:
         self.session: aiohttp.ClientSession | None = None  # opened by the app's lifespan
         self.retry_budget = RetryBudget(ratio=settings.retry_budget_ratio)
         self.peers = peers  # with several workers: what they tell each other
+        self.traces = traces  # None: the gateway does not trace (see tracing.py)
         # request bodies must arrive within body_read_timeout_s, kept to a quarter of it (at most 1 s) by the
         # sweep the app's lifespan runs (see deadlines.py)
         self.body_deadlines = Deadlines(min(1.0, settings.body_read_timeout_s / 4))
@@ -248,6 +251,9 @@ class GatewayApi:
                              prompt_text=text, prompt_tokens=estimate_tokens(text, len(body)), max_tokens=max_tokens)
         ctx = _Context(request_id, caller, model, endpoint, stream, started,
                        (request.scope.get("client") or ("",))[0], route, headers)
+        if self.traces is not None:
+            ctx.span = self.traces.request(request.scope["path"], model, caller.tenant, request_id, request_headers,
+                                           started)
         admission = self.limiter.admit(
             caller.tenant, 0 if endpoint in _TOKEN_FREE else route.prompt_tokens + route.max_tokens, time.monotonic())
         if type(admission) is Refusal:
@@ -276,9 +282,12 @@ class GatewayApi:
             timeout = aiohttp.ClientTimeout(total=max(0.001, deadline - time.perf_counter()),
                                             sock_connect=self.settings.upstream_connect_timeout_s)
             try:
-                upstream = await self.session.post(backend.url + endpoint, data=body, headers=headers, timeout=timeout)
+                upstream = await self.session.post(backend.url + endpoint, data=body, timeout=timeout,
+                                                   headers=headers if ctx.span is None else
+                                                   tracing.carrying(ctx.attempt_span or ctx.span, headers))
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
-                self._release(ctx, failed=True, refused=isinstance(exc, aiohttp.ClientConnectorError))
+                self._release(ctx, failed=True, refused=isinstance(exc, aiohttp.ClientConnectorError),
+                              error=type(exc).__name__)
                 self.metrics.retries.labels("connect").inc()
                 last_error = f"{backend.id}: {type(exc).__name__}"
                 self._failed_attempt(ctx, backend, 0, type(exc).__name__)
@@ -286,6 +295,8 @@ class GatewayApi:
             except asyncio.CancelledError:
                 self._abandoned(ctx, backend, decision)
                 raise
+            if ctx.attempt_span is not None:
+                tracing.answered(ctx.attempt_span, upstream.status)
             if upstream.status in _RETRYABLE_STATUS and attempt + 1 < self.settings.max_attempts and \
                     self.fleet.candidates(model, time.monotonic(), tried):  # another backend may answer instead
                 try:
@@ -295,7 +306,7 @@ class GatewayApi:
                     raise
                 # 429 is load, not ill health (nor an answer to the request); a 500 may be the request's own doing
                 self._release(ctx, failed=upstream.status != 429, verdict=upstream.status != 429,
-                              defer=upstream.status == 500)
+                              defer=upstream.status == 500, error=f"HTTP {upstream.status}, retried")
                 self.metrics.retries.labels(str(upstream.status)).inc()
                 last_error = f"{backend.id}: HTTP {upstream.status}"
                 if upstream.status != 500:  # a 500's outcome is published once it is judged (see _judge_suspects)
@@ -366,7 +377,7 @@ class GatewayApi:
             upstream.release()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             upstream.close()
-            self._release(ctx, failed=True)
+            self._release(ctx, failed=True, error=type(exc).__name__)
             err = GatewayError(502, f"upstream {backend.id} failed mid-response: {type(exc).__name__}")
             self._finish(ctx, backend, err.status, Usage(), 0.0, err.message, decision)
             return err.response(headers)
@@ -382,7 +393,7 @@ class GatewayApi:
             raise
         usage = usage_from_body(data) if upstream.status == 200 else Usage()
         ctx.attempt.answered(time.monotonic(), usage)  # observes nothing without usage
-        self._release(ctx, failed=upstream.status >= 500, defer=upstream.status == 500)
+        self._release(ctx, failed=upstream.status >= 500, defer=upstream.status == 500, error=f"HTTP {upstream.status}")
         self._finish(ctx, backend, upstream.status, usage, 0.0, "", decision)
         if upstream.status in (429, 503) and (wait := upstream.headers.get("retry-after")):
             headers["retry-after"] = wait  # the backend's own word on when to come back, for the client's backoff
@@ -429,7 +440,7 @@ class GatewayApi:
                 ctx.attempt.learn(usage)  # its TTFT, at the prefill its usage reports
             else:
                 upstream.close()  # cancels the upstream request (client gone or stream broken)
-            self._release(ctx, failed=bool(error), verdict=complete or bool(error))
+            self._release(ctx, failed=bool(error), verdict=complete or bool(error), error=error)
             if not complete and not error:
                 self._finish(ctx, backend, 499, meter.result(), ttft_ms, "client disconnected", decision)
         if complete:
@@ -480,16 +491,20 @@ class GatewayApi:
             timeout = aiohttp.ClientTimeout(total=max(0.001, resume.deadline - time.perf_counter()),
                                             sock_connect=self.settings.upstream_connect_timeout_s)
             try:
-                upstream = await self.session.post(backend.url + ctx.endpoint, data=data, headers=resume.headers,
-                                                   timeout=timeout)
+                upstream = await self.session.post(backend.url + ctx.endpoint, data=data, timeout=timeout,
+                                                   headers=resume.headers if ctx.span is None else
+                                                   tracing.carrying(ctx.attempt_span or ctx.span, resume.headers))
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
-                self._release(ctx, failed=True, refused=isinstance(exc, aiohttp.ClientConnectorError))
+                self._release(ctx, failed=True, refused=isinstance(exc, aiohttp.ClientConnectorError),
+                              error=type(exc).__name__)
                 last_error = f"{backend.id}: {type(exc).__name__}"
                 self._failed_attempt(ctx, backend, 0, type(exc).__name__)
                 continue
+            if ctx.attempt_span is not None:
+                tracing.answered(ctx.attempt_span, upstream.status)
             if upstream.status != 200:
                 await self._drain(upstream)
-                self._release(ctx, failed=upstream.status >= 500)
+                self._release(ctx, failed=upstream.status >= 500, error=f"HTTP {upstream.status} to a continuation")
                 last_error = f"{backend.id}: HTTP {upstream.status}"
                 self._failed_attempt(ctx, backend, upstream.status, f"HTTP {upstream.status} to a continuation")
                 continue
@@ -512,7 +527,7 @@ class GatewayApi:
                     upstream.release()
                 else:
                     upstream.close()
-                self._release(ctx, failed=broken, verdict=complete or broken)
+                self._release(ctx, failed=broken, verdict=complete or broken, error=last_error if broken else "")
                 if not complete and not broken:  # the client left during the continuation
                     self._finish(ctx, backend, 499, meter.result(), 0.0, "client disconnected", decision)
             if complete:
@@ -564,6 +579,10 @@ class GatewayApi:
         if not ctx.stream:
             ctx.prefill_timer = asyncio.get_running_loop().call_later(attempt.prefill_eta_s, attempt.prefilled)
         self.metrics.inflight_of(backend.id).inc()
+        if ctx.span is not None:
+            ctx.attempts += 1
+            ctx.attempt_span = self.traces.attempt(ctx.span, ctx.attempts, backend.id, backend.url, ctx.endpoint,
+                                                   ctx.model, decision)
 
     def _deadline_s(self, request_headers: dict[str, str]) -> float:
         header = request_headers.get("x-tmx-deadline-ms", "")
@@ -572,14 +591,17 @@ class GatewayApi:
         return self.settings.request_deadline_s
 
     def _release(self, ctx: _Context, failed: bool, *, refused: bool = False, verdict: bool = True,
-                 defer: bool = False) -> None:
+                 defer: bool = False, error: str = "") -> None:
         """The current attempt ended. `failed`: the backend failed it (5xx, broken connection) — its breaker counts
         it; `refused`: it refused the connection — the breaker opens at once; `verdict=False`: no evidence either
         way (the client left).
 
         `defer`: the backend answered HTTP 500, which a request can cause (a query of death: input an engine
         crashes on) as well as a sick backend; its verdict waits in `ctx.suspects` for `_judge_suspects`.
-        Connection failures, timeouts and the other 5xx count at once."""
+        Connection failures, timeouts and the other 5xx count at once. `error`: how it failed (for its span)."""
+        if ctx.attempt_span is not None:
+            tracing.attempt_ended(ctx.attempt_span, failed, error)
+            ctx.attempt_span = None
         if ctx.prefill_timer is not None:
             ctx.prefill_timer.cancel()
             ctx.prefill_timer = None
@@ -652,6 +674,9 @@ class GatewayApi:
                     self.settings.learn_prefix_capacity:
                 self._router().observe(ctx.model, decision, ctx.route.prompt_tokens,
                                        usage.cached_tokens / usage.prompt_tokens)
+        span, ctx.span = ctx.span, None
+        if span is not None:
+            tracing.request_ended(span, status, backend_id, usage, ttft_ms, error, decision)
         m.requests_of(ctx.model, backend_id, str(status)).inc()
         m.latency_of(ctx.model).observe(latency)
         if ttft_ms:
@@ -670,7 +695,9 @@ class GatewayApi:
             routing_strategy=decision.strategy if decision else "", routing_reason=decision.reason if decision else "",
             client_ip=ctx.client_ip, error=error, routing_scores=decision.scores if decision else None,
             predicted_cached_tokens=decision.predicted_cached_tokens if decision else 0, request_at_fault=at_fault,
-            client_request_id=ctx.forwarded.get("x-request-id", ""), traceparent=ctx.forwarded.get("traceparent", ""),
+            client_request_id=ctx.forwarded.get("x-request-id", ""),
+            # the gateway's span, when it traces: in the client's trace, if the client sent one
+            traceparent=tracing.traceparent(span) if span is not None else ctx.forwarded.get("traceparent", ""),
         ))
 
     # --- the rest of the surface ---------------------------------------------------------------------
@@ -895,7 +922,7 @@ class _Resume:
 
 class _Context:
     __slots__ = ("request_id", "caller", "model", "endpoint", "stream", "started", "client_ip", "route", "reserved",
-                 "attempt", "prefill_timer", "suspects", "forwarded")
+                 "attempt", "prefill_timer", "suspects", "forwarded", "span", "attempt_span", "attempts")
 
     def __init__(self, request_id: str, caller: Caller, model: str, endpoint: str, stream: bool, started: float,
                  client_ip: str, route: RouteRequest, forwarded: dict[str, str]) -> None:
@@ -907,6 +934,9 @@ class _Context:
         self.prefill_timer: asyncio.TimerHandle | None = None  # presumes a non-streamed attempt prefilled
         # the backends that answered 500, with when, not yet judged (see GatewayApi._judge_suspects)
         self.suspects: list[tuple[Backend, float]] | None = None
+        self.span = None  # the request's span, while it is traced and under way (see tracing.py)
+        self.attempt_span = None  # the current attempt's
+        self.attempts = 0  # attempts made, while traced
 
 
 def not_found(request: Request, exc: Exception) -> Response:

@@ -47,4 +47,7 @@ class Settings(BaseSettings):
     metrics_flush_s: float = Field(1.0, gt=0)  # how often request-path metrics tallies reach /metrics (see metrics.py)
     admin_key: str = ""  # Bearer key for /admin/* and the /ui's data; empty: those are open only while no tenants
     metrics_auth: bool = False  # true: /metrics is an admin view too (it names every tenant in its labels)
+    # export a span per request and per attempt at a backend to this OTLP/HTTP collector URL (as vLLM's
+    # --otlp-traces-endpoint: http://collector:4318/v1/traces); empty: no tracing (see tracing.py)
+    otlp_traces_endpoint: str = Field("", pattern=r"^(https?://\S+)?$")
     log_level: str = "INFO"
