@@ -78,6 +78,15 @@ class TenantSpec(BaseModel):
     api_keys: tuple[str, ...] = ()
     rpm_limit: int = Field(default=0, ge=0)  # requests per minute, per gateway replica; 0: unlimited
     tpm_limit: int = Field(default=0, ge=0)  # prompt + completion tokens per minute, per gateway replica; 0: unlimited
+    # the models (names or aliases) the tenant's keys may use and list; empty: every model
+    models: tuple[str, ...] = ()
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not name.strip() for name in value):
+            raise ValueError("a tenant's models must be model names or aliases, not empty strings")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -256,6 +256,21 @@ def test_tenancy_maps_keys_and_rejects_unknown_ones():
         closed.identify(None)
 
 
+def test_a_tenant_may_be_held_to_some_models_named_or_aliased():
+    tenants = (TenantSpec(name="acme", api_keys=("k1", "k2"), models=("alias", "discovered")),
+               TenantSpec(name="free", api_keys=("k3",)))
+    tenancy = Tenancy(fleet_file(tenants=tenants))
+    acme = tenancy.identify("Bearer k1")
+    assert acme.models == {"m", "discovered"}  # the alias stands for its model; an undeclared name for itself
+    assert acme.may_use("m") and acme.may_use("discovered") and not acme.may_use("other")
+    assert tenancy.identify("Bearer k2").models == acme.models and tenancy.identify("Bearer k2") != acme  # own key id
+    assert tenancy.identify("Bearer k3").may_use("other")  # no list: every model
+    assert tenancy.admit_reader("Bearer k1", "adm") == {"m", "discovered"}
+    assert tenancy.admit_reader("Bearer k3", "adm") == tenancy.admit_reader("Bearer adm", "adm") == frozenset()
+    with pytest.raises(ValueError, match="not empty strings"):
+        TenantSpec(name="x", models=(" ",))
+
+
 def test_admin_views_answer_to_the_admin_key_and_the_catalogue_to_any_key():
     open_gateway = Tenancy(fleet_file())
     closed = Tenancy(fleet_file(tenants=(TenantSpec(name="acme", api_keys=("k1",)),)))

@@ -307,6 +307,56 @@ async def test_api_keys_select_tenants(asgi_server, tmp_path):
                 assert resp.status == 200
 
 
+async def test_a_tenant_held_to_some_models_neither_reaches_nor_sees_the_others(asgi_server, tmp_path):
+    seen: list[str] = []
+
+    async def answer(request):
+        seen.append((await request.json())["model"])
+        return JSONResponse({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+
+    app = Starlette(routes=[Route("/v1/chat/completions", answer, methods=["POST"])])
+    tenants = (TenantSpec(name="acme", api_keys=("sk-acme",), models=("small-alias",)),
+               TenantSpec(name="ops", api_keys=("sk-ops",)))
+    async with asgi_server(app, lifespan="off") as (url, _):
+        fleet = FleetFile(backends=(BackendSpec(id="b-small", url=url, models=("small",)),
+                                    BackendSpec(id="b-large", url=url, models=("large",))),
+                          models=(ModelSpec(name="small", aliases=("small-alias",)),), tenants=tenants)
+        dump_fleet(fleet, tmp_path / "tensormux.yaml")
+        audit = tmp_path / "audit.jsonl"
+        gw = Gateway(Settings(fleet_file=str(tmp_path / "tensormux.yaml"), spool_path=str(tmp_path / "spool"),
+                              audit_file=str(audit), admin_key="adm"), fleet)
+        acme, ops = {"Authorization": "Bearer sk-acme"}, {"Authorization": "Bearer sk-ops"}
+        async with asgi_server(gw.starlette()) as (gw_url, _), aiohttp.ClientSession(gw_url) as http:
+            for model in ("small", "small-alias"):
+                async with http.post("/v1/chat/completions", json={**chat(), "model": model}, headers=acme) as resp:
+                    assert resp.status == 200
+            async with http.post("/v1/chat/completions", json={**chat(), "model": "large"}, headers=acme) as resp:
+                assert resp.status == 404  # as a model that does not exist: nothing is told of it
+                refusal = await resp.json()
+            async with http.post("/v1/chat/completions", json={**chat(), "model": "huge"}, headers=acme) as resp:
+                unknown = await resp.json()
+            assert refusal == {"error": {"message": "The model `large` does not exist", "type": "not_found_error",
+                                         "param": "model", "code": "model_not_found"}}
+            assert unknown["error"] == {**refusal["error"], "message": "The model `huge` does not exist"}
+            async with http.post("/v1/chat/completions", json={**chat(), "model": "large"}, headers=ops) as resp:
+                assert resp.status == 200  # another tenant's list holds only that tenant
+            client = anthropic.AsyncAnthropic(base_url=gw_url, api_key="sk-acme", max_retries=0)
+            with pytest.raises(anthropic.NotFoundError, match="does not exist"):
+                await client.messages.create(model="large", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+            async with http.get("/v1/models", headers=acme) as resp:
+                assert [m["id"] for m in (await resp.json())["data"]] == ["small"]
+            for who in (ops, {"Authorization": "Bearer adm"}):
+                async with http.get("/v1/models", headers=who) as resp:
+                    assert [m["id"] for m in (await resp.json())["data"]] == ["large", "small"]
+            async with http.get("/v1/models/large", headers=acme) as resp:
+                assert resp.status == 404 and (await resp.json())["error"]["code"] == "model_not_found"
+            async with http.get("/v1/models/small-alias", headers=acme) as resp:
+                assert (await resp.json())["id"] == "small"
+    assert seen == ["small", "small", "large"]  # the refused requests reached no backend
+    refused = [r for r in map(json.loads, audit.read_text().splitlines()) if r["http_status"] == 404]
+    assert [(r["tenant"], r["model"], r.get("backend_id", "")) for r in refused] == [("acme", "large", "")] * 2
+
+
 @pytest.mark.parametrize("stream", [True, False], ids=["streams' TTFTs", "non-streamed answers' times"])
 async def test_the_gateway_learns_which_backend_is_slower(asgi_server, tmp_path, stream):
     # one replica prefills 8x slower (1000 against 8000 tokens/s): ~100 ms against ~12 ms for these prompts; a

@@ -254,6 +254,11 @@ class GatewayApi:
         if self.traces is not None:
             ctx.span = self.traces.request(request.scope["path"], model, caller.tenant, request_id, request_headers,
                                            started)
+        if not caller.may_use(model):  # answered as a model that does not exist (nothing is told of it); audited
+            err = GatewayError(404, f"The model `{model}` does not exist", param="model",
+                               code="model_not_found")
+            self._finish(ctx, None, err.status, Usage(), 0.0, err.message)
+            return err.response({"x-tmx-request-id": request_id})
         admission = self.limiter.admit(
             caller.tenant, 0 if endpoint in _TOKEN_FREE else route.prompt_tokens + route.max_tokens, time.monotonic())
         if type(admission) is Refusal:
@@ -705,6 +710,12 @@ class GatewayApi:
         """The answer to a caller not allowed this view (see `Tenancy.admit_admin`, `admit_reader`); None if allowed.
         A reader may send its key as an Anthropic client does (x-api-key) and is then answered in Anthropic's
         error shape."""
+        refused, _ = self._view(request, admin)
+        return refused
+
+    def _view(self, request: Request, admin: bool) -> tuple[Response | None, frozenset[str]]:
+        """`_refused_view`'s answer, and the models the caller may see (empty: every model)."""
+        visible: frozenset[str] = frozenset()
         authorization = request.headers.get("authorization")
         anthropic_client = not admin and _anthropic_client(request)
         if anthropic_client and not authorization and (key := request.headers.get("x-api-key")):
@@ -713,19 +724,21 @@ class GatewayApi:
             if admin:
                 self._tenancy().admit_admin(authorization, self.settings.admin_key)
             else:
-                self._tenancy().admit_reader(authorization, self.settings.admin_key)
+                visible = self._tenancy().admit_reader(authorization, self.settings.admin_key)
         except Unauthorized as exc:
-            return _anthropic_error(401, str(exc)) if anthropic_client else \
-                GatewayError(401, str(exc), code="invalid_api_key").response()
+            return (_anthropic_error(401, str(exc)) if anthropic_client else
+                    GatewayError(401, str(exc), code="invalid_api_key").response()), visible
         except Forbidden as exc:
-            return GatewayError(403, str(exc), code="admin_disabled").response()
-        return None
+            return GatewayError(403, str(exc), code="admin_disabled").response(), visible
+        return None, visible
 
     async def models(self, request: Request) -> Response:
-        """The merged catalogue; to an Anthropic client (it sends `anthropic-version`), as Anthropic lists models."""
-        if (refused := self._refused_view(request, admin=False)) is not None:
+        """The merged catalogue (of the models the caller may use); to an Anthropic client (it sends
+        `anthropic-version`), as Anthropic lists models."""
+        refused, visible = self._view(request, admin=False)
+        if refused is not None:
             return refused
-        catalogue = self.fleet.catalogue()
+        catalogue = [e for e in self.fleet.catalogue() if not visible or e.name in visible]
         if _anthropic_client(request):
             data = [_anthropic_model(e.name) for e in catalogue]
             return JSONResponse({"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
@@ -736,12 +749,13 @@ class GatewayApi:
     async def model(self, request: Request) -> Response:
         """One model of the catalogue (OpenAI's or Anthropic's retrieve), by its name or an alias: the canonical
         entry."""
-        if (refused := self._refused_view(request, admin=False)) is not None:
+        refused, visible = self._view(request, admin=False)
+        if refused is not None:
             return refused
         name = request.path_params["model"]
         canonical = self.fleet.resolve_model(name)
         entry = next((e for e in self.fleet.catalogue() if e.name == canonical), None)
-        if entry is None:
+        if entry is None or visible and entry.name not in visible:
             message = f"The model `{name}` does not exist"
             return _anthropic_error(404, message) if _anthropic_client(request) else \
                 GatewayError(404, message, param="model", code="model_not_found").response()

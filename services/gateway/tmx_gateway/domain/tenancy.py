@@ -16,6 +16,14 @@ DEFAULT_TENANT = "default"
 class Caller:
     tenant: str
     api_key_id: str  # a short hash, never the key itself
+    models: frozenset[str] = frozenset()  # the canonical models it may use; empty: every model
+
+    def may_use(self, model: str) -> bool:
+        """May this caller use `model` (its canonical name)?"""
+        return not self.models or model in self.models
+
+
+EVERY_MODEL = frozenset()
 
 
 class Unauthorized(Exception):
@@ -41,6 +49,16 @@ class Tenancy:
         self._by_key = {key: tenant.name for tenant in fleet.tenants for key in tenant.api_keys}
         # tenant -> (requests, tokens) per minute, 0 meaning unlimited (see domain.rate_limits)
         self.limits = {tenant.name: (tenant.rpm_limit, tenant.tpm_limit) for tenant in fleet.tenants}
+        # tenant -> the canonical names of the models it may use (its aliases resolved), where it is restricted;
+        # a name the fleet file does not declare stands for itself (a backend may serve a model the health
+        # service discovered)
+        aliases = {alias: model.name for model in fleet.models for alias in model.aliases}
+        self._models = {tenant.name: frozenset(aliases.get(name, name) for name in tenant.models)
+                        for tenant in fleet.tenants if tenant.models}
+        # one Caller per key: identify builds nothing per request
+        self._callers = {key: Caller(tenant, hashlib.sha256(key.encode()).hexdigest()[:12],
+                                     self._models.get(tenant, EVERY_MODEL))
+                         for key, tenant in self._by_key.items()}
 
     @property
     def open(self) -> bool:
@@ -50,13 +68,12 @@ class Tenancy:
         """The caller a bearer `authorization` names; `sent_as`: where the client puts its key, for the error that
         says it is missing (Anthropic clients send `x-api-key`)."""
         key = _bearer(authorization)
-        key_id = hashlib.sha256(key.encode()).hexdigest()[:12] if key else ""
         if self.open:
-            return Caller(DEFAULT_TENANT, key_id)
-        tenant = self._by_key.get(key)
-        if tenant is None:
+            return Caller(DEFAULT_TENANT, hashlib.sha256(key.encode()).hexdigest()[:12] if key else "")
+        caller = self._callers.get(key)
+        if caller is None:
             raise Unauthorized("invalid API key" if key else f"missing API key ({sent_as})")
-        return Caller(tenant, key_id)
+        return caller
 
     def admit_admin(self, authorization: str | None, admin_key: str) -> None:
         """The admin views (`/admin/*`, the data behind `/ui`): they show backend URLs and every tenant's traffic.
@@ -71,11 +88,14 @@ class Tenancy:
         if not _same(key, admin_key):
             raise Unauthorized("invalid admin key" if key else "missing admin key (Authorization: Bearer ...)")
 
-    def admit_reader(self, authorization: str | None, admin_key: str) -> None:
-        """The model catalogue (`/v1/models`): any tenant's key or the admin key; anyone while the gateway is open."""
+    def admit_reader(self, authorization: str | None, admin_key: str) -> frozenset[str]:
+        """The model catalogue (`/v1/models`): any tenant's key or the admin key; anyone while the gateway is open.
+        Returns the models the reader may see: a restricted tenant's, or EVERY_MODEL (empty)."""
         if self.open:
-            return
+            return EVERY_MODEL
         key = _bearer(authorization)
-        if key in self._by_key or _same(key, admin_key):
-            return
+        if (caller := self._callers.get(key)) is not None:
+            return caller.models
+        if _same(key, admin_key):
+            return EVERY_MODEL
         raise Unauthorized("invalid API key" if key else "missing API key (Authorization: Bearer ...)")
