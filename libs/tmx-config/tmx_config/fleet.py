@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -69,6 +69,19 @@ class ModelSpec(BaseModel):
     name: str
     aliases: tuple[str, ...] = ()
     context_length: int = 0
+    # models (names or aliases) to answer with, in order, when none of this model's backends can: none healthy,
+    # or each attempt refused or failed before its answer began (their own fallbacks are not followed)
+    fallbacks: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _fallbacks_are_other_models(self) -> "ModelSpec":
+        if any(not f.strip() for f in self.fallbacks):
+            raise ValueError(f"model {self.name}: fallbacks must be model names or aliases, not empty strings")
+        if self.name in self.fallbacks or set(self.aliases) & set(self.fallbacks):
+            raise ValueError(f"model {self.name} cannot be its own fallback")
+        if len(set(self.fallbacks)) != len(self.fallbacks):
+            raise ValueError(f"model {self.name}: a fallback is named twice")
+        return self
 
 
 class TenantSpec(BaseModel):

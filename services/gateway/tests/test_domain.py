@@ -271,6 +271,21 @@ def test_a_tenant_may_be_held_to_some_models_named_or_aliased():
         TenantSpec(name="x", models=(" ",))
 
 
+def test_a_models_fallbacks_are_other_models_named_or_aliased():
+    fleet = FleetView()
+    fleet.apply_fleet(FleetFile(backends=fleet_file().backends,
+                                models=(ModelSpec(name="m", aliases=("alias",)),
+                                        ModelSpec(name="other", fallbacks=("alias", "m", "discovered")))))
+    assert fleet.fallbacks("other") == ("m", "discovered")  # the alias is its model, named once
+    assert fleet.fallbacks("m") == ()
+    with pytest.raises(ValueError, match="its own fallback"):
+        ModelSpec(name="m", aliases=("a",), fallbacks=("a",))
+    with pytest.raises(ValueError, match="named twice"):
+        ModelSpec(name="m", fallbacks=("x", "x"))
+    with pytest.raises(ValueError, match="not empty strings"):
+        ModelSpec(name="m", fallbacks=("",))
+
+
 def test_admin_views_answer_to_the_admin_key_and_the_catalogue_to_any_key():
     open_gateway = Tenancy(fleet_file())
     closed = Tenancy(fleet_file(tenants=(TenantSpec(name="acme", api_keys=("k1",)),)))

@@ -357,6 +357,67 @@ async def test_a_tenant_held_to_some_models_neither_reaches_nor_sees_the_others(
     assert [(r["tenant"], r["model"], r.get("backend_id", "")) for r in refused] == [("acme", "large", "")] * 2
 
 
+async def test_a_model_whose_backends_cannot_answer_falls_back_to_the_next_model(asgi_server, tmp_path):
+    from conftest import free_port  # noqa: PLC0415 - the shared helper of the root conftest
+
+    seen: list[tuple[str, str]] = []
+
+    def backend(name: str, status: int):
+        async def answer(request):
+            model = (await request.json())["model"]
+            seen.append((name, model))
+            if status != 200:
+                return JSONResponse({"error": {"message": "overloaded"}}, status_code=status)
+            return JSONResponse({"model": model, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+        return Starlette(routes=[Route("/v1/chat/completions", answer, methods=["POST"])])
+
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: connection refused
+    async with asgi_server(backend("busy", 503), lifespan="off") as (busy, _), \
+            asgi_server(backend("small", 200), lifespan="off") as (small, _):
+        fleet = FleetFile(
+            backends=(BackendSpec(id="large-1", url=busy, models=("large",)),
+                      BackendSpec(id="large-2", url=dead, models=("large",)),
+                      BackendSpec(id="small-1", url=small, models=("small",)),
+                      BackendSpec(id="tiny-1", url=dead, models=("tiny",))),
+            models=(ModelSpec(name="small", aliases=("small-alias",)),
+                    ModelSpec(name="large", fallbacks=("tiny", "small-alias")),
+                    ModelSpec(name="tiny", fallbacks=("large",))),
+            tenants=(TenantSpec(name="all", api_keys=("sk-all",)),
+                     TenantSpec(name="large-only", api_keys=("sk-large",), models=("large", "tiny"))))
+        dump_fleet(fleet, tmp_path / "tensormux.yaml")
+        audit = tmp_path / "audit.jsonl"
+        gw = Gateway(Settings(fleet_file=str(tmp_path / "tensormux.yaml"), spool_path=str(tmp_path / "spool"),
+                              audit_file=str(audit), breaker_threshold=100, breaker_cooldown_s=60), fleet)
+        async with asgi_server(gw.starlette()) as (gw_url, _), aiohttp.ClientSession(gw_url) as http:
+            headers = {"Authorization": "Bearer sk-all", "x-tmx-explain": "1"}
+            async with http.post("/v1/chat/completions", json={**chat(), "model": "large"}, headers=headers) as resp:
+                assert resp.status == 200 and resp.headers["x-tmx-backend"] == "small-1"
+                assert (await resp.json())["model"] == "small"  # the backend was asked for its own model
+                assert json.loads(resp.headers["x-tmx-route"])["reason"].endswith("; fallback for large")
+            # large's two backends (one 503, one refused), then tiny's (refused), then small's
+            assert seen == [("busy", "large"), ("small", "small")]
+            assert [gw.fleet.backends[b].failed for b in ("large-1", "large-2", "tiny-1")] == [1, 1, 1]
+            seen.clear()
+            # streamed; the refused backends' breakers are open now: busy, then small
+            async with http.post("/v1/chat/completions", json={**chat(stream=True), "model": "large"},
+                                 headers=headers) as resp:
+                assert resp.status == 200 and resp.headers["x-tmx-backend"] == "small-1"
+                await resp.read()
+            assert seen == [("busy", "large"), ("small", "small")]
+            # a tenant that may not use small is not moved to it: with no other backend it may use, it gets the
+            # busy backend's own answer, as when every backend is busy
+            async with http.post("/v1/chat/completions", json={**chat(), "model": "large"},
+                                 headers={"Authorization": "Bearer sk-large"}) as resp:
+                assert resp.status == 503 and resp.headers["x-tmx-backend"] == "large-1"
+            async with http.get("/metrics") as resp:
+                text = await resp.text()
+    assert 'tmx_gateway_model_fallbacks_total{fallback="tiny",model="large"} 2.0' in text
+    assert 'tmx_gateway_model_fallbacks_total{fallback="small",model="tiny"} 2.0' in text
+    answered = [r for r in map(json.loads, audit.read_text().splitlines()) if r["http_status"] == 200]
+    assert [(r["model"], r["backend_id"], r["routing_reason"].rsplit("; ", 1)[-1]) for r in answered] == [
+        ("small", "small-1", "fallback for large")] * 2
+
+
 @pytest.mark.parametrize("stream", [True, False], ids=["streams' TTFTs", "non-streamed answers' times"])
 async def test_the_gateway_learns_which_backend_is_slower(asgi_server, tmp_path, stream):
     # one replica prefills 8x slower (1000 against 8000 tokens/s): ~100 ms against ~12 ms for these prompts; a

@@ -268,11 +268,22 @@ class GatewayApi:
         last_error = ""
         deadline = started + self._deadline_s(request_headers)
         self.retry_budget.on_request(time.monotonic())
-        for attempt in range(self.settings.max_attempts):
+        # the models that answer for this one when its backends cannot (the fleet file's `fallbacks`), in order
+        if fallbacks := self.fleet.fallbacks(model):
+            fallbacks = [m for m in fallbacks if caller.may_use(m)]
+        attempt = attempts_here = 0  # attempts made, in all and at the current model
+        while True:
             now = time.monotonic()
-            candidates = self.fleet.candidates(model, now, tried)
+            candidates = self.fleet.candidates(ctx.model, now, tried) \
+                if attempts_here < self.settings.max_attempts else ()
             if not candidates:
-                break
+                if not fallbacks or time.perf_counter() >= deadline:
+                    break
+                fallen = self._fall_back(ctx, fallbacks.pop(0), body, request_headers)
+                if fallen is not None:
+                    payload, body, policy = fallen
+                    route, attempts_here = ctx.route, 0
+                continue
             if time.perf_counter() >= deadline:
                 last_error = "request deadline passed"
                 break
@@ -281,6 +292,10 @@ class GatewayApi:
                 last_error += "; retry budget exhausted"
                 break
             decision = self._choose(policy, route, candidates)
+            if ctx.model != model:
+                decision = dataclasses.replace(decision, reason=f"{decision.reason}; fallback for {model}")
+            attempt += 1
+            attempts_here += 1
             backend = self.fleet.backends[decision.backend_id]
             tried.add(backend.id)
             self._acquire(backend, ctx, decision)
@@ -302,8 +317,7 @@ class GatewayApi:
                 raise
             if ctx.attempt_span is not None:
                 tracing.answered(ctx.attempt_span, upstream.status)
-            if upstream.status in _RETRYABLE_STATUS and attempt + 1 < self.settings.max_attempts and \
-                    self.fleet.candidates(model, time.monotonic(), tried):  # another backend may answer instead
+            if upstream.status in _RETRYABLE_STATUS and self._elsewhere(ctx.model, attempts_here, tried, fallbacks):
                 try:
                     await self._drain(upstream)
                 except asyncio.CancelledError:
@@ -334,16 +348,41 @@ class GatewayApi:
                 resume, why_not = None, continuation.unsupported(endpoint, payload)
                 if not why_not:
                     resume = _Resume(body, headers, policy, tried, deadline,
-                                     self.settings.max_attempts - attempt - 1)
+                                     self.settings.max_attempts - attempts_here)
                 return RelayedStream(self._relay(upstream, backend, decision, ctx, resume, why_not),
                                      headers=out_headers)
             return await self._respond(upstream, backend, decision, ctx, out_headers)
         if not tried:
-            err = GatewayError(503, f"no healthy backend serves model `{model}`", code="no_healthy_backend")
+            also = " or its fallbacks" if self.fleet.fallbacks(model) else ""
+            err = GatewayError(503, f"no healthy backend serves model `{model}`{also}", code="no_healthy_backend")
         else:
             err = GatewayError(502, f"all attempted backends failed ({last_error})", code="upstream_failed")
         self._finish(ctx, None, err.status, Usage(), 0.0, err.message)
         return err.response({"x-tmx-request-id": request_id})
+
+    def _elsewhere(self, model: str, attempts_here: int, tried: set[str], fallbacks) -> bool:
+        """May a refused attempt (429, 5xx) be retried: on another backend of `model`, or on a fallback model?"""
+        now = time.monotonic()
+        if attempts_here < self.settings.max_attempts and self.fleet.candidates(model, now, tried):
+            return True
+        return any(self.fleet.candidates(m, now, tried) for m in fallbacks)
+
+    def _fall_back(self, ctx: _Context, model: str, body: bytes, request_headers: dict[str, str]):
+        """Turn the request to the fallback `model`: (its payload, body and routing policy), with ctx's model and
+        route its; None when the body cannot be written out again (nested deeper than the exact parser reads)."""
+        try:
+            payload = json_bodies.parse_exact(body)  # exactly (see json_bodies), as it is written out again
+            policy = self._router().policy(model, request_headers.get("x-tmx-routing", ""))
+        except (ValueError, UnknownStrategy):
+            return None
+        payload["model"] = model
+        body = json.dumps(payload).encode()
+        text = prompt_text(payload) if policy.needs_prompt else ""
+        self.metrics.fallbacks.labels(ctx.model, model).inc()
+        ctx.model = model
+        ctx.route = dataclasses.replace(ctx.route, model=model, prompt_chars=len(body), prompt_text=text,
+                                        prompt_tokens=estimate_tokens(text, len(body)))
+        return payload, body, policy
 
     async def _read(self, upstream) -> bytes:
         """A whole upstream answer, refused (`AnswerTooLarge`) once it is over max_response_bytes: a backend that

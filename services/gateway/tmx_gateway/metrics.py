@@ -31,6 +31,8 @@ class GatewayMetrics:
         self.requests_at_fault = Counter(
             "tmx_gateway_requests_at_fault", "Requests that two or more backends answered with HTTP 500 and none "
             "answered otherwise: judged the request's fault, counted against no backend's health", registry=r)
+        self.fallbacks = Counter("tmx_gateway_model_fallbacks", "Requests moved to a fallback model, none of their "
+                                 "model's backends able to answer", ["model", "fallback"], registry=r)
         self.retries = Counter("tmx_gateway_upstream_retries", "Attempts moved to another backend", ["reason"],
                                registry=r)
         self.tokens = Counter("tmx_gateway_tokens", "Tokens metered", ["tenant", "model", "kind"], registry=r)

@@ -195,6 +195,7 @@ class FleetView:
     _cost_pool: CostPool = field(default_factory=CostPool)  # what all its backends' TTFTs showed together
     _aliases: dict[str, str] = field(default_factory=dict)
     _context: dict[str, int] = field(default_factory=dict)
+    _fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # model -> its fallbacks, canonical
 
     def apply_fleet(self, fleet: FleetFile) -> None:
         """Adopt a (re)loaded fleet file. A backend that remains at the same URL stays the same object, so its
@@ -211,6 +212,8 @@ class FleetView:
         self.backends = fresh
         self._aliases = {alias: model.name for model in fleet.models for alias in model.aliases}
         self._context = {model.name: model.context_length for model in fleet.models}
+        self._fallbacks = {model.name: tuple(dict.fromkeys(self._aliases.get(f, f) for f in model.fallbacks))
+                           for model in fleet.models if model.fallbacks}
 
     def set_state(self, backend_id: str, state: State, url: str = "", models: tuple[str, ...] = ()) -> bool:
         """Apply a health verdict. Backends the health service registered dynamically are added."""
@@ -238,6 +241,10 @@ class FleetView:
         if backend_id in self.backends:
             breaker = self.backends[backend_id].breaker
             breaker.state, breaker.opened_until = BreakerState.OPEN, until
+
+    def fallbacks(self, model: str) -> tuple[str, ...]:
+        """The models (canonical) that answer for `model` when its own backends cannot, in order."""
+        return self._fallbacks.get(model, ())
 
     def resolve_model(self, name: str) -> str | None:
         canonical = self._aliases.get(name, name)
