@@ -107,18 +107,23 @@ class InstantSession:
         pass
 
 
-def start_nats(store: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _started(argv: list[str], port: int, what: str) -> subprocess.Popen:
+    """`argv` started, once it listens on `port`."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while True:
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"nats://127.0.0.1:{port}"
+                return proc
         if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit("nats-server did not start")
+            raise SystemExit(f"{what} did not start")
         time.sleep(0.05)
+
+
+def start_nats(store: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store]
+    return _started(argv, port, "nats-server"), f"nats://127.0.0.1:{port}"
 
 
 # an OTLP/HTTP sink: reads each export and answers 200 with an empty protobuf response, as a collector does
@@ -137,15 +142,8 @@ http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), Sink).serve_forever()
 
 def start_otlp_sink() -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", _SINK, str(port)])
-    deadline = time.monotonic() + 30
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"http://127.0.0.1:{port}/v1/traces"
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit("the OTLP sink did not start")
-        time.sleep(0.05)
+    return _started([sys.executable, "-c", _SINK, str(port)], port, "the OTLP sink"), \
+        f"http://127.0.0.1:{port}/v1/traces"
 
 
 def _scope(body: bytes) -> dict:

@@ -437,7 +437,8 @@ class GatewayApi:
             raise
         usage = usage_from_body(data) if upstream.status == 200 else Usage()
         ctx.attempt.answered(time.monotonic(), usage)  # observes nothing without usage
-        self._release(ctx, failed=upstream.status >= 500, defer=upstream.status == 500, error=f"HTTP {upstream.status}")
+        self._release(ctx, failed=upstream.status >= 500, defer=upstream.status == 500,
+                      error=f"HTTP {upstream.status}" if upstream.status >= 500 else "")
         self._finish(ctx, backend, upstream.status, usage, 0.0, "", decision)
         if upstream.status in (429, 503) and (wait := upstream.headers.get("retry-after")):
             headers["retry-after"] = wait  # the backend's own word on when to come back, for the client's backoff
