@@ -12,6 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
+def _model_names(names: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """`names` (models or aliases), refused with `what` they are when one is blank."""
+    if any(not name.strip() for name in names):
+        raise ValueError(f"{what} must be model names or aliases, not empty strings")
+    return names
+
+
 def backend_id(value: str) -> str:
     """`value` if it may name a backend (it is part of NATS subjects); ValueError if not."""
     if not _ID.match(value):
@@ -75,8 +82,7 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _fallbacks_are_other_models(self) -> "ModelSpec":
-        if any(not f.strip() for f in self.fallbacks):
-            raise ValueError(f"model {self.name}: fallbacks must be model names or aliases, not empty strings")
+        _model_names(self.fallbacks, f"model {self.name}: fallbacks")
         if self.name in self.fallbacks or set(self.aliases) & set(self.fallbacks):
             raise ValueError(f"model {self.name} cannot be its own fallback")
         if len(set(self.fallbacks)) != len(self.fallbacks):
@@ -96,10 +102,8 @@ class TenantSpec(BaseModel):
 
     @field_validator("models")
     @classmethod
-    def _model_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if any(not name.strip() for name in value):
-            raise ValueError("a tenant's models must be model names or aliases, not empty strings")
-        return value
+    def _models_are_named(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _model_names(value, "a tenant's models")
 
     @field_validator("name")
     @classmethod
@@ -124,6 +128,10 @@ class FleetFile(BaseModel):
     models: tuple[ModelSpec, ...] = ()
     tenants: tuple[TenantSpec, ...] = ()
     routing: RoutingSpec = Field(default_factory=RoutingSpec)
+
+    def aliases(self) -> dict[str, str]:
+        """Each alias the models declare -> the model's name."""
+        return {alias: model.name for model in self.models for alias in model.aliases}
 
     @field_validator("backends")
     @classmethod

@@ -343,6 +343,9 @@ async def test_a_tenant_held_to_some_models_neither_reaches_nor_sees_the_others(
             client = anthropic.AsyncAnthropic(base_url=gw_url, api_key="sk-acme", max_retries=0)
             with pytest.raises(anthropic.NotFoundError, match="does not exist"):
                 await client.messages.create(model="large", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+            # token counting too: the gateway's 404, not taken for a backend without /tokenize (501)
+            with pytest.raises(anthropic.NotFoundError, match="The model `large` does not exist"):
+                await client.messages.count_tokens(model="large", messages=[{"role": "user", "content": "hi"}])
             async with http.get("/v1/models", headers=acme) as resp:
                 assert [m["id"] for m in (await resp.json())["data"]] == ["small"]
             for who in (ops, {"Authorization": "Bearer adm"}):
@@ -354,7 +357,8 @@ async def test_a_tenant_held_to_some_models_neither_reaches_nor_sees_the_others(
                 assert (await resp.json())["id"] == "small"
     assert seen == ["small", "small", "large"]  # the refused requests reached no backend
     refused = [r for r in map(json.loads, audit.read_text().splitlines()) if r["http_status"] == 404]
-    assert [(r["tenant"], r["model"], r.get("backend_id", "")) for r in refused] == [("acme", "large", "")] * 2
+    # the chat request, the Anthropic message and its token count
+    assert [(r["tenant"], r["model"], r.get("backend_id", "")) for r in refused] == [("acme", "large", "")] * 3
 
 
 async def test_a_model_whose_backends_cannot_answer_falls_back_to_the_next_model(asgi_server, tmp_path):

@@ -172,5 +172,6 @@ async def test_a_request_the_client_did_not_sample_is_not_recorded_but_its_conte
                 async with http.post("/v1/chat/completions", json=chat(), headers={"traceparent": unsampled}) as resp:
                     assert resp.status == 200
     assert spans == []  # parent-based sampling: the client's decision stands
-    version, trace_id, _, flags = seen[0]["traceparent"].split("-")
-    assert (version, trace_id, flags) == ("00", CLIENT_TRACE, "00")  # and reaches the backend, unsampled
+    version, trace_id, parent, flags = seen[0]["traceparent"].split("-")
+    # the backend gets the gateway's unsampled span in the client's trace (its parent: the gateway, not the client)
+    assert (version, trace_id, flags) == ("00", CLIENT_TRACE, "00") and parent != CLIENT_SPAN

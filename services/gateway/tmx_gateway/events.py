@@ -71,7 +71,7 @@ class RequestRecord:
     at_ms: int = 0  # when it finished (set by EventPublisher.record)
     request_at_fault: bool = False  # see RequestOutcome.request_at_fault
     client_request_id: str = ""  # the client's x-request-id
-    traceparent: str = ""  # the client's W3C trace context
+    traceparent: str = ""  # W3C trace context: the gateway's request span when it traces, else the client's
 
 
 @dataclass(slots=True)

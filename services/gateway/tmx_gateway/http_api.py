@@ -187,7 +187,9 @@ class GatewayApi:
         raw, response = await self._anthropic_call(request, anthropic.to_tokenize, "/tokenize")
         if raw is None:
             return response
-        if response.status_code in (404, 405):  # an engine without /tokenize (vLLM has it; not every engine does)
+        # a backend's 404 or 405: an engine without /tokenize (vLLM has it; not every engine does); the gateway's
+        # own 404 (a model the caller may not use) names no backend and is passed on as it is
+        if response.status_code in (404, 405) and "x-tmx-backend" in response.headers:
             return _anthropic_error(501, f"backend {response.headers.get('x-tmx-backend')} cannot count tokens: "
                                          "it has no /tokenize endpoint", response.headers)
         if response.status_code != 200:
@@ -282,7 +284,7 @@ class GatewayApi:
                 fallen = self._fall_back(ctx, fallbacks.pop(0), body, request_headers)
                 if fallen is not None:
                     payload, body, policy = fallen
-                    route, attempts_here = ctx.route, 0
+                    attempts_here = 0
                 continue
             if time.perf_counter() >= deadline:
                 last_error = "request deadline passed"
@@ -291,7 +293,7 @@ class GatewayApi:
                 self.metrics.retries.labels("budget_exhausted").inc()
                 last_error += "; retry budget exhausted"
                 break
-            decision = self._choose(policy, route, candidates)
+            decision = self._choose(policy, ctx.route, candidates)
             if ctx.model != model:
                 decision = dataclasses.replace(decision, reason=f"{decision.reason}; fallback for {model}")
             attempt += 1
@@ -303,8 +305,7 @@ class GatewayApi:
                                             sock_connect=self.settings.upstream_connect_timeout_s)
             try:
                 upstream = await self.session.post(backend.url + endpoint, data=body, timeout=timeout,
-                                                   headers=headers if ctx.span is None else
-                                                   tracing.carrying(ctx.attempt_span or ctx.span, headers))
+                                                   headers=_outgoing(ctx, headers))
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
                 self._release(ctx, failed=True, refused=isinstance(exc, aiohttp.ClientConnectorError),
                               error=type(exc).__name__)
@@ -537,8 +538,7 @@ class GatewayApi:
                                             sock_connect=self.settings.upstream_connect_timeout_s)
             try:
                 upstream = await self.session.post(backend.url + ctx.endpoint, data=data, timeout=timeout,
-                                                   headers=resume.headers if ctx.span is None else
-                                                   tracing.carrying(ctx.attempt_span or ctx.span, resume.headers))
+                                                   headers=_outgoing(ctx, resume.headers))
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
                 self._release(ctx, failed=True, refused=isinstance(exc, aiohttp.ClientConnectorError),
                               error=type(exc).__name__)
@@ -888,6 +888,12 @@ def _engine_costs(fit: CostFit) -> dict:
     return {"factor": round(fit.factor, 4), "prefill_ms_per_token": round(costs.prefill_ms_per_token, 5),
             "step_ms": round(costs.step_ms, 3), "step_ms_per_seq": round(costs.step_ms_per_seq, 4),
             "overhead_ms": round(fit.overhead_ms, 3), "observations": fit.samples}
+
+
+def _outgoing(ctx: _Context, headers: dict[str, str]) -> dict[str, str]:
+    """The headers an attempt sends its backend: with the attempt's trace context where the request is traced
+    (the request's own where it is not sampled)."""
+    return headers if ctx.span is None else tracing.carrying(ctx.attempt_span or ctx.span, headers)
 
 
 def _anthropic_client(request: Request) -> bool:

@@ -210,7 +210,7 @@ class FleetView:
                                   costs=self._cost_fit())
             fresh[spec.id] = backend
         self.backends = fresh
-        self._aliases = {alias: model.name for model in fleet.models for alias in model.aliases}
+        self._aliases = fleet.aliases()
         self._context = {model.name: model.context_length for model in fleet.models}
         self._fallbacks = {model.name: tuple(dict.fromkeys(self._aliases.get(f, f) for f in model.fallbacks))
                            for model in fleet.models if model.fallbacks}

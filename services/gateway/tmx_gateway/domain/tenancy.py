@@ -52,12 +52,12 @@ class Tenancy:
         # tenant -> the canonical names of the models it may use (its aliases resolved), where it is restricted;
         # a name the fleet file does not declare stands for itself (a backend may serve a model the health
         # service discovered)
-        aliases = {alias: model.name for model in fleet.models for alias in model.aliases}
-        self._models = {tenant.name: frozenset(aliases.get(name, name) for name in tenant.models)
-                        for tenant in fleet.tenants if tenant.models}
+        aliases = fleet.aliases()
+        models = {tenant.name: frozenset(aliases.get(name, name) for name in tenant.models)
+                  for tenant in fleet.tenants if tenant.models}
         # one Caller per key: identify builds nothing per request
         self._callers = {key: Caller(tenant, hashlib.sha256(key.encode()).hexdigest()[:12],
-                                     self._models.get(tenant, EVERY_MODEL))
+                                     models.get(tenant, EVERY_MODEL))
                          for key, tenant in self._by_key.items()}
 
     @property
